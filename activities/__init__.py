@@ -1,0 +1,1 @@
+"""Activity classes: all I/O of the service (PostgreSQL, SMTP) lives here."""

@@ -1,0 +1,99 @@
+-- Partners, their domains, people and invitations; the e-mail send ledger; the audit log.
+
+CREATE TABLE enterprises (
+    id            text PRIMARY KEY,
+    display_name  text,
+    -- R2: NULL means the service default (PARTNER_LIMIT).
+    partner_limit integer CHECK (partner_limit >= 0),
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE partners (
+    id             uuid PRIMARY KEY,
+    enterprise_id  text NOT NULL REFERENCES enterprises (id),
+    name           text NOT NULL,
+    status         text NOT NULL CHECK (status IN ('pending', 'active', 'deactivated')),
+    created_by     text NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    activated_at   timestamptz,
+    deactivated_at timestamptz
+);
+CREATE INDEX partners_by_enterprise ON partners (enterprise_id, created_at);
+
+CREATE TABLE partner_domains (
+    partner_id    uuid NOT NULL REFERENCES partners (id),
+    enterprise_id text NOT NULL REFERENCES enterprises (id),
+    domain        text NOT NULL,
+    released      boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (partner_id, domain)
+);
+-- R3: a domain belongs to at most one non-deactivated partner of an enterprise.
+CREATE UNIQUE INDEX partner_domains_taken ON partner_domains (enterprise_id, domain)
+    WHERE NOT released;
+
+CREATE TABLE members (
+    partner_id uuid NOT NULL REFERENCES partners (id),
+    email      text NOT NULL,
+    first_name text NOT NULL,
+    last_name  text NOT NULL,
+    role       text NOT NULL CHECK (role IN ('admin', 'member')),
+    active     boolean NOT NULL DEFAULT true,
+    joined_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (partner_id, email)
+);
+-- R5: never two Admins; "exactly one once active" is kept by the transactions.
+CREATE UNIQUE INDEX members_one_admin ON members (partner_id) WHERE role = 'admin' AND active;
+
+CREATE TABLE invitations (
+    id           uuid PRIMARY KEY,
+    partner_id   uuid NOT NULL REFERENCES partners (id),
+    email        text NOT NULL,
+    first_name   text NOT NULL,
+    last_name    text NOT NULL,
+    role         text NOT NULL CHECK (role IN ('admin', 'member')),
+    purpose      text NOT NULL CHECK (purpose IN ('first_admin', 'member', 'admin_replacement')),
+    state        text NOT NULL CHECK (state IN
+                     ('pending', 'accepted', 'expired', 'cancelled', 'superseded', 'undeliverable')),
+    sends        integer NOT NULL DEFAULT 0,
+    max_sends    integer NOT NULL,
+    next_send_at timestamptz,
+    expires_at   timestamptz,
+    last_error   text,
+    invited_by   text NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    closed_at    timestamptz
+);
+CREATE INDEX invitations_by_partner ON invitations (partner_id, created_at);
+
+-- The send ledger, one row per (invitation, send number): an activity retried after the
+-- SMTP server took the mail finds status 'sent' and does not send it again; one retried
+-- after a crash between the SMTP answer and 'sent' sends again and counts the attempt.
+CREATE TABLE invitation_sends (
+    invitation_id uuid NOT NULL REFERENCES invitations (id),
+    send_number   integer NOT NULL,
+    status        text NOT NULL CHECK (status IN ('sending', 'sent')),
+    attempts      integer NOT NULL DEFAULT 1,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    sent_at       timestamptz,
+    PRIMARY KEY (invitation_id, send_number)
+);
+
+-- Only the SHA-256 of a link's token is kept. Every token ever mailed for a pending
+-- invitation works; none works once the invitation is closed.
+CREATE TABLE invitation_tokens (
+    token_hash    bytea PRIMARY KEY,
+    invitation_id uuid NOT NULL REFERENCES invitations (id),
+    send_number   integer NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE audit_log (
+    id            bigserial PRIMARY KEY,
+    at            timestamptz NOT NULL DEFAULT now(),
+    enterprise_id text NOT NULL,
+    partner_id    uuid,
+    actor         text NOT NULL,
+    action        text NOT NULL,
+    details       jsonb NOT NULL DEFAULT '{}'::jsonb
+);
+CREATE INDEX audit_log_by_partner ON audit_log (partner_id, id DESC);

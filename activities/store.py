@@ -1,0 +1,445 @@
+"""PartnerStore: every read and write of the partner tables.
+
+The activity methods are the writes the workflows make; the plain methods are the reads
+the API and the invitation pages make, and the ledger steps of the mail activity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from partners.errors import DomainError, ErrorCode
+from partners.models import (
+    AcceptInvitationInput,
+    AcceptInvitationOutput,
+    CloseInvitationInput,
+    CloseInvitationOutput,
+    InvitationPurpose,
+    InvitationState,
+    PartnerStatus,
+    RegisterPartnerInput,
+    Registration,
+    Role,
+)
+from partners.views import (
+    AdminView,
+    InvitationPage,
+    InvitationView,
+    MemberView,
+    PartnerSummary,
+    PartnerView,
+)
+
+
+@contextlib.contextmanager
+def refusals_as_application_errors() -> Iterator[None]:
+    """A business refusal is final: retrying it would only refuse again."""
+    try:
+        yield
+    except DomainError as err:
+        raise ApplicationError(err.detail, err.extra, type=err.code.value, non_retryable=True) from None
+
+
+@dataclass(frozen=True)
+class SendTicket:
+    """What the mail activity needs to compose one send; None fields when nothing is to send."""
+
+    closed: bool
+    already_sent: bool
+    state: InvitationState = InvitationState.PENDING
+    email: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    role: Role = Role.MEMBER
+    partner_name: str = ""
+    enterprise_name: str = ""
+    invited_by: str = ""
+    expires_at: datetime | None = None
+
+
+class PartnerStore:
+    def __init__(self, pool: asyncpg.Pool, *, default_partner_limit: int) -> None:
+        self._pool = pool
+        self._default_partner_limit = default_partner_limit
+
+    # --- activities ----------------------------------------------------------------
+
+    @activity.defn
+    async def register_partner(self, input: RegisterPartnerInput) -> Registration:
+        """R2 and R3 in one transaction, serialised per enterprise by its row lock."""
+        with refusals_as_application_errors():
+            return await self._register_partner(input)
+
+    async def _register_partner(self, input: RegisterPartnerInput) -> Registration:
+        partner = input.partner
+        async with self._pool.acquire() as db, db.transaction():
+            # A retry after a commit whose answer was lost finds its own partner.
+            if await db.fetchval("SELECT 1 FROM partners WHERE id = $1", input.partner_id):
+                return Registration(partner_id=input.partner_id, invitation_id=input.invitation_id)
+            await db.execute(
+                "INSERT INTO enterprises (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
+                input.enterprise_id,
+            )
+            # The enterprise row lock makes concurrent registrations count one after another.
+            limit = await db.fetchval(
+                "SELECT partner_limit FROM enterprises WHERE id = $1 FOR UPDATE",
+                input.enterprise_id,
+            )
+            if limit is None:
+                limit = self._default_partner_limit
+            used = await db.fetchval(
+                "SELECT count(*) FROM partners WHERE enterprise_id = $1 AND status <> 'deactivated'",
+                input.enterprise_id,
+            )
+            if used >= limit:
+                raise DomainError(
+                    ErrorCode.PARTNER_LIMIT_REACHED,
+                    f"The enterprise has {used} partners, its limit is {limit}.",
+                    limit=limit,
+                )
+            taken = await db.fetch(
+                "SELECT domain FROM partner_domains"
+                " WHERE enterprise_id = $1 AND domain = ANY($2::text[]) AND NOT released"
+                " ORDER BY domain",
+                input.enterprise_id,
+                partner.domains,
+            )
+            if taken:
+                names = [r["domain"] for r in taken]
+                raise DomainError(
+                    ErrorCode.DOMAIN_TAKEN,
+                    f"Already registered for another partner: {', '.join(names)}.",
+                    domains=names,
+                )
+            if partner.enterprise_name:
+                await db.execute(
+                    "UPDATE enterprises SET display_name = $2 WHERE id = $1",
+                    input.enterprise_id,
+                    partner.enterprise_name,
+                )
+            await db.execute(
+                "INSERT INTO partners (id, enterprise_id, name, status, created_by)"
+                " VALUES ($1, $2, $3, 'pending', $4)",
+                input.partner_id,
+                input.enterprise_id,
+                partner.name,
+                input.actor,
+            )
+            await db.execute(
+                "INSERT INTO partner_domains (partner_id, enterprise_id, domain)"
+                " SELECT $1, $2, unnest($3::text[])",
+                input.partner_id,
+                input.enterprise_id,
+                partner.domains,
+            )
+            await db.execute(
+                "INSERT INTO invitations (id, partner_id, email, first_name, last_name, role,"
+                " purpose, state, max_sends, invited_by)"
+                " VALUES ($1, $2, $3, $4, $5, 'admin', 'first_admin', 'pending', $6, $7)",
+                input.invitation_id,
+                input.partner_id,
+                partner.admin.email,
+                partner.admin.first_name,
+                partner.admin.last_name,
+                input.invitation_max_sends,
+                input.actor,
+            )
+            await _audit(
+                db,
+                input.enterprise_id,
+                input.partner_id,
+                input.actor,
+                "partner_registered",
+                name=partner.name,
+                domains=partner.domains,
+                admin=partner.admin.email,
+                invitation_id=str(input.invitation_id),
+            )
+        return Registration(partner_id=input.partner_id, invitation_id=input.invitation_id)
+
+    @activity.defn
+    async def accept_invitation(self, input: AcceptInvitationInput) -> AcceptInvitationOutput:
+        """Acceptance and its effect in one transaction: the partner is never half-onboarded."""
+        async with self._pool.acquire() as db, db.transaction():
+            row = await db.fetchrow(
+                "SELECT i.partner_id, i.email, i.first_name, i.last_name, i.role, i.purpose,"
+                " i.state, p.enterprise_id, p.status AS partner_status"
+                " FROM invitations i JOIN partners p ON p.id = i.partner_id"
+                " WHERE i.id = $1 FOR UPDATE OF i, p",
+                input.invitation_id,
+            )
+            if row is None:
+                raise ApplicationError("No such invitation", type="not_found", non_retryable=True)
+            if row["state"] != InvitationState.PENDING:
+                # Already decided, by this activity's earlier attempt or by another path.
+                return AcceptInvitationOutput(
+                    state=InvitationState(row["state"]),
+                    partner_status=PartnerStatus(row["partner_status"]),
+                )
+            partner_status = PartnerStatus(row["partner_status"])
+            await db.execute(
+                "INSERT INTO members (partner_id, email, first_name, last_name, role)"
+                " VALUES ($1, $2, $3, $4, $5)"
+                " ON CONFLICT (partner_id, email) DO UPDATE"
+                " SET role = EXCLUDED.role, active = true, joined_at = now()",
+                row["partner_id"],
+                row["email"],
+                row["first_name"],
+                row["last_name"],
+                row["role"],
+            )
+            if row["purpose"] == InvitationPurpose.FIRST_ADMIN and partner_status is PartnerStatus.PENDING:
+                await db.execute(
+                    "UPDATE partners SET status = 'active', activated_at = now() WHERE id = $1",
+                    row["partner_id"],
+                )
+                partner_status = PartnerStatus.ACTIVE
+            await db.execute(
+                "UPDATE invitations SET state = 'accepted', closed_at = now(), next_send_at = NULL"
+                " WHERE id = $1",
+                input.invitation_id,
+            )
+            await _audit(
+                db,
+                row["enterprise_id"],
+                row["partner_id"],
+                row["email"],
+                "invitation_accepted",
+                invitation_id=str(input.invitation_id),
+                role=row["role"],
+                send_number=input.send_number,
+            )
+            if partner_status is not PartnerStatus(row["partner_status"]):
+                await _audit(db, row["enterprise_id"], row["partner_id"], row["email"], "partner_activated")
+        return AcceptInvitationOutput(state=InvitationState.ACCEPTED, partner_status=partner_status)
+
+    @activity.defn
+    async def close_invitation(self, input: CloseInvitationInput) -> CloseInvitationOutput:
+        """Only a pending invitation closes: an acceptance that committed first stands."""
+        async with self._pool.acquire() as db, db.transaction():
+            row = await db.fetchrow(
+                "UPDATE invitations i SET state = $2, closed_at = now(), next_send_at = NULL,"
+                " last_error = coalesce($3, i.last_error)"
+                " FROM partners p WHERE i.id = $1 AND p.id = i.partner_id AND i.state = 'pending'"
+                " RETURNING p.enterprise_id, i.partner_id, i.sends",
+                input.invitation_id,
+                input.state.value,
+                input.reason,
+            )
+            if row is None:
+                state = await db.fetchval("SELECT state FROM invitations WHERE id = $1", input.invitation_id)
+                return CloseInvitationOutput(state=InvitationState(state))
+            await _audit(
+                db,
+                row["enterprise_id"],
+                row["partner_id"],
+                input.actor,
+                f"invitation_{input.state.value}",
+                invitation_id=str(input.invitation_id),
+                sends=row["sends"],
+                reason=input.reason,
+            )
+        return CloseInvitationOutput(state=input.state)
+
+    # --- the send ledger (steps of the mail activity) -----------------------------------
+
+    async def begin_send(
+        self,
+        invitation_id: UUID,
+        send_number: int,
+        token_hash: bytes,
+        next_send_at: datetime | None,
+        expires_at: datetime,
+    ) -> SendTicket:
+        async with self._pool.acquire() as db, db.transaction():
+            row = await db.fetchrow(
+                "SELECT i.email, i.first_name, i.last_name, i.role, i.state, i.invited_by,"
+                " p.name AS partner_name, coalesce(e.display_name, e.id) AS enterprise_name"
+                " FROM invitations i JOIN partners p ON p.id = i.partner_id"
+                " JOIN enterprises e ON e.id = p.enterprise_id"
+                " WHERE i.id = $1 FOR UPDATE OF i",
+                invitation_id,
+            )
+            if row is None:
+                raise ApplicationError("No such invitation", type="not_found", non_retryable=True)
+            if row["state"] != InvitationState.PENDING:
+                return SendTicket(closed=True, already_sent=False, state=InvitationState(row["state"]))
+            status = await db.fetchval(
+                "SELECT status FROM invitation_sends WHERE invitation_id = $1 AND send_number = $2",
+                invitation_id,
+                send_number,
+            )
+            if status == "sent":
+                return SendTicket(closed=False, already_sent=True)
+            await db.execute(
+                "INSERT INTO invitation_sends (invitation_id, send_number, status)"
+                " VALUES ($1, $2, 'sending') ON CONFLICT (invitation_id, send_number)"
+                " DO UPDATE SET attempts = invitation_sends.attempts + 1",
+                invitation_id,
+                send_number,
+            )
+            await db.execute(
+                "INSERT INTO invitation_tokens (token_hash, invitation_id, send_number) VALUES ($1, $2, $3)",
+                token_hash,
+                invitation_id,
+                send_number,
+            )
+            await db.execute(
+                "UPDATE invitations SET sends = greatest(sends, $2), next_send_at = $3, expires_at = $4"
+                " WHERE id = $1",
+                invitation_id,
+                send_number,
+                next_send_at,
+                expires_at,
+            )
+        return SendTicket(
+            closed=False,
+            already_sent=False,
+            email=row["email"],
+            first_name=row["first_name"],
+            last_name=row["last_name"],
+            role=Role(row["role"]),
+            partner_name=row["partner_name"],
+            enterprise_name=row["enterprise_name"],
+            invited_by=row["invited_by"],
+            expires_at=expires_at,
+        )
+
+    async def finish_send(self, invitation_id: UUID, send_number: int) -> None:
+        async with self._pool.acquire() as db, db.transaction():
+            row = await db.fetchrow(
+                "UPDATE invitation_sends s SET status = 'sent', sent_at = now()"
+                " FROM invitations i JOIN partners p ON p.id = i.partner_id"
+                " WHERE s.invitation_id = $1 AND s.send_number = $2 AND i.id = s.invitation_id"
+                " RETURNING p.enterprise_id, i.partner_id, s.attempts",
+                invitation_id,
+                send_number,
+            )
+            if row is None:
+                return
+            await _audit(
+                db,
+                row["enterprise_id"],
+                row["partner_id"],
+                "system",
+                "invitation_sent",
+                invitation_id=str(invitation_id),
+                send_number=send_number,
+                attempts=row["attempts"],
+            )
+
+    # --- reads for the API and the pages -------------------------------------------------
+
+    async def ping(self) -> None:
+        await self._pool.fetchval("SELECT 1")
+
+    async def list_partners(self, enterprise_id: str) -> list[PartnerSummary]:
+        rows = await self._pool.fetch(
+            f"SELECT {_SUMMARY_COLUMNS} FROM partners p WHERE p.enterprise_id = $1"  # noqa: S608 (constant)
+            " ORDER BY p.created_at, p.id",
+            enterprise_id,
+        )
+        return [PartnerSummary(**dict(r)) for r in rows]
+
+    async def get_partner(self, partner_id: UUID) -> PartnerView | None:
+        async with (
+            self._pool.acquire() as db,
+            db.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            row = await db.fetchrow(
+                f"SELECT {_SUMMARY_COLUMNS}, p.activated_at FROM partners p WHERE p.id = $1",  # noqa: S608
+                partner_id,
+            )
+            if row is None:
+                return None
+            members = [
+                MemberView(**dict(r))
+                for r in await db.fetch(
+                    "SELECT first_name, last_name, email, role, joined_at FROM members"
+                    " WHERE partner_id = $1 AND active ORDER BY joined_at, email",
+                    partner_id,
+                )
+            ]
+            invitations = [
+                InvitationView(**dict(r))
+                for r in await db.fetch(
+                    "SELECT id, first_name, last_name, email, role, purpose, state, sends, max_sends,"
+                    " next_send_at, expires_at, last_error, invited_by, created_at"
+                    " FROM invitations WHERE partner_id = $1 ORDER BY created_at, id",
+                    partner_id,
+                )
+            ]
+        admin_invitation = next(
+            (i for i in reversed(invitations) if i.purpose is not InvitationPurpose.MEMBER), None
+        )
+        admin = next((m for m in members if m.role is Role.ADMIN), None)
+        admin_view: AdminView | None = None
+        if admin is not None:
+            admin_view = AdminView(
+                first_name=admin.first_name,
+                last_name=admin.last_name,
+                email=admin.email,
+                status="active",
+            )
+        elif admin_invitation is not None:
+            admin_view = AdminView(
+                first_name=admin_invitation.first_name,
+                last_name=admin_invitation.last_name,
+                email=admin_invitation.email,
+                status="invited",
+            )
+        return PartnerView(
+            **dict(row),
+            admin=admin_view,
+            admin_invitation=admin_invitation,
+            members=members,
+            invitations=invitations,
+        )
+
+    async def invitation_page(self, token_hash: bytes) -> InvitationPage | None:
+        row = await self._pool.fetchrow(
+            "SELECT i.id AS invitation_id, i.state, i.role, i.first_name, p.enterprise_id,"
+            " coalesce(e.display_name, e.id) AS enterprise_name, p.name AS partner_name,"
+            " p.status AS partner_status, t.send_number"
+            " FROM invitation_tokens t JOIN invitations i ON i.id = t.invitation_id"
+            " JOIN partners p ON p.id = i.partner_id JOIN enterprises e ON e.id = p.enterprise_id"
+            " WHERE t.token_hash = $1",
+            token_hash,
+        )
+        return None if row is None else InvitationPage(**dict(row))
+
+
+_SUMMARY_COLUMNS = (
+    "p.id, p.enterprise_id, p.name, p.status, p.created_at,"
+    " array(SELECT d.domain FROM partner_domains d WHERE d.partner_id = p.id ORDER BY d.domain)"
+    " AS domains"
+)
+
+
+async def _audit(
+    db: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+    enterprise_id: str,
+    partner_id: UUID | None,
+    actor: str,
+    action: str,
+    **details: Any,
+) -> None:
+    """R11: appended in the transaction of the change it records."""
+    await db.execute(
+        "INSERT INTO audit_log (enterprise_id, partner_id, actor, action, details)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        enterprise_id,
+        partner_id,
+        actor,
+        action,
+        details,
+    )

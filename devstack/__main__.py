@@ -1,0 +1,150 @@
+"""`make run`: the whole service in the foreground on embedded defaults.
+
+Each server whose setting is given (DATABASE_URL, TEMPORAL_ADDRESS, SMTP_HOST/SMTP_PORT)
+is used as it is; the others are started here and stopped on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+from collections.abc import AsyncIterator, Generator
+
+import uvicorn
+from pydantic import SecretStr
+
+import worker
+from activities.database import create_pool, migrate
+from activities.store import PartnerStore
+from devstack.mailcatcher import MailCatcher, ReceivedMail
+from devstack.postgres import EmbeddedPostgres
+from devstack.temporal import TemporalDevServer
+from partners import search
+from partners.settings import Settings
+from starter.api import create_app
+from starter.services import Services
+
+log = logging.getLogger("devstack")
+SMTP_PORT = 1025
+
+
+def _say(what: str, where: str) -> None:
+    print(f"  {what:<22} {where}", flush=True)
+
+
+def _api_token(settings: Settings) -> SecretStr:
+    if settings.portal_api_token is not None:
+        return settings.portal_api_token
+    path = settings.data_dir / "portal-api-token"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return SecretStr(path.read_text().strip())
+
+
+def _print_link(mail: ReceivedMail) -> None:
+    # Local run only: the mail catcher stands in for the invitee's mailbox.
+    print(f"\n  mail to {', '.join(mail.recipients)}: {mail.subject}\n    {mail.link}\n", flush=True)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: this process stops everything in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    update: dict[str, object] = {"portal_api_token": _api_token(settings)}
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.database_url is None:
+            postgres = EmbeddedPostgres(data / "postgres")
+            update["database_url"] = SecretStr(await postgres.start())
+            stack.push_async_callback(postgres.stop)
+            _say("PostgreSQL", f"embedded, data in {data / 'postgres'}")
+        else:
+            _say("PostgreSQL", "DATABASE_URL")
+        if settings.temporal_address is None:
+            temporal = TemporalDevServer(
+                db_file=data / "temporal.db",
+                search_attributes=search.ALL,
+                namespace=settings.temporal_namespace,
+                log_file=data / "temporal.log",
+            )
+            await temporal.start()
+            stack.push_async_callback(temporal.stop)
+            update["temporal_address"] = temporal.address
+            _say("Temporal", f"dev server {temporal.address}, state in {data / 'temporal.db'}")
+            _say("Temporal UI", str(temporal.ui_url))
+        else:
+            _say("Temporal", settings.temporal_address)
+        if settings.smtp_host is None and settings.smtp_port is None:
+            catcher = MailCatcher(port=SMTP_PORT, store_dir=data / "mail", on_mail=_print_link)
+            catcher.start()
+            stack.callback(catcher.stop)
+            update.update(smtp_host="127.0.0.1", smtp_port=SMTP_PORT)
+            _say("SMTP", f"local catcher 127.0.0.1:{SMTP_PORT}, mails in {data / 'mail'}")
+        else:
+            update.setdefault("smtp_host", settings.smtp_host or "localhost")
+            update.setdefault("smtp_port", settings.smtp_port or 25)
+            _say("SMTP", f"{update['smtp_host']}:{update['smtp_port']}")
+        yield settings.model_copy(update=update)
+
+
+async def main() -> None:
+    settings = Settings()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print("Partner onboarding, local run:", flush=True)
+    async with _embedded(settings) as settings:
+        assert settings.database_url is not None and settings.portal_api_token is not None
+        pool = await create_pool(settings.database_url.get_secret_value(), size=settings.database_pool_size)
+        try:
+            await migrate(pool)
+            client = await worker.connect_client(settings)
+            services = Services(
+                settings=settings,
+                client=client,
+                store=PartnerStore(pool, default_partner_limit=settings.partner_limit),
+                api_token=settings.portal_api_token.get_secret_value().encode(),
+            )
+            server = _Server(
+                uvicorn.Config(
+                    create_app(services),
+                    host=settings.api_host,
+                    port=settings.api_port,
+                    log_level="warning",
+                )
+            )
+            base = f"http://{settings.api_host}:{settings.api_port}"
+            _say("API", f"{base}  (OpenAPI: {base}/docs)")
+            _say("Portal API token", f"{settings.portal_api_token.get_secret_value()}"
+                 f"  (also in {settings.data_dir / 'portal-api-token'})")  # fmt: skip
+            print("Press Ctrl-C to stop everything.\n", flush=True)
+            worker_task = asyncio.create_task(worker.main(settings, stop))
+            api_task = asyncio.create_task(server.serve())
+            done, _ = await asyncio.wait({worker_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
+            stop.set()
+            server.should_exit = True
+            await asyncio.gather(worker_task, api_task, return_exceptions=True)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            await pool.close()
+    print("Stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"))
+    asyncio.run(main())

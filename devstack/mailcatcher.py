@@ -1,0 +1,158 @@
+"""An SMTP server (aiosmtpd) that keeps every mail it receives, for the local run and tests.
+
+It can also be told to refuse: a recipient with a permanent 5xx, or the next N messages
+with a temporary 4xx, so that delivery failures are tested against a real SMTP dialogue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+_LINK = re.compile(r"https?://\S+/invitations/[A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    recipients: list[str]
+    message: EmailMessage
+    received_at: datetime
+
+    def _part(self, subtype: str) -> str:
+        part = self.message.get_body(preferencelist=(subtype,))
+        return "" if part is None else str(part.get_content())
+
+    @property
+    def text(self) -> str:
+        return self._part("plain")
+
+    @property
+    def html(self) -> str:
+        return self._part("html")
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    @property
+    def link(self) -> str:
+        found = _LINK.search(self.text)
+        if found is None:
+            raise AssertionError(f"no invitation link in the mail to {self.recipients}")
+        return found.group(0)
+
+
+@dataclass
+class _Faults:
+    refused_recipients: dict[str, str] = field(default_factory=dict)
+    temporary_failures: int = 0
+
+
+class MailCatcher:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        store_dir: Path | None = None,
+        on_mail: Callable[[ReceivedMail], None] | None = None,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._store_dir = store_dir
+        self._on_mail = on_mail
+        self._lock = threading.Lock()
+        self._mails: list[ReceivedMail] = []
+        self._faults = _Faults()
+        self._controller: Controller | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._controller is not None
+        server = self._controller.server
+        assert isinstance(server, asyncio.Server)
+        port: int = server.sockets[0].getsockname()[1]
+        return port
+
+    def start(self) -> None:
+        if self._store_dir is not None:
+            self._store_dir.mkdir(parents=True, exist_ok=True)
+        self._controller = Controller(_Handler(self), hostname=self._host, port=self._port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    # --- faults, for tests ------------------------------------------------------------
+
+    def refuse_recipient(self, address: str, reply: str = "550 5.1.1 mailbox unavailable") -> None:
+        with self._lock:
+            self._faults.refused_recipients[address.lower()] = reply
+
+    def fail_next(self, count: int) -> None:
+        """The next `count` messages are answered 421 (try again later)."""
+        with self._lock:
+            self._faults.temporary_failures = count
+
+    # --- what was received ------------------------------------------------------------
+
+    def mails_to(self, address: str) -> list[ReceivedMail]:
+        with self._lock:
+            return [m for m in self._mails if address.lower() in m.recipients]
+
+    async def wait_for(self, address: str, count: int = 1, timeout: float = 20) -> list[ReceivedMail]:
+        """Waits until `count` mails to `address` arrived; fails after `timeout` seconds."""
+        async with asyncio.timeout(timeout):
+            # The SMTP server runs in its own thread: polling is the simple bridge.
+            while len(found := self.mails_to(address)) < count:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        return found
+
+    def _receive(self, recipients: list[str], data: bytes) -> None:
+        message = email.message_from_bytes(data, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        mail = ReceivedMail([r.lower() for r in recipients], message, datetime.now(UTC))
+        with self._lock:
+            self._mails.append(mail)
+            number = len(self._mails)
+        if self._store_dir is not None:
+            stamp = mail.received_at.strftime("%Y%m%dT%H%M%S")
+            (self._store_dir / f"{stamp}-{number:05d}.eml").write_bytes(data)
+        if self._on_mail is not None:
+            self._on_mail(mail)
+
+
+class _Handler:
+    def __init__(self, catcher: MailCatcher) -> None:
+        self._catcher = catcher
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        with self._catcher._lock:
+            refusal = self._catcher._faults.refused_recipients.get(address.lower())
+        if refusal is not None:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._catcher._lock:
+            if self._catcher._faults.temporary_failures > 0:
+                self._catcher._faults.temporary_failures -= 1
+                return "421 4.3.2 service not available, try again later"
+        self._catcher._receive(list(envelope.rcpt_tos), envelope.original_content or envelope.content)
+        return "250 OK: queued"

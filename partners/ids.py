@@ -1,0 +1,13 @@
+"""Workflow ids carry the business id, so an operator can type them."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+
+def onboarding_workflow_id(partner_id: UUID) -> str:
+    return f"partner-onboarding-{partner_id}"
+
+
+def invitation_workflow_id(invitation_id: UUID) -> str:
+    return f"invitation-{invitation_id}"

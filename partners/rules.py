@@ -1,0 +1,76 @@
+"""Pure rules: e-mail and domain normalisation (R6), masking for logs and summaries."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+
+# CR, LF, NUL and the other C0/C1 controls: never allowed in a name or address, so that
+# nothing typed at the API can reach a mail header or a log line as a second line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def has_control_characters(value: str) -> bool:
+    return _CONTROL.search(value) is not None
+
+
+@dataclass(frozen=True)
+class NormalizedEmail:
+    address: str
+    domain: str
+
+
+def normalize_email(value: str) -> NormalizedEmail:
+    """The one identity of an address: lower case, domain in IDNA/punycode.
+
+    Refuses quoted local parts, display names, domain literals, non-ASCII local parts
+    and anything email-validator does not accept. Plus-addressing is kept: `a+b@x` is
+    its own address. A single trailing dot of the domain (`a@x.com.`) is dropped.
+    """
+    if has_control_characters(value):
+        raise ValueError("the e-mail address contains control characters")
+    raw = value.strip()
+    if raw.endswith(".") and "@" in raw:
+        raw = raw[:-1]
+    try:
+        info = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as err:
+        raise ValueError(f"not a valid e-mail address: {err}") from None
+    domain = info.ascii_domain.lower()
+    return NormalizedEmail(address=f"{info.local_part.lower()}@{domain}", domain=domain)
+
+
+def normalize_domain(value: str) -> str:
+    """A registered e-mail domain in the form addresses are compared in (R3, R6)."""
+    raw = value.strip()
+    if raw.endswith("."):
+        raw = raw[:-1]
+    if not raw or "@" in raw or has_control_characters(raw):
+        raise ValueError(f"not a valid domain: {value!r}")
+    try:
+        return normalize_email(f"postmaster@{raw}").domain
+    except ValueError:
+        raise ValueError(f"not a valid domain: {value!r}") from None
+
+
+def email_domain_is_registered(email: NormalizedEmail, domains: list[str]) -> bool:
+    """R6: exact match of the normalised domain; a subdomain only if registered itself."""
+    return email.domain in domains
+
+
+def mask_email(address: str) -> str:
+    """`alice@globex.example` -> `a…@globex.example`, for logs and operator summaries."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}…@{domain}"
+
+
+def token_hash(token: str) -> bytes:
+    """Only this is stored: a leaked database does not open any invitation."""
+    return hashlib.sha256(token.encode("ascii", "replace")).digest()
+
+
+# 32 random bytes in URL-safe base64 without padding (secrets.token_urlsafe(32)).
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")

@@ -1,0 +1,49 @@
+"""The one typed settings object, read from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads. Defaults serve the local run (`make run`).
+
+    The servers (`DATABASE_URL`, `TEMPORAL_ADDRESS`, `SMTP_HOST`/`SMTP_PORT`) default
+    to None: the local run then starts an embedded one, a worker or API started on its
+    own refuses to start without them.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    database_url: SecretStr | None = None
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "partner-onboarding"
+
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    mail_from: str = "Partner Portal <no-reply@partners.localhost>"
+
+    public_base_url: str = "http://127.0.0.1:8000"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    portal_api_token: SecretStr | None = None
+
+    partner_limit: int = Field(default=10, ge=0)
+    invitation_ttl: int = Field(default=3 * 24 * 3600, ge=1, description="seconds")
+    invitation_max_sends: int = Field(default=3, ge=1, le=20)
+
+    data_dir: Path = Path(".data")
+
+    @property
+    def link_base(self) -> str:
+        return self.public_base_url.rstrip("/")

@@ -1,0 +1,74 @@
+"""What the API answers: read models of the partner, built from PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from partners.models import InvitationPurpose, InvitationState, PartnerStatus, Role
+
+
+class PersonView(BaseModel):
+    first_name: str
+    last_name: str
+    email: str
+
+
+class AdminView(PersonView):
+    status: str  # "invited" until the first admin accepts, then "active"
+
+
+class MemberView(PersonView):
+    role: Role
+    joined_at: datetime
+
+
+class InvitationView(PersonView):
+    id: UUID
+    role: Role
+    purpose: InvitationPurpose
+    state: InvitationState
+    sends: int
+    max_sends: int
+    next_send_at: datetime | None
+    expires_at: datetime | None
+    last_error: str | None
+    invited_by: str
+    created_at: datetime
+
+
+class PartnerSummary(BaseModel):
+    id: UUID
+    enterprise_id: str
+    name: str
+    status: PartnerStatus
+    domains: list[str]
+    created_at: datetime
+
+
+class PartnerView(PartnerSummary):
+    admin: AdminView | None
+    admin_invitation: InvitationView | None
+    members: list[MemberView]
+    invitations: list[InvitationView]
+    activated_at: datetime | None
+
+
+class PartnerList(BaseModel):
+    partners: list[PartnerSummary]
+
+
+class InvitationPage(BaseModel):
+    """What the public invitation page shows; found by the link's token hash."""
+
+    invitation_id: UUID
+    state: InvitationState
+    role: Role
+    first_name: str
+    enterprise_id: str
+    enterprise_name: str
+    partner_name: str
+    partner_status: PartnerStatus
+    send_number: int

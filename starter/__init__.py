@@ -1,0 +1,1 @@
+"""Everything that starts or signals workflows: the portal API, the invitation pages."""

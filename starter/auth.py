@@ -1,0 +1,67 @@
+"""Who is calling: the portal backend (bearer token) and the acting user (headers)."""
+
+from __future__ import annotations
+
+import hmac
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from partners.errors import ErrorCode
+from partners.rules import normalize_email
+from starter.problems import ProblemError
+
+_bearer = HTTPBearer(auto_error=False, description="PORTAL_API_TOKEN, shared with the portal backend.")
+
+
+class ActorRole(StrEnum):
+    ACCOUNT_HOLDER = "account_holder"
+    PARTNER_USER = "partner_user"
+
+
+class Actor(BaseModel):
+    email: str
+    role: ActorRole
+    enterprise: str | None
+
+    def require_account_holder_of(self, enterprise_id: str) -> None:
+        """R1: only an account holder of the enterprise acts on its partners."""
+        if self.role is not ActorRole.ACCOUNT_HOLDER or self.enterprise != enterprise_id:
+            raise ProblemError(ErrorCode.FORBIDDEN, "Only an account holder of this enterprise may do this.")
+
+
+async def actor(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    x_actor_email: Annotated[str | None, Header(description="E-mail of the acting user.")] = None,
+    x_actor_role: Annotated[str | None, Header(description="`account_holder` or `partner_user`.")] = None,
+    x_actor_enterprise: Annotated[
+        str | None, Header(description="For account holders: the enterprise they hold.")
+    ] = None,
+) -> Actor:
+    expected: bytes = request.app.state.services.api_token
+    given = credentials.credentials.encode() if credentials else b""
+    if not hmac.compare_digest(given, expected):
+        raise ProblemError(ErrorCode.UNAUTHORIZED, "A valid bearer token is required.")
+    problems = []
+    email = ""
+    try:
+        email = normalize_email(x_actor_email or "").address
+    except ValueError:
+        problems.append("X-Actor-Email must be the acting user's e-mail address")
+    role: ActorRole | None = None
+    try:
+        role = ActorRole(x_actor_role or "")
+    except ValueError:
+        problems.append("X-Actor-Role must be `account_holder` or `partner_user`")
+    if role is ActorRole.ACCOUNT_HOLDER and not x_actor_enterprise:
+        problems.append("X-Actor-Enterprise is required for an account holder")
+    if problems or role is None:
+        raise ProblemError(ErrorCode.INVALID_INPUT, "; ".join(problems) + ".")
+    return Actor(email=email, role=role, enterprise=x_actor_enterprise)
+
+
+CurrentActor = Annotated[Actor, Depends(actor)]

@@ -1,0 +1,103 @@
+"""The public invitation pages: the link in the e-mail lands here.
+
+GET shows the invitation and changes nothing (mail scanners prefetch links); accepting
+is a POST. Every link that does not lead to an invitation gets the same answer, so the
+pages tell nothing about tokens that do not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from partners.ids import invitation_workflow_id
+from partners.models import AcceptRequest, InvitationState
+from partners.rules import TOKEN_PATTERN, token_hash
+from partners.views import InvitationPage
+from starter.services import Services
+from workflows.invitation import InvitationWorkflow
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["invitation pages"], include_in_schema=True)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+# The token is in the path: it must not leak to other sites, caches or search engines.
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+    ),
+}
+
+
+def _render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, template, {"request": request, **context}, status_code=status, headers=_HEADERS
+    )
+
+
+def _closed(request: Request, page: InvitationPage) -> HTMLResponse:
+    outcome = "already_accepted" if page.state is InvitationState.ACCEPTED else page.state.value
+    return _render(request, "outcome.html", page=page, outcome=outcome)
+
+
+def _invalid(request: Request) -> HTMLResponse:
+    return _render(request, "invalid.html", status=404)
+
+
+async def _find(request: Request, token: str) -> InvitationPage | None:
+    if not TOKEN_PATTERN.fullmatch(token):
+        return None
+    services: Services = request.app.state.services
+    return await services.store.invitation_page(token_hash(token))
+
+
+@router.get("/invitations/{token}", response_class=HTMLResponse)
+async def show_invitation(request: Request, token: str) -> HTMLResponse:
+    page = await _find(request, token)
+    if page is None:
+        return _invalid(request)
+    if page.state is not InvitationState.PENDING:
+        return _closed(request, page)
+    return _render(request, "invitation.html", page=page, token=token)
+
+
+@router.post("/invitations/{token}/accept", response_class=HTMLResponse)
+async def accept_invitation(request: Request, token: str) -> HTMLResponse:
+    page = await _find(request, token)
+    if page is None:
+        return _invalid(request)
+    if page.state is not InvitationState.PENDING:
+        return _closed(request, page)
+    services: Services = request.app.state.services
+    handle = services.client.get_workflow_handle(invitation_workflow_id(page.invitation_id))
+    try:
+        result = await handle.execute_update(
+            InvitationWorkflow.accept, AcceptRequest(send_number=page.send_number)
+        )
+    except (WorkflowUpdateFailedError, RPCError) as err:
+        if isinstance(err, RPCError) and err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        # The workflow closed between our read and the update: the database has its answer.
+        fresh = await _find(request, token)
+        if fresh is None or fresh.state is InvitationState.PENDING:
+            raise
+        return _closed(request, fresh)
+    if result.newly_accepted:
+        outcome = "accepted"
+    elif result.state is InvitationState.ACCEPTED:
+        outcome = "already_accepted"
+    else:
+        outcome = result.state.value
+    return _render(request, "outcome.html", page=page, outcome=outcome)

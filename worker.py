@@ -1,0 +1,108 @@
+"""The worker: builds the activity classes once, runs the workflows, closes on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.database import create_pool, migrate
+from activities.mail import Mailer, SmtpSettings
+from activities.store import PartnerStore
+from partners.settings import Settings
+from workflows.invitation import InvitationWorkflow
+from workflows.onboarding import PartnerOnboardingWorkflow
+
+log = logging.getLogger("worker")
+
+WORKFLOWS: Sequence[type] = (PartnerOnboardingWorkflow, InvitationWorkflow)
+
+
+async def connect_client(settings: Settings) -> Client:
+    """The one way every process connects: same address, namespace and data converter."""
+    return await Client.connect(
+        settings.temporal_address or "localhost:7233",
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    # Our models, pure rules and pydantic are imported once and shared with the sandbox
+    # instead of re-imported for every workflow run (memory, and first-activation time).
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            "pydantic", "pydantic_core", "annotated_types", "email_validator", "idna", "partners"
+        )
+    )
+
+
+def activities(store: PartnerStore, mailer: Mailer) -> list[Any]:
+    return [
+        store.register_partner,
+        store.accept_invitation,
+        store.close_invitation,
+        mailer.send_invitation,
+    ]
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    store: PartnerStore,
+    mailer: Mailer,
+    *,
+    task_queue: str | None = None,
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue or settings.temporal_task_queue,
+        workflows=list(WORKFLOWS),
+        activities=activities(store, mailer),
+        workflow_runner=sandbox_runner(),
+        graceful_shutdown_timeout=timedelta(seconds=30),
+    )
+
+
+async def main(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    if settings.database_url is None or settings.smtp_host is None or settings.smtp_port is None:
+        raise SystemExit("DATABASE_URL, SMTP_HOST and SMTP_PORT are required to run the worker alone.")
+    stop = stop or asyncio.Event()
+    pool = await create_pool(settings.database_url.get_secret_value(), size=settings.database_pool_size)
+    try:
+        await migrate(pool)
+        store = PartnerStore(pool, default_partner_limit=settings.partner_limit)
+        mailer = Mailer(store, SmtpSettings.from_settings(settings), link_base=settings.link_base)
+        client = await connect_client(settings)
+        async with build_worker(client, settings, store, mailer):
+            log.info("worker polling task queue %s", settings.temporal_task_queue)
+            await stop.wait()
+            log.info("worker stopping: finishing activities under way")
+    finally:
+        await pool.close()
+
+
+def run() -> None:
+    """`partners-worker`: the worker alone, as in production (see docker-compose.yml)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    async def _run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main(Settings(), stop)
+
+    asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""Deterministic workflow classes only: every database or SMTP call is an activity."""

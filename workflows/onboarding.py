@@ -1,0 +1,139 @@
+"""PartnerOnboardingWorkflow: registers a partner and runs its first admin's invitation."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.store import PartnerStore
+    from partners import search
+    from partners.errors import ErrorCode
+    from partners.ids import invitation_workflow_id
+    from partners.models import (
+        InvitationInput,
+        InvitationPurpose,
+        InvitationState,
+        OnboardingInput,
+        OnboardingPhase,
+        OnboardingResult,
+        OnboardingState,
+        Refusal,
+        RegisterPartnerInput,
+        Registration,
+    )
+    from workflows.invitation import InvitationWorkflow
+    from workflows.steps import DATABASE_STEP
+
+# The refusals of registration the portal hears about; anything else is retried.
+REGISTRATION_REFUSALS = frozenset({ErrorCode.PARTNER_LIMIT_REACHED.value, ErrorCode.DOMAIN_TAKEN.value})
+
+
+@workflow.defn
+class PartnerOnboardingWorkflow:
+    """Started by the API with update-with-start: the `registration` update answers the
+    portal once the partner is in the database (or refused), and the workflow goes on to
+    wait for the first admin's acceptance, which activates the partner (R4)."""
+
+    @workflow.init
+    def __init__(self, input: OnboardingInput) -> None:
+        self._input = input
+        self._phase = OnboardingPhase.REGISTERING
+        self._invitation_id = workflow.uuid4()
+        self._invitation_state: InvitationState | None = None
+        self._refusal: Refusal | None = None
+
+    @workflow.run
+    async def run(self, input: OnboardingInput) -> OnboardingResult:
+        try:
+            await workflow.execute_activity_method(
+                PartnerStore.register_partner,
+                RegisterPartnerInput(
+                    partner_id=input.partner_id,
+                    invitation_id=self._invitation_id,
+                    enterprise_id=input.enterprise_id,
+                    actor=input.actor,
+                    partner=input.partner,
+                    invitation_max_sends=input.invitation_max_sends,
+                ),
+                summary="register: check quota and domains, store partner and invitation",
+                **DATABASE_STEP,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if not (isinstance(cause, ApplicationError) and cause.type in REGISTRATION_REFUSALS):
+                raise
+            extra = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+            self._refusal = Refusal(code=cause.type or "", detail=cause.message, extra=extra)
+            self._set_phase(OnboardingPhase.REFUSED)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            return OnboardingResult(phase=self._phase, refusal=self._refusal)
+
+        self._invitation_state = InvitationState.PENDING
+        self._set_phase(OnboardingPhase.AWAITING_ADMIN)
+        result = await workflow.execute_child_workflow(
+            InvitationWorkflow.run,
+            InvitationInput(
+                invitation_id=self._invitation_id,
+                partner_id=input.partner_id,
+                enterprise_id=input.enterprise_id,
+                purpose=InvitationPurpose.FIRST_ADMIN,
+                invitee_domain=input.partner.admin.domain,
+                ttl_seconds=input.invitation_ttl_seconds,
+                max_sends=input.invitation_max_sends,
+            ),
+            id=invitation_workflow_id(self._invitation_id),
+            # The invitation is a promise to a person: it outlives an operator's
+            # termination of this workflow.
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(search.ENTERPRISE_ID, input.enterprise_id),
+                    SearchAttributePair(search.PARTNER_ID, str(input.partner_id)),
+                    SearchAttributePair(search.INVITEE_DOMAIN, input.partner.admin.domain),
+                    SearchAttributePair(search.INVITATION_STATE, InvitationState.PENDING.value),
+                ]
+            ),
+            static_summary=f"Admin invitation of partner {input.partner.name}",
+        )
+        self._invitation_state = result.state
+        accepted = result.state is InvitationState.ACCEPTED
+        self._set_phase(OnboardingPhase.ACTIVE if accepted else OnboardingPhase.ADMIN_NOT_ACCEPTED)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return OnboardingResult(phase=self._phase, invitation_state=result.state)
+
+    @workflow.update
+    async def registration(self) -> Registration:
+        await workflow.wait_condition(lambda: self._phase is not OnboardingPhase.REGISTERING)
+        if self._refusal is not None:
+            raise ApplicationError(
+                self._refusal.detail,
+                self._refusal.extra,
+                type=self._refusal.code,
+                non_retryable=True,
+            )
+        return Registration(partner_id=self._input.partner_id, invitation_id=self._invitation_id)
+
+    @workflow.query
+    def state(self) -> OnboardingState:
+        return OnboardingState(
+            phase=self._phase,
+            partner_id=self._input.partner_id,
+            invitation_id=None if self._phase is OnboardingPhase.REFUSED else self._invitation_id,
+            invitation_state=self._invitation_state,
+            refusal=self._refusal,
+        )
+
+    def _set_phase(self, phase: OnboardingPhase) -> None:
+        self._phase = phase
+        workflow.upsert_search_attributes([search.ONBOARDING_PHASE.value_set(phase.value)])
+        refusal = self._refusal.code if self._refusal else ""
+        invitation = self._invitation_state.value if self._invitation_state else ""
+        details = {
+            OnboardingPhase.REFUSED: f"registration refused: {refusal}",
+            OnboardingPhase.AWAITING_ADMIN: "registered; waiting for the first admin to accept",
+            OnboardingPhase.ACTIVE: "partner active: the first admin accepted",
+            OnboardingPhase.ADMIN_NOT_ACCEPTED: f"admin invitation {invitation}; partner stays pending",
+        }
+        workflow.set_current_details(details.get(phase, phase.value))
