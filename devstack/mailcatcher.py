@@ -20,6 +20,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from devstack.net import free_port
+
 _LINK = re.compile(r"https?://\S+/invitations/[A-Za-z0-9_-]+")
 
 
@@ -69,7 +71,7 @@ class MailCatcher:
         on_mail: Callable[[ReceivedMail], None] | None = None,
     ) -> None:
         self._host = host
-        self._port = port
+        self._port = port or free_port()
         self._store_dir = store_dir
         self._on_mail = on_mail
         self._lock = threading.Lock()
@@ -79,11 +81,7 @@ class MailCatcher:
 
     @property
     def port(self) -> int:
-        assert self._controller is not None
-        server = self._controller.server
-        assert isinstance(server, asyncio.Server)
-        port: int = server.sockets[0].getsockname()[1]
-        return port
+        return self._port
 
     def start(self) -> None:
         if self._store_dir is not None:

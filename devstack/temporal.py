@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,13 +11,6 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 
 from devstack.binaries import temporal_cli
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class TemporalDevServer:

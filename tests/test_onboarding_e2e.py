@@ -1,0 +1,118 @@
+"""End to end on the Temporal dev server: what the portal, the invitee and the operator see."""
+
+from __future__ import annotations
+
+import asyncio
+
+from partners.ids import invitation_workflow_id, onboarding_workflow_id
+from partners.models import InvitationState, InvitationStatus, OnboardingPhase, OnboardingState
+from tests.helpers.stack import Stack, holder, new_enterprise, unique_domain
+from workflows.invitation import InvitationWorkflow
+from workflows.onboarding import PartnerOnboardingWorkflow
+
+
+async def test_register_mail_page_accept_active(dev_stack: Stack) -> None:
+    enterprise, domain = new_enterprise(), unique_domain()
+    admin = f"ada@{domain}"
+
+    created = await dev_stack.register(enterprise, domain)
+
+    assert created.status_code == 201, created.text
+    partner = created.json()
+    assert partner["status"] == "pending"
+    assert partner["domains"] == [domain]
+    assert partner["admin"] == {
+        "first_name": "Ada",
+        "last_name": "Admin",
+        "email": admin,
+        "status": "invited",
+    }
+    assert partner["admin_invitation"]["state"] == "pending"
+    # The answer comes after the partner is stored: the database has it already.
+    status = await dev_stack.pool.fetchval("SELECT status FROM partners WHERE id = $1::uuid", partner["id"])
+    assert status == "pending"
+
+    [mail] = await dev_stack.mail.wait_for(admin)
+    assert mail.link.startswith(f"{dev_stack.base_url}/invitations/")
+    assert partner["name"] in mail.subject
+    assert mail.link in mail.html and "Admin" in mail.text
+
+    page = await dev_stack.http.get(mail.link)
+    assert page.status_code == 200
+    assert partner["name"] in page.text and 'id="accept"' in page.text
+    assert page.headers["referrer-policy"] == "no-referrer"
+    # Opening the link changed nothing.
+    assert (await dev_stack.http.get(f"/v1/partners/{partner['id']}", headers=holder(enterprise))).json()[
+        "status"
+    ] == "pending"
+
+    accepted = await dev_stack.http.post(f"{mail.link}/accept")
+    assert accepted.status_code == 200
+    assert 'data-outcome="accepted"' in accepted.text
+
+    view = (await dev_stack.http.get(f"/v1/partners/{partner['id']}", headers=holder(enterprise))).json()
+    assert view["status"] == "active"
+    assert view["admin"]["status"] == "active" and view["admin"]["email"] == admin
+    assert [(m["email"], m["role"]) for m in view["members"]] == [(admin, "admin")]
+    assert view["invitations"][0]["state"] == "accepted"
+
+    again = await dev_stack.http.post(f"{mail.link}/accept")
+    assert 'data-outcome="already_accepted"' in again.text
+
+    # The operator's view: both workflows completed with the state the portal shows.
+    onboarding = dev_stack.client.get_workflow_handle_for(
+        PartnerOnboardingWorkflow.run, onboarding_workflow_id(partner["id"])
+    )
+    result = await dev_stack.result(onboarding)
+    assert result.phase is OnboardingPhase.ACTIVE
+    state = await onboarding.query(PartnerOnboardingWorkflow.state)
+    assert isinstance(state, OnboardingState) and state.invitation_state is InvitationState.ACCEPTED
+    invitation = dev_stack.client.get_workflow_handle_for(
+        InvitationWorkflow.run, invitation_workflow_id(partner["admin_invitation"]["id"])
+    )
+    status_ = await invitation.query(InvitationWorkflow.status)
+    assert isinstance(status_, InvitationStatus)
+    assert (status_.state, status_.sends) == (InvitationState.ACCEPTED, 1)
+    assert len(dev_stack.mail.mails_to(admin)) == 1
+
+
+async def test_partner_list_and_audit_of_registration(dev_stack: Stack) -> None:
+    enterprise = new_enterprise()
+    domains = [unique_domain(), unique_domain()]
+    for domain in domains:
+        assert (await dev_stack.register(enterprise, domain)).status_code == 201
+
+    listed = await dev_stack.http.get(f"/v1/enterprises/{enterprise}/partners", headers=holder(enterprise))
+
+    assert listed.status_code == 200
+    assert [p["domains"] for p in listed.json()["partners"]] == [[d] for d in domains]
+    actions = await dev_stack.pool.fetch(
+        "SELECT action, actor FROM audit_log WHERE enterprise_id = $1 ORDER BY id", enterprise
+    )
+    assert [r["action"] for r in actions].count("partner_registered") == 2
+    assert {r["actor"] for r in actions if r["action"] == "partner_registered"} == {
+        "holder@enterprise.example"
+    }
+
+
+async def test_idempotency_key_answers_with_the_same_partner(dev_stack: Stack) -> None:
+    enterprise, domain = new_enterprise(), unique_domain()
+    headers = {**holder(enterprise), "Idempotency-Key": "portal-request-42"}
+    body = {
+        "name": "Initech",
+        "domains": [domain],
+        "admin": {"first_name": "Bill", "last_name": "L", "email": f"bill@{domain}"},
+    }
+
+    first = await dev_stack.http.post(f"/v1/enterprises/{enterprise}/partners", json=body, headers=headers)
+    second = await dev_stack.http.post(f"/v1/enterprises/{enterprise}/partners", json=body, headers=headers)
+
+    assert first.status_code == second.status_code == 201
+    assert first.json()["id"] == second.json()["id"]
+    assert (
+        await dev_stack.pool.fetchval("SELECT count(*) FROM partners WHERE enterprise_id = $1", enterprise)
+        == 1
+    )
+    await dev_stack.mail.wait_for(f"bill@{domain}")
+    await asyncio.sleep(0.5)
+    assert len(dev_stack.mail.mails_to(f"bill@{domain}")) == 1
