@@ -5,9 +5,9 @@ from __future__ import annotations
 from uuid import UUID
 
 
-def onboarding_workflow_id(partner_id: UUID) -> str:
+def onboarding_workflow_id(partner_id: UUID | str) -> str:
     return f"partner-onboarding-{partner_id}"
 
 
-def invitation_workflow_id(invitation_id: UUID) -> str:
+def invitation_workflow_id(invitation_id: UUID | str) -> str:
     return f"invitation-{invitation_id}"

@@ -115,7 +115,7 @@ async def running_stack(
         serving = asyncio.create_task(server.serve())
         try:
             async with asyncio.timeout(10):
-                while not server.started:
+                while not server.started:  # noqa: ASYNC110 (uvicorn offers no event)
                     await asyncio.sleep(0.02)
             async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
                 yield Stack(env, settings, client, store, pool, mail, http, base_url)
