@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from partners.errors import DomainError, ErrorCode
 from partners.models import (
@@ -46,7 +46,14 @@ def refusals_as_application_errors() -> Iterator[None]:
     try:
         yield
     except DomainError as err:
-        raise ApplicationError(err.detail, err.extra, type=err.code.value, non_retryable=True) from None
+        raise ApplicationError(
+            err.detail,
+            err.extra,
+            type=err.code.value,
+            non_retryable=True,
+            # An answer to the user, not a fault: no error log, no failure metric.
+            category=ApplicationErrorCategory.BENIGN,
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ApplicationErrorCategory
 
 with workflow.unsafe.imports_passed_through():
     from activities.store import PartnerStore
@@ -112,6 +112,7 @@ class PartnerOnboardingWorkflow:
                 self._refusal.extra,
                 type=self._refusal.code,
                 non_retryable=True,
+                category=ApplicationErrorCategory.BENIGN,
             )
         return Registration(partner_id=self._input.partner_id, invitation_id=self._invitation_id)
 

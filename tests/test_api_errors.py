@@ -1,0 +1,224 @@
+"""Every error the portal can meet: problem+json, a stable code, and nothing changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.helpers.stack import API_TOKEN, Stack, holder, new_enterprise, partner_body, unique_domain
+
+
+async def _footprint(pool: asyncpg.Pool, enterprise: str) -> tuple[int, ...]:
+    """Rows an enterprise has anywhere: a refused request must leave this as it was."""
+    return tuple(
+        await pool.fetchrow(
+            "SELECT (SELECT count(*) FROM partners WHERE enterprise_id = $1),"
+            " (SELECT count(*) FROM partner_domains WHERE enterprise_id = $1),"
+            " (SELECT count(*) FROM invitations i JOIN partners p ON p.id = i.partner_id"
+            "  WHERE p.enterprise_id = $1),"
+            " (SELECT count(*) FROM audit_log WHERE enterprise_id = $1)",
+            enterprise,
+        )
+    )
+
+
+def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code and body["status"] == status
+    assert body["title"] and body["detail"] and body["type"].endswith(f"/{code}")
+    return body
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong-token"},
+        {"Authorization": f"Basic {API_TOKEN}"},
+        {"Authorization": f"Bearer {API_TOKEN}x"},
+    ],
+    ids=["none", "wrong", "not-bearer", "longer"],
+)
+async def test_unauthorized_without_the_portal_token(dev_stack: Stack, headers: dict[str, str]) -> None:
+    enterprise = new_enterprise()
+    actor = {k: v for k, v in holder(enterprise).items() if k != "Authorization"}
+
+    response = await dev_stack.http.post(
+        f"/v1/enterprises/{enterprise}/partners",
+        json=partner_body(unique_domain()),
+        headers={**actor, **headers},
+    )
+
+    _problem(response, 401, "unauthorized")
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert await _footprint(dev_stack.pool, enterprise) == (0, 0, 0, 0)
+
+
+async def test_forbidden_for_other_enterprises_and_partner_users(dev_stack: Stack) -> None:
+    enterprise, other = new_enterprise(), new_enterprise()
+    created = (await dev_stack.register(enterprise, unique_domain())).json()
+    partner_user = {**holder(enterprise), "X-Actor-Role": "partner_user"}
+    del partner_user["X-Actor-Enterprise"]
+    before = await _footprint(dev_stack.pool, enterprise)
+
+    calls = [
+        dev_stack.http.post(
+            f"/v1/enterprises/{enterprise}/partners",
+            json=partner_body(unique_domain()),
+            headers=holder(other),
+        ),
+        dev_stack.http.post(
+            f"/v1/enterprises/{enterprise}/partners", json=partner_body(unique_domain()), headers=partner_user
+        ),
+        dev_stack.http.get(f"/v1/enterprises/{enterprise}/partners", headers=holder(other)),
+        dev_stack.http.get(f"/v1/partners/{created['id']}", headers=holder(other)),
+        dev_stack.http.get(f"/v1/partners/{created['id']}", headers=partner_user),
+    ]
+    for call in calls:
+        _problem(await call, 403, "forbidden")
+    assert await _footprint(dev_stack.pool, enterprise) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (lambda b: b.pop("name"), "name"),
+        (lambda b: b.update(name="   "), "name"),
+        (lambda b: b.update(name="Evil\r\nBcc: x@y.example"), "name"),
+        (lambda b: b.update(name="x" * 121), "name"),
+        (lambda b: b.update(domains=[]), "domains"),
+        (lambda b: b.update(domains=["not a domain"]), "domains"),
+        (lambda b: b.update(domains=["a@b.example"]), "domains"),
+        (lambda b: b.update(domains=[f"d{i}.example" for i in range(21)]), "domains"),
+        (lambda b: b["admin"].update(email="not-an-address"), "email"),
+        (lambda b: b["admin"].update(email='"ada"@x.example'), "email"),
+        (lambda b: b["admin"].update(email="ada@x.example@y.example"), "email"),
+        (lambda b: b["admin"].update(first_name="Ada\x00"), "first_name"),
+        (lambda b: b["admin"].update(last_name="L\nX"), "last_name"),
+        (lambda b: b["admin"].pop("last_name"), "last_name"),
+        (lambda b: b.update(unexpected=1), "unexpected"),
+    ],
+    ids=[
+        "no-name", "blank-name", "crlf-name", "long-name", "no-domains", "bad-domain", "address-as-domain",
+        "21-domains", "bad-email", "quoted-email", "double-at", "nul-first-name", "lf-last-name",
+        "no-last-name", "extra-field",
+    ],
+)  # fmt: skip
+async def test_invalid_input(dev_stack: Stack, change: Any, where: str) -> None:
+    enterprise = new_enterprise()
+    body = partner_body(unique_domain())
+    change(body)
+
+    response = await dev_stack.http.post(
+        f"/v1/enterprises/{enterprise}/partners", json=body, headers=holder(enterprise)
+    )
+
+    problem = _problem(response, 422, "invalid_input")
+    assert any(where in error["loc"] for error in problem["errors"]), problem
+    assert await _footprint(dev_stack.pool, enterprise) == (0, 0, 0, 0)
+
+
+async def test_invalid_input_for_malformed_requests(dev_stack: Stack) -> None:
+    enterprise = new_enterprise()
+    url = f"/v1/enterprises/{enterprise}/partners"
+
+    not_json = await dev_stack.http.post(
+        url, content=b"{not json", headers={**holder(enterprise), "Content-Type": "application/json"}
+    )
+    bad_enterprise = await dev_stack.http.post(
+        "/v1/enterprises/bad%20id!/partners", json=partner_body(unique_domain()), headers=holder("bad id!")
+    )
+    bad_role = await dev_stack.http.get(url, headers={**holder(enterprise), "X-Actor-Role": "root"})
+    no_actor = await dev_stack.http.get(url, headers={"Authorization": f"Bearer {API_TOKEN}"})
+    bad_partner_id = await dev_stack.http.get("/v1/partners/not-a-uuid", headers=holder(enterprise))
+
+    for response in (not_json, bad_enterprise, bad_role, no_actor, bad_partner_id):
+        _problem(response, 422, "invalid_input")
+    assert await _footprint(dev_stack.pool, enterprise) == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "admin",
+    ["ada@other.example", "ada@{d}.evil.example", "ada@sub.{d}", "ada@evil{d}"],
+    ids=["other-domain", "suffix-trick", "subdomain", "prefix-trick"],
+)
+async def test_domain_not_registered_for_the_admin(dev_stack: Stack, admin: str) -> None:
+    enterprise, domain = new_enterprise(), unique_domain()
+
+    response = await dev_stack.register(enterprise, domain, admin=admin.format(d=domain))
+
+    problem = _problem(response, 422, "domain_not_registered")
+    assert problem["domains"] == [domain]
+    assert await _footprint(dev_stack.pool, enterprise) == (0, 0, 0, 0)
+
+
+async def test_admin_address_is_normalised_before_the_domain_check(dev_stack: Stack) -> None:
+    enterprise, domain = new_enterprise(), unique_domain()
+
+    response = await dev_stack.register(
+        enterprise, domain.upper() + ".", admin=f"Ada+Partners@{domain.upper()}"
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["domains"] == [domain]
+    assert response.json()["admin"]["email"] == f"ada+partners@{domain}"
+
+
+async def test_domain_taken_within_an_enterprise_only(dev_stack: Stack) -> None:
+    enterprise, domain = new_enterprise(), unique_domain()
+    assert (await dev_stack.register(enterprise, domain)).status_code == 201
+    await dev_stack.mail.wait_for(f"ada@{domain}")  # its "invitation sent" is in the audit log
+    before = await _footprint(dev_stack.pool, enterprise)
+
+    taken = await dev_stack.register(enterprise, domain, admin=f"bob@{domain}")
+    elsewhere = await dev_stack.register(new_enterprise(), domain)
+
+    problem = _problem(taken, 409, "domain_taken")
+    assert problem["domains"] == [domain]
+    assert await _footprint(dev_stack.pool, enterprise) == before
+    assert elsewhere.status_code == 201
+
+
+async def test_partner_limit_reached_per_enterprise_value(dev_stack: Stack) -> None:
+    enterprise = new_enterprise()
+    await dev_stack.pool.execute("INSERT INTO enterprises (id, partner_limit) VALUES ($1, 2)", enterprise)
+    for domain in (unique_domain(), unique_domain()):
+        assert (await dev_stack.register(enterprise, domain)).status_code == 201
+        await dev_stack.mail.wait_for(f"ada@{domain}")
+    before = await _footprint(dev_stack.pool, enterprise)
+
+    refused = await dev_stack.register(enterprise, unique_domain())
+
+    problem = _problem(refused, 409, "partner_limit_reached")
+    assert problem["limit"] == 2
+    assert await _footprint(dev_stack.pool, enterprise) == before
+
+
+async def test_not_found(dev_stack: Stack) -> None:
+    enterprise = new_enterprise()
+
+    missing_partner = await dev_stack.http.get(
+        "/v1/partners/00000000-0000-4000-8000-000000000000", headers=holder(enterprise)
+    )
+    missing_route = await dev_stack.http.get("/v1/nothing-here", headers=holder(enterprise))
+    wrong_method = await dev_stack.http.delete(
+        f"/v1/enterprises/{enterprise}/partners", headers=holder(enterprise)
+    )
+
+    _problem(missing_partner, 404, "not_found")
+    _problem(missing_route, 404, "not_found")
+    _problem(wrong_method, 405, "method_not_allowed")
+
+
+async def test_openapi_and_health(dev_stack: Stack) -> None:
+    openapi = (await dev_stack.http.get("/openapi.json")).json()
+    health = await dev_stack.http.get("/healthz")
+
+    assert "/v1/enterprises/{enterprise_id}/partners" in openapi["paths"]
+    assert "/invitations/{token}/accept" in openapi["paths"]
+    assert health.json() == {"status": "ok", "database": "ok", "temporal": "ok"}
