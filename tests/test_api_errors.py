@@ -13,16 +13,16 @@ from tests.helpers.stack import API_TOKEN, Stack, holder, new_enterprise, partne
 
 async def _footprint(pool: asyncpg.Pool, enterprise: str) -> tuple[int, ...]:
     """Rows an enterprise has anywhere: a refused request must leave this as it was."""
-    return tuple(
-        await pool.fetchrow(
-            "SELECT (SELECT count(*) FROM partners WHERE enterprise_id = $1),"
-            " (SELECT count(*) FROM partner_domains WHERE enterprise_id = $1),"
-            " (SELECT count(*) FROM invitations i JOIN partners p ON p.id = i.partner_id"
-            "  WHERE p.enterprise_id = $1),"
-            " (SELECT count(*) FROM audit_log WHERE enterprise_id = $1)",
-            enterprise,
-        )
+    row = await pool.fetchrow(
+        "SELECT (SELECT count(*) FROM partners WHERE enterprise_id = $1),"
+        " (SELECT count(*) FROM partner_domains WHERE enterprise_id = $1),"
+        " (SELECT count(*) FROM invitations i JOIN partners p ON p.id = i.partner_id"
+        "  WHERE p.enterprise_id = $1),"
+        " (SELECT count(*) FROM audit_log WHERE enterprise_id = $1)",
+        enterprise,
     )
+    assert row is not None
+    return tuple(row)
 
 
 def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
