@@ -43,12 +43,17 @@ def holder(enterprise: str, email: str = "holder@enterprise.example") -> dict[st
     }
 
 
-def partner_body(domain: str, *, admin: str | None = None, name: str | None = None) -> dict[str, Any]:
-    return {
+def partner_body(
+    domain: str, *, admin: str | None = None, name: str | None = None, enterprise_name: str | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "name": name or f"Partner {domain}",
         "domains": [domain],
         "admin": {"first_name": "Ada", "last_name": "Admin", "email": admin or f"ada@{domain}"},
     }
+    if enterprise_name is not None:
+        body["enterprise_name"] = enterprise_name
+    return body
 
 
 def unique_domain() -> str:
