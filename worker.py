@@ -48,6 +48,8 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
 def activities(store: PartnerStore, mailer: Mailer) -> list[Any]:
     return [
         store.register_partner,
+        store.create_invitation,
+        store.reopen_invitation,
         store.accept_invitation,
         store.close_invitation,
         mailer.send_invitation,
@@ -79,7 +81,7 @@ async def main(settings: Settings, stop: asyncio.Event | None = None) -> None:
     pool = await create_pool(settings.database_url.get_secret_value(), size=settings.database_pool_size)
     try:
         await migrate(pool)
-        store = PartnerStore(pool, default_partner_limit=settings.partner_limit)
+        store = PartnerStore.from_settings(pool, settings)
         mailer = Mailer(store, SmtpSettings.from_settings(settings), link_base=settings.link_base)
         client = await connect_client(settings)
         async with build_worker(client, settings, store, mailer):

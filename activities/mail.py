@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +15,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.store import PartnerStore, SendTicket
-from partners.models import SendInvitationInput, SendInvitationOutput, SendOutcome
+from partners import messages
+from partners.models import SendFailure, SendInvitationInput, SendInvitationOutput, SendOutcome
 from partners.rules import token_hash
 from partners.settings import Settings
 
@@ -77,35 +79,48 @@ class Mailer:
         if ticket.already_sent:
             return SendInvitationOutput(outcome=SendOutcome.ALREADY_SENT)
         message = self._compose(ticket, f"{self._link_base}/invitations/{token}", input)
-        await self._deliver(message)
+        try:
+            await self._deliver(message)
+        except (aiosmtplib.SMTPException, OSError) as err:
+            # Retried by Temporal; meanwhile the partner view says why the mail is late.
+            await self._store.record_send_failure(SendFailure(invitation_id=input.invitation_id, error=_describe(err)))
+            raise
         await self._store.finish_send(input.invitation_id, input.send_number)
         return SendInvitationOutput(outcome=SendOutcome.SENT)
 
     def _compose(self, ticket: SendTicket, link: str, input: SendInvitationInput) -> EmailMessage:
+        locale = ticket.locale
         context = {
             "first_name": ticket.first_name,
-            "last_name": ticket.last_name,
             "role": ticket.role.value,
+            "role_name": messages.text(locale, f"role_{ticket.role.value}"),
             "partner_name": ticket.partner_name,
             "enterprise_name": ticket.enterprise_name,
             "invited_by": ticket.invited_by,
-            "expires_at": ticket.expires_at,
+            "expires": messages.when(ticket.expires_at or input.expires_at, locale),
             "link": link,
-            "send_number": input.send_number,
+            "lang": locale.value,
         }
         message = EmailMessage()
         message["From"] = self._smtp.mail_from
         message["To"] = formataddr((f"{ticket.first_name} {ticket.last_name}", ticket.email))
-        subject = f"{ticket.enterprise_name} invites you to {ticket.partner_name}"
-        message["Subject"] = subject if input.send_number == 1 else f"Reminder: {subject}"
+        subject = messages.text(locale, "subject", enterprise=ticket.enterprise_name, partner=ticket.partner_name)
+        if input.send_number > 1:
+            subject = messages.text(locale, "reminder", subject=subject)
+        message["Subject"] = subject
         message["Date"] = format_datetime(datetime.now(UTC))
         # One Message-ID per send: a duplicate after a crash is recognisably the same mail.
         message["Message-ID"] = f"<{input.invitation_id}.{input.send_number}@partners.invalid>"
         message["Auto-Submitted"] = "auto-generated"
-        message.set_content(self._templates.get_template("invitation.txt").render(context))
+        text = self._templates.get_template("invitation.txt")
+        html = self._templates.get_template("invitation.html")
+        message.set_content(text.render(context, t=functools.partial(messages.text, locale)))
         message.add_alternative(
-            self._templates.get_template("invitation.html").render(context), subtype="html"
+            html.render(context, t=functools.partial(messages.html, locale), strong=messages.strong),
+            subtype="html",
         )
+        # After the parts: making them moves every Content-* header into the first part.
+        message["Content-Language"] = locale.value
         return message
 
     async def _deliver(self, message: EmailMessage) -> None:
@@ -129,6 +144,12 @@ class Mailer:
             if err.code >= 500:
                 raise _undeliverable(err.code, err.message) from None
             raise
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, aiosmtplib.SMTPResponseException):
+        return f"{err.code} {err.message}"
+    return f"{type(err).__name__}: {err}"
 
 
 def _undeliverable(code: int, message: str) -> ApplicationError:

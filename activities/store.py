@@ -18,20 +18,29 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from partners.errors import DomainError, ErrorCode
+from partners.messages import Locale
 from partners.models import (
     AcceptInvitationInput,
     AcceptInvitationOutput,
     CloseInvitationInput,
     CloseInvitationOutput,
+    CreateInvitationInput,
+    CreateInvitationOutput,
     InvitationPurpose,
     InvitationState,
     PartnerStatus,
     RegisterPartnerInput,
     Registration,
+    ReopenInvitationInput,
+    ReopenInvitationOutput,
     Role,
+    SendFailure,
 )
+from partners.rules import email_domain_is_registered, normalize_email
+from partners.settings import Settings
 from partners.views import (
     AdminView,
+    InvitationDetail,
     InvitationPage,
     InvitationView,
     MemberView,
@@ -71,12 +80,20 @@ class SendTicket:
     enterprise_name: str = ""
     invited_by: str = ""
     expires_at: datetime | None = None
+    locale: Locale = Locale.PT_BR
 
 
 class PartnerStore:
-    def __init__(self, pool: asyncpg.Pool, *, default_partner_limit: int) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, default_partner_limit: int, default_locale: Locale = Locale.PT_BR
+    ) -> None:
         self._pool = pool
         self._default_partner_limit = default_partner_limit
+        self._default_locale = default_locale
+
+    @classmethod
+    def from_settings(cls, pool: asyncpg.Pool, settings: Settings) -> PartnerStore:
+        return cls(pool, default_partner_limit=settings.partner_limit, default_locale=settings.default_locale)
 
     # --- activities ----------------------------------------------------------------
 
@@ -97,10 +114,11 @@ class PartnerStore:
                 input.enterprise_id,
             )
             # The enterprise row lock makes concurrent registrations count one after another.
-            limit = await db.fetchval(
-                "SELECT partner_limit FROM enterprises WHERE id = $1 FOR UPDATE",
-                input.enterprise_id,
+            enterprise = await db.fetchrow(
+                "SELECT partner_limit, locale FROM enterprises WHERE id = $1 FOR UPDATE", input.enterprise_id
             )
+            assert enterprise is not None
+            limit = enterprise["partner_limit"]
             if limit is None:
                 limit = self._default_partner_limit
             used = await db.fetchval(
@@ -127,31 +145,31 @@ class PartnerStore:
                     f"Already registered for another partner: {', '.join(names)}.",
                     domains=names,
                 )
-            if partner.enterprise_name:
-                await db.execute(
-                    "UPDATE enterprises SET display_name = $2 WHERE id = $1",
-                    input.enterprise_id,
-                    partner.enterprise_name,
-                )
             await db.execute(
-                "INSERT INTO partners (id, enterprise_id, name, status, created_by)"
-                " VALUES ($1, $2, $3, 'pending', $4)",
+                "UPDATE enterprises SET display_name = coalesce($2, display_name),"
+                " locale = coalesce($3, locale) WHERE id = $1",
+                input.enterprise_id,
+                partner.enterprise_name,
+                partner.locale,
+            )
+            locale = partner.locale or enterprise["locale"] or self._default_locale
+            await db.execute(
+                "INSERT INTO partners (id, enterprise_id, name, status, created_by) VALUES ($1, $2, $3, 'pending', $4)",
                 input.partner_id,
                 input.enterprise_id,
                 partner.name,
                 input.actor,
             )
             await db.execute(
-                "INSERT INTO partner_domains (partner_id, enterprise_id, domain)"
-                " SELECT $1, $2, unnest($3::text[])",
+                "INSERT INTO partner_domains (partner_id, enterprise_id, domain) SELECT $1, $2, unnest($3::text[])",
                 input.partner_id,
                 input.enterprise_id,
                 partner.domains,
             )
             await db.execute(
                 "INSERT INTO invitations (id, partner_id, email, first_name, last_name, role,"
-                " purpose, state, max_sends, invited_by)"
-                " VALUES ($1, $2, $3, $4, $5, 'admin', 'first_admin', 'pending', $6, $7)",
+                " purpose, state, max_sends, invited_by, locale)"
+                " VALUES ($1, $2, $3, $4, $5, 'admin', 'first_admin', 'pending', $6, $7, $8)",
                 input.invitation_id,
                 input.partner_id,
                 partner.admin.email,
@@ -159,6 +177,7 @@ class PartnerStore:
                 partner.admin.last_name,
                 input.invitation_max_sends,
                 input.actor,
+                locale,
             )
             await _audit(
                 db,
@@ -172,6 +191,127 @@ class PartnerStore:
                 invitation_id=str(input.invitation_id),
             )
         return Registration(partner_id=input.partner_id, invitation_id=input.invitation_id)
+
+    @activity.defn
+    async def create_invitation(self, input: CreateInvitationInput) -> CreateInvitationOutput:
+        """R5, R6 and R7 for an invitation of a partner that exists: one transaction."""
+        with refusals_as_application_errors():
+            return await self._create_invitation(input)
+
+    async def _create_invitation(self, input: CreateInvitationInput) -> CreateInvitationOutput:
+        new = input.invitation
+        async with self._pool.acquire() as db, db.transaction():
+            # The partner row lock serialises invitations of one partner.
+            partner = await db.fetchrow(
+                "SELECT p.enterprise_id, p.status, e.locale FROM partners p"
+                " JOIN enterprises e ON e.id = p.enterprise_id WHERE p.id = $1 FOR UPDATE OF p",
+                new.partner_id,
+            )
+            if partner is None:
+                raise DomainError(ErrorCode.NOT_FOUND, "No such partner.")
+            if await db.fetchval("SELECT 1 FROM invitations WHERE id = $1", input.invitation_id):
+                return CreateInvitationOutput(enterprise_id=partner["enterprise_id"])
+            _require_partner_status(partner["status"], PartnerStatus.ACTIVE)
+            if new.purpose is InvitationPurpose.MEMBER and not await _is_active_admin(
+                db, new.partner_id, new.invited_by
+            ):
+                raise DomainError(ErrorCode.FORBIDDEN, "Only the partner's Admin invites its members.")
+            domains = [
+                r["domain"]
+                for r in await db.fetch(
+                    "SELECT domain FROM partner_domains WHERE partner_id = $1 AND NOT released ORDER BY domain",
+                    new.partner_id,
+                )
+            ]
+            if not email_domain_is_registered(normalize_email(new.person.email), domains):
+                raise DomainError(
+                    ErrorCode.DOMAIN_NOT_REGISTERED,
+                    "The e-mail domain is not one of the partner's domains.",
+                    domains=domains,
+                )
+            if await db.fetchval(
+                "SELECT 1 FROM members WHERE partner_id = $1 AND email = $2 AND active",
+                new.partner_id,
+                new.person.email,
+            ):
+                raise DomainError(ErrorCode.ALREADY_MEMBER, "This person is already a member of the partner.")
+            pending = await db.fetchval(
+                "SELECT id FROM invitations WHERE partner_id = $1 AND email = $2 AND state = 'pending'",
+                new.partner_id,
+                new.person.email,
+            )
+            if pending is not None:
+                raise DomainError(
+                    ErrorCode.ALREADY_INVITED,
+                    "A pending invitation exists for this address.",
+                    invitation_id=str(pending),
+                )
+            await db.execute(
+                "INSERT INTO invitations (id, partner_id, email, first_name, last_name, role,"
+                " purpose, state, max_sends, invited_by, locale)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10)",
+                input.invitation_id,
+                new.partner_id,
+                new.person.email,
+                new.person.first_name,
+                new.person.last_name,
+                new.role.value,
+                new.purpose.value,
+                input.max_sends,
+                new.invited_by,
+                new.locale or partner["locale"] or self._default_locale,
+            )
+            await _audit(
+                db,
+                partner["enterprise_id"],
+                new.partner_id,
+                new.invited_by,
+                "invitation_created",
+                invitation_id=str(input.invitation_id),
+                email=new.person.email,
+                role=new.role.value,
+                purpose=new.purpose.value,
+            )
+        return CreateInvitationOutput(enterprise_id=partner["enterprise_id"])
+
+    @activity.defn
+    async def reopen_invitation(self, input: ReopenInvitationInput) -> ReopenInvitationOutput:
+        """Revives an expired invitation for a new budget of sends; any other state stands."""
+        with refusals_as_application_errors():
+            async with self._pool.acquire() as db, db.transaction():
+                row = await db.fetchrow(
+                    "SELECT i.state, i.sends, i.email, i.partner_id, p.enterprise_id, p.status"
+                    " FROM invitations i JOIN partners p ON p.id = i.partner_id"
+                    " WHERE i.id = $1 FOR UPDATE OF i, p",
+                    input.invitation_id,
+                )
+                if row is None:
+                    raise DomainError(ErrorCode.NOT_FOUND, "No such invitation.")
+                state = InvitationState(row["state"])
+                if state is not InvitationState.EXPIRED:
+                    return ReopenInvitationOutput(state=state, sends=row["sends"])
+                if row["status"] == PartnerStatus.DEACTIVATED:
+                    raise DomainError(ErrorCode.PARTNER_DEACTIVATED, "The partner is deactivated.")
+                if await db.fetchval(
+                    "SELECT 1 FROM invitations WHERE partner_id = $1 AND email = $2 AND state = 'pending'",
+                    row["partner_id"],
+                    row["email"],
+                ):
+                    raise DomainError(ErrorCode.ALREADY_INVITED, "A newer invitation for this address is pending.")
+                await db.execute(
+                    "UPDATE invitations SET state = 'pending', closed_at = NULL, last_error = NULL WHERE id = $1",
+                    input.invitation_id,
+                )
+                await _audit(
+                    db,
+                    row["enterprise_id"],
+                    row["partner_id"],
+                    input.actor,
+                    "invitation_revived",
+                    invitation_id=str(input.invitation_id),
+                    sends=row["sends"],
+                )
+        return ReopenInvitationOutput(state=InvitationState.PENDING, sends=row["sends"])
 
     @activity.defn
     async def accept_invitation(self, input: AcceptInvitationInput) -> AcceptInvitationOutput:
@@ -211,8 +351,7 @@ class PartnerStore:
                 )
                 partner_status = PartnerStatus.ACTIVE
             await db.execute(
-                "UPDATE invitations SET state = 'accepted', closed_at = now(), next_send_at = NULL"
-                " WHERE id = $1",
+                "UPDATE invitations SET state = 'accepted', closed_at = now(), next_send_at = NULL WHERE id = $1",
                 input.invitation_id,
             )
             await _audit(
@@ -269,7 +408,7 @@ class PartnerStore:
     ) -> SendTicket:
         async with self._pool.acquire() as db, db.transaction():
             row = await db.fetchrow(
-                "SELECT i.email, i.first_name, i.last_name, i.role, i.state, i.invited_by,"
+                "SELECT i.email, i.first_name, i.last_name, i.role, i.state, i.invited_by, i.locale,"
                 " p.name AS partner_name, coalesce(e.display_name, e.id) AS enterprise_name"
                 " FROM invitations i JOIN partners p ON p.id = i.partner_id"
                 " JOIN enterprises e ON e.id = p.enterprise_id"
@@ -301,8 +440,7 @@ class PartnerStore:
                 send_number,
             )
             await db.execute(
-                "UPDATE invitations SET sends = greatest(sends, $2), next_send_at = $3, expires_at = $4"
-                " WHERE id = $1",
+                "UPDATE invitations SET sends = greatest(sends, $2), next_send_at = $3, expires_at = $4 WHERE id = $1",
                 invitation_id,
                 send_number,
                 next_send_at,
@@ -319,6 +457,15 @@ class PartnerStore:
             enterprise_name=row["enterprise_name"],
             invited_by=row["invited_by"],
             expires_at=expires_at,
+            locale=Locale(row["locale"]),
+        )
+
+    async def record_send_failure(self, failure: SendFailure) -> None:
+        """Shown in the partner view while the mail is retried; cleared by the next success."""
+        await self._pool.execute(
+            "UPDATE invitations SET last_error = $2 WHERE id = $1 AND state = 'pending'",
+            failure.invitation_id,
+            failure.error,
         )
 
     async def finish_send(self, invitation_id: UUID, send_number: int) -> None:
@@ -333,6 +480,9 @@ class PartnerStore:
             )
             if row is None:
                 return
+            await db.execute(
+                "UPDATE invitations SET last_error = NULL WHERE id = $1 AND state = 'pending'", invitation_id
+            )
             await _audit(
                 db,
                 row["enterprise_id"],
@@ -379,15 +529,12 @@ class PartnerStore:
             invitations = [
                 InvitationView(**dict(r))
                 for r in await db.fetch(
-                    "SELECT id, first_name, last_name, email, role, purpose, state, sends, max_sends,"
-                    " next_send_at, expires_at, last_error, invited_by, created_at"
-                    " FROM invitations WHERE partner_id = $1 ORDER BY created_at, id",
+                    f"SELECT {_INVITATION_COLUMNS} FROM invitations i"  # noqa: S608 (constant)
+                    " WHERE i.partner_id = $1 ORDER BY i.created_at, i.id",
                     partner_id,
                 )
             ]
-        admin_invitation = next(
-            (i for i in reversed(invitations) if i.purpose is not InvitationPurpose.MEMBER), None
-        )
+        admin_invitation = next((i for i in reversed(invitations) if i.purpose is not InvitationPurpose.MEMBER), None)
         admin = next((m for m in members if m.role is Role.ADMIN), None)
         admin_view: AdminView | None = None
         if admin is not None:
@@ -412,11 +559,23 @@ class PartnerStore:
             invitations=invitations,
         )
 
+    async def is_active_admin(self, partner_id: UUID, email: str) -> bool:
+        async with self._pool.acquire() as db:
+            return await _is_active_admin(db, partner_id, email)
+
+    async def get_invitation(self, invitation_id: UUID) -> InvitationDetail | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_INVITATION_COLUMNS}, i.partner_id, p.enterprise_id"  # noqa: S608 (constant)
+            " FROM invitations i JOIN partners p ON p.id = i.partner_id WHERE i.id = $1",
+            invitation_id,
+        )
+        return None if row is None else InvitationDetail(**dict(row))
+
     async def invitation_page(self, token_hash: bytes) -> InvitationPage | None:
         row = await self._pool.fetchrow(
             "SELECT i.id AS invitation_id, i.state, i.role, i.first_name, p.enterprise_id,"
             " coalesce(e.display_name, e.id) AS enterprise_name, p.name AS partner_name,"
-            " p.status AS partner_status, t.send_number"
+            " p.status AS partner_status, t.send_number, i.locale"
             " FROM invitation_tokens t JOIN invitations i ON i.id = t.invitation_id"
             " JOIN partners p ON p.id = i.partner_id JOIN enterprises e ON e.id = p.enterprise_id"
             " WHERE t.token_hash = $1",
@@ -424,6 +583,11 @@ class PartnerStore:
         )
         return None if row is None else InvitationPage(**dict(row))
 
+
+_INVITATION_COLUMNS = (
+    "i.id, i.first_name, i.last_name, i.email, i.role, i.purpose, i.state, i.sends, i.max_sends,"
+    " i.next_send_at, i.expires_at, i.last_error, i.locale, i.invited_by, i.created_at"
+)
 
 _SUMMARY_COLUMNS = (
     "p.id, p.enterprise_id, p.name, p.status, p.created_at,"
@@ -442,11 +606,30 @@ async def _audit(
 ) -> None:
     """R11: appended in the transaction of the change it records."""
     await db.execute(
-        "INSERT INTO audit_log (enterprise_id, partner_id, actor, action, details)"
-        " VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO audit_log (enterprise_id, partner_id, actor, action, details) VALUES ($1, $2, $3, $4, $5)",
         enterprise_id,
         partner_id,
         actor,
         action,
         details,
+    )
+
+
+def _require_partner_status(status: str, wanted: PartnerStatus) -> None:
+    if status == PartnerStatus.DEACTIVATED:
+        raise DomainError(ErrorCode.PARTNER_DEACTIVATED, "The partner is deactivated.")
+    if status != wanted:
+        raise DomainError(ErrorCode.PARTNER_NOT_ACTIVE, "The partner is not active yet.")
+
+
+async def _is_active_admin(
+    db: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, partner_id: UUID, email: str
+) -> bool:
+    """R5: the one Admin of a partner is who invites its members."""
+    return bool(
+        await db.fetchval(
+            "SELECT 1 FROM members WHERE partner_id = $1 AND email = $2 AND role = 'admin' AND active",
+            partner_id,
+            email,
+        )
     )

@@ -115,7 +115,7 @@ async def main() -> None:
             services = Services(
                 settings=settings,
                 client=client,
-                store=PartnerStore(pool, default_partner_limit=settings.partner_limit),
+                store=PartnerStore.from_settings(pool, settings),
                 api_token=settings.portal_api_token.get_secret_value().encode(),
             )
             server = _Server(

@@ -137,9 +137,7 @@ class _Handler:
     def __init__(self, catcher: MailCatcher) -> None:
         self._catcher = catcher
 
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
-    ) -> str:
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
         with self._catcher._lock:
             refusal = self._catcher._faults.refused_recipients.get(address.lower())
         if refusal is not None:

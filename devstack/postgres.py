@@ -21,9 +21,7 @@ class EmbeddedPostgres:
     async def start(self) -> str:
         """Starts (or finds running) the server; returns the DSN of the service's database."""
         self._data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._server = await asyncio.to_thread(
-            get_server, self._data_dir, "delete" if self._delete else "stop"
-        )
+        self._server = await asyncio.to_thread(get_server, self._data_dir, "delete" if self._delete else "stop")
         admin = await asyncpg.connect(self._server.get_uri("postgres"))
         try:
             if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE):

@@ -15,6 +15,15 @@ class ErrorCode(StrEnum):
     PARTNER_LIMIT_REACHED = "partner_limit_reached"
     DOMAIN_TAKEN = "domain_taken"
     DOMAIN_NOT_REGISTERED = "domain_not_registered"
+    ALREADY_INVITED = "already_invited"
+    ALREADY_MEMBER = "already_member"
+    PARTNER_NOT_ACTIVE = "partner_not_active"
+    PARTNER_DEACTIVATED = "partner_deactivated"
+    INVITATION_ACCEPTED = "invitation_accepted"
+    INVITATION_EXPIRED = "invitation_expired"
+    INVITATION_CANCELLED = "invitation_cancelled"
+    INVITATION_SUPERSEDED = "invitation_superseded"
+    INVITATION_UNDELIVERABLE = "invitation_undeliverable"
     CONFLICT = "conflict"
     UNAVAILABLE = "unavailable"
 
@@ -28,6 +37,15 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.PARTNER_LIMIT_REACHED: 409,
     ErrorCode.DOMAIN_TAKEN: 409,
     ErrorCode.DOMAIN_NOT_REGISTERED: 422,
+    ErrorCode.ALREADY_INVITED: 409,
+    ErrorCode.ALREADY_MEMBER: 409,
+    ErrorCode.PARTNER_NOT_ACTIVE: 409,
+    ErrorCode.PARTNER_DEACTIVATED: 409,
+    ErrorCode.INVITATION_ACCEPTED: 409,
+    ErrorCode.INVITATION_EXPIRED: 409,
+    ErrorCode.INVITATION_CANCELLED: 409,
+    ErrorCode.INVITATION_SUPERSEDED: 409,
+    ErrorCode.INVITATION_UNDELIVERABLE: 409,
     ErrorCode.CONFLICT: 409,
     ErrorCode.UNAVAILABLE: 503,
 }
@@ -41,6 +59,15 @@ TITLES: dict[ErrorCode, str] = {
     ErrorCode.PARTNER_LIMIT_REACHED: "Partner limit reached",
     ErrorCode.DOMAIN_TAKEN: "Domain already registered for another partner",
     ErrorCode.DOMAIN_NOT_REGISTERED: "E-mail domain not registered for the partner",
+    ErrorCode.ALREADY_INVITED: "A pending invitation exists for this address",
+    ErrorCode.ALREADY_MEMBER: "Already a member of the partner",
+    ErrorCode.PARTNER_NOT_ACTIVE: "The partner is not active yet",
+    ErrorCode.PARTNER_DEACTIVATED: "The partner is deactivated",
+    ErrorCode.INVITATION_ACCEPTED: "The invitation was accepted",
+    ErrorCode.INVITATION_EXPIRED: "The invitation expired",
+    ErrorCode.INVITATION_CANCELLED: "The invitation was cancelled",
+    ErrorCode.INVITATION_SUPERSEDED: "The invitation was superseded",
+    ErrorCode.INVITATION_UNDELIVERABLE: "The invitation could not be delivered",
     ErrorCode.CONFLICT: "Conflict",
     ErrorCode.UNAVAILABLE: "Service temporarily unavailable",
 }
@@ -58,3 +85,8 @@ class DomainError(Exception):
         self.code = code
         self.detail = detail
         self.extra = extra
+
+
+def closed_invitation(state: str) -> ErrorCode:
+    """The code that names the state a closed invitation is in."""
+    return ErrorCode(f"invitation_{state}")

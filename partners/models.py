@@ -13,6 +13,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from partners.messages import Locale
 from partners.rules import (
     email_domain_is_registered,
     has_control_characters,
@@ -92,6 +93,10 @@ class RegisterPartnerRequest(_Input):
     )
     domains: list[Domain] = Field(min_length=1, max_length=20)
     admin: PersonIn
+    locale: Locale | None = Field(
+        default=None,
+        description="Language of the enterprise's invitations (pt-BR or en); kept for later ones.",
+    )
 
     def model_post_init(self, context: object, /) -> None:
         # Two spellings of one domain (`Acme.com`, `acme.com.`) are one domain.
@@ -99,6 +104,23 @@ class RegisterPartnerRequest(_Input):
 
     def admin_domain_is_registered(self) -> bool:
         return email_domain_is_registered(normalize_email(self.admin.email), self.domains)
+
+
+class InviteMemberRequest(PersonIn):
+    locale: Locale | None = Field(
+        default=None, description="Language of this invitation; the enterprise's when absent."
+    )
+
+
+class NewInvitation(BaseModel):
+    """An invitation the InvitationWorkflow creates itself (members, admin replacement)."""
+
+    partner_id: UUID
+    person: PersonIn
+    role: Role
+    purpose: InvitationPurpose
+    invited_by: str
+    locale: Locale | None = None
 
 
 # --- PartnerOnboardingWorkflow ---------------------------------------------------------
@@ -168,6 +190,10 @@ class InvitationInput(BaseModel):
     invitee_domain: str
     ttl_seconds: int
     max_sends: int
+    # Set when this run must create the invitation's row first (checks included).
+    create: NewInvitation | None = None
+    # Set when this run revives an expired invitation (a resend by hand).
+    reopened_by: str | None = None
 
 
 class InvitationStatus(BaseModel):
@@ -179,9 +205,41 @@ class InvitationStatus(BaseModel):
     max_sends: int
     next_send_at: datetime | None = None
     expires_at: datetime | None = None
+    last_error: str | None = None
 
 
 class InvitationResult(BaseModel):
+    """The final state; None with `refusal` when the invitation was never created."""
+
+    state: InvitationState | None
+    sends: int
+    refusal: Refusal | None = None
+
+
+class ResendRequest(BaseModel):
+    actor: str
+
+
+class CancelRequest(BaseModel):
+    actor: str
+
+
+class CreateInvitationInput(BaseModel):
+    invitation_id: UUID
+    invitation: NewInvitation
+    max_sends: int
+
+
+class CreateInvitationOutput(BaseModel):
+    enterprise_id: str
+
+
+class ReopenInvitationInput(BaseModel):
+    invitation_id: UUID
+    actor: str
+
+
+class ReopenInvitationOutput(BaseModel):
     state: InvitationState
     sends: int
 
@@ -213,6 +271,13 @@ class SendOutcome(StrEnum):
 class SendInvitationOutput(BaseModel):
     outcome: SendOutcome
     state: InvitationState = InvitationState.PENDING
+
+
+class SendFailure(BaseModel):
+    """A temporary delivery failure, kept for the partner view while the mail is retried."""
+
+    invitation_id: UUID
+    error: str
 
 
 class AcceptInvitationInput(BaseModel):

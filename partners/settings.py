@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from partners.messages import Locale
+
 
 class Settings(BaseSettings):
     """Every setting the service reads. Defaults serve the local run (`make run`).
@@ -38,6 +40,7 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     portal_api_token: SecretStr | None = None
 
+    default_locale: Locale = Locale.PT_BR
     partner_limit: int = Field(default=10, ge=0)
     invitation_ttl: int = Field(default=3 * 24 * 3600, ge=1, description="seconds")
     invitation_max_sends: int = Field(default=3, ge=1, le=20)

@@ -7,7 +7,8 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from partners.models import InvitationPurpose, InvitationState, PartnerStatus, Role
+from partners.messages import Locale
+from partners.models import InvitationPurpose, InvitationState, InvitationStatus, PartnerStatus, Role
 
 
 class PersonView(BaseModel):
@@ -35,6 +36,7 @@ class InvitationView(PersonView):
     next_send_at: datetime | None
     expires_at: datetime | None
     last_error: str | None
+    locale: Locale
     invited_by: str
     created_at: datetime
 
@@ -72,3 +74,12 @@ class InvitationPage(BaseModel):
     partner_name: str
     partner_status: PartnerStatus
     send_number: int
+    locale: Locale
+
+
+class InvitationDetail(InvitationView):
+    """One invitation: the read model and, while its workflow runs, the live status."""
+
+    partner_id: UUID
+    enterprise_id: str
+    live: InvitationStatus | None = None

@@ -40,7 +40,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
             app.state.services = Services(
                 settings=own,
                 client=await connect_client(own),
-                store=PartnerStore(pool, default_partner_limit=own.partner_limit),
+                store=PartnerStore.from_settings(pool, own),
                 api_token=own.portal_api_token.get_secret_value().encode(),
             )
             yield

@@ -7,6 +7,7 @@ pages tell nothing about tokens that do not exist.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from fastapi.templating import Jinja2Templates
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from partners import messages
 from partners.ids import invitation_workflow_id
+from partners.messages import Locale
 from partners.models import AcceptRequest, InvitationState
 from partners.rules import TOKEN_PATTERN, token_hash
 from partners.views import InvitationPage
@@ -41,19 +44,55 @@ _HEADERS = {
 }
 
 
-def _render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+_KIND = {
+    "accepted": "accepted",
+    "already_accepted": "already_accepted",
+    "expired": "expired",
+    "cancelled": "withdrawn",
+    "superseded": "withdrawn",
+}
+
+
+def _render(
+    request: Request, template: str, page: InvitationPage | None, status: int = 200, **context: Any
+) -> HTMLResponse:
+    locale = page.locale if page is not None else Locale.PT_BR
+    if page is not None:
+        context["role_name"] = messages.text(locale, f"role_{page.role.value}")
+        context.setdefault("title", messages.text(locale, "page_title", partner=page.partner_name))
     return templates.TemplateResponse(
-        request, template, {"request": request, **context}, status_code=status, headers=_HEADERS
+        request,
+        template,
+        {
+            "page": page,
+            "lang": locale.value,
+            "t": functools.partial(messages.html, locale),
+            "strong": messages.strong,
+            **context,
+        },
+        status_code=status,
+        headers=_HEADERS,
     )
 
 
+def _outcome(request: Request, page: InvitationPage, outcome: str) -> HTMLResponse:
+    return _render(request, "outcome.html", page, outcome=outcome, kind=_KIND.get(outcome, "closed"))
+
+
 def _closed(request: Request, page: InvitationPage) -> HTMLResponse:
-    outcome = "already_accepted" if page.state is InvitationState.ACCEPTED else page.state.value
-    return _render(request, "outcome.html", page=page, outcome=outcome)
+    return _outcome(request, page, "already_accepted" if page.state is InvitationState.ACCEPTED else page.state.value)
 
 
 def _invalid(request: Request) -> HTMLResponse:
-    return _render(request, "invalid.html", status=404)
+    return _render(
+        request,
+        "invalid.html",
+        None,
+        status=404,
+        title=messages.text(Locale.PT_BR, "invalid_title"),
+        pt=functools.partial(messages.html, Locale.PT_BR),
+        en=functools.partial(messages.html, Locale.EN),
+    )
 
 
 async def _find(request: Request, token: str) -> InvitationPage | None:
@@ -70,7 +109,7 @@ async def show_invitation(request: Request, token: str) -> HTMLResponse:
         return _invalid(request)
     if page.state is not InvitationState.PENDING:
         return _closed(request, page)
-    return _render(request, "invitation.html", page=page, token=token)
+    return _render(request, "invitation.html", page, token=token)
 
 
 @router.post("/invitations/{token}/accept", response_class=HTMLResponse)
@@ -83,9 +122,7 @@ async def accept_invitation(request: Request, token: str) -> HTMLResponse:
     services: Services = request.app.state.services
     handle = services.client.get_workflow_handle(invitation_workflow_id(page.invitation_id))
     try:
-        result = await handle.execute_update(
-            InvitationWorkflow.accept, AcceptRequest(send_number=page.send_number)
-        )
+        result = await handle.execute_update(InvitationWorkflow.accept, AcceptRequest(send_number=page.send_number))
     except (WorkflowUpdateFailedError, RPCError) as err:
         if isinstance(err, RPCError) and err.status is not RPCStatusCode.NOT_FOUND:
             raise
@@ -95,9 +132,5 @@ async def accept_invitation(request: Request, token: str) -> HTMLResponse:
             raise
         return _closed(request, fresh)
     if result.newly_accepted:
-        outcome = "accepted"
-    elif result.state is InvitationState.ACCEPTED:
-        outcome = "already_accepted"
-    else:
-        outcome = result.state.value
-    return _render(request, "outcome.html", page=page, outcome=outcome)
+        return _outcome(request, page, "accepted")
+    return _closed(request, page.model_copy(update={"state": result.state}))

@@ -7,18 +7,37 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Request
-from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.client import WithStartWorkflowOperation, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from partners import search
-from partners.errors import ErrorCode
-from partners.ids import onboarding_workflow_id
-from partners.models import OnboardingInput, RegisterPartnerRequest
-from partners.views import PartnerList, PartnerView
-from starter.auth import CurrentActor
+from partners.errors import ErrorCode, closed_invitation
+from partners.ids import invitation_workflow_id, onboarding_workflow_id
+from partners.models import (
+    CancelRequest,
+    InvitationInput,
+    InvitationPurpose,
+    InvitationState,
+    InviteMemberRequest,
+    NewInvitation,
+    OnboardingInput,
+    PersonIn,
+    RegisterPartnerRequest,
+    ResendRequest,
+    Role,
+)
+from partners.views import InvitationDetail, PartnerList, PartnerView
+from starter.auth import Actor, ActorRole, CurrentActor
 from starter.problems import ProblemError
 from starter.services import Services
+from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
 
 router = APIRouter(prefix="/v1", tags=["portal"])
@@ -70,9 +89,7 @@ async def register_partner(
     services = _services(request)
     settings = services.settings
     partner_id = (
-        uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{enterprise_id}\n{idempotency_key}")
-        if idempotency_key
-        else uuid.uuid4()
+        uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{enterprise_id}\n{idempotency_key}") if idempotency_key else uuid.uuid4()
     )
     start = WithStartWorkflowOperation(
         PartnerOnboardingWorkflow.run,
@@ -100,11 +117,7 @@ async def register_partner(
             PartnerOnboardingWorkflow.registration, start_workflow_operation=start
         )
     except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type in set(ErrorCode):
-            extra = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
-            raise ProblemError(ErrorCode(str(cause.type)), cause.message, **extra) from None
-        raise
+        raise (_refusal_problem(err) or err) from None
     view = await services.store.get_partner(registration.partner_id)
     assert view is not None, "the registration update answers after the partner is stored"
     return view
@@ -123,3 +136,168 @@ async def get_partner(request: Request, partner_id: UUID, actor: CurrentActor) -
         raise ProblemError(ErrorCode.NOT_FOUND, "No such partner.")
     actor.require_account_holder_of(view.enterprise_id)
     return view
+
+
+# --- invitations ---------------------------------------------------------------------------
+
+
+def _refusal_problem(err: WorkflowUpdateFailedError) -> ProblemError | None:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type in set(ErrorCode):
+        extra = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        return ProblemError(ErrorCode(str(cause.type)), cause.message, **extra)
+    return None
+
+
+def _invitation_attributes(enterprise_id: str, partner_id: UUID, domain: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(search.ENTERPRISE_ID, enterprise_id),
+            SearchAttributePair(search.PARTNER_ID, str(partner_id)),
+            SearchAttributePair(search.INVITEE_DOMAIN, domain),
+            SearchAttributePair(search.INVITATION_STATE, InvitationState.PENDING.value),
+        ]
+    )
+
+
+async def _authorized_invitation(services: Services, actor: Actor, invitation_id: UUID) -> InvitationDetail:
+    """The account holder of the partner's enterprise; for member invitations also its Admin."""
+    detail = await services.store.get_invitation(invitation_id)
+    if detail is None:
+        raise ProblemError(ErrorCode.NOT_FOUND, "No such invitation.")
+    if (
+        actor.role is ActorRole.PARTNER_USER
+        and detail.purpose is InvitationPurpose.MEMBER
+        and await services.store.is_active_admin(detail.partner_id, actor.email)
+    ):
+        return detail
+    actor.require_account_holder_of(detail.enterprise_id)
+    return detail
+
+
+@router.post("/partners/{partner_id}/invitations", status_code=201, response_model=InvitationDetail)
+async def invite_member(
+    request: Request, partner_id: UUID, body: InviteMemberRequest, actor: CurrentActor
+) -> InvitationDetail:
+    """The partner's Admin invites a person of the same company as Member (R5, R6, R7)."""
+    if actor.role is not ActorRole.PARTNER_USER:
+        raise ProblemError(ErrorCode.FORBIDDEN, "Only the partner's Admin invites its members.")
+    services = _services(request)
+    partner = await services.store.get_partner(partner_id)
+    if partner is None:
+        raise ProblemError(ErrorCode.NOT_FOUND, "No such partner.")
+    settings = services.settings
+    invitation_id = uuid.uuid4()
+    person = PersonIn(first_name=body.first_name, last_name=body.last_name, email=body.email)
+    start = WithStartWorkflowOperation(
+        InvitationWorkflow.run,
+        InvitationInput(
+            invitation_id=invitation_id,
+            partner_id=partner_id,
+            enterprise_id=partner.enterprise_id,
+            purpose=InvitationPurpose.MEMBER,
+            invitee_domain=person.domain,
+            ttl_seconds=settings.invitation_ttl,
+            max_sends=settings.invitation_max_sends,
+            create=NewInvitation(
+                partner_id=partner_id,
+                person=person,
+                role=Role.MEMBER,
+                purpose=InvitationPurpose.MEMBER,
+                invited_by=actor.email,
+                locale=body.locale,
+            ),
+        ),
+        id=invitation_workflow_id(invitation_id),
+        task_queue=settings.temporal_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        search_attributes=_invitation_attributes(partner.enterprise_id, partner_id, person.domain),
+        static_summary=f"Member invitation of partner {partner.name}",
+    )
+    try:
+        await services.client.execute_update_with_start_workflow(
+            InvitationWorkflow.opened, start_workflow_operation=start
+        )
+    except WorkflowUpdateFailedError as err:
+        raise (_refusal_problem(err) or err) from None
+    detail = await services.store.get_invitation(invitation_id)
+    assert detail is not None, "the opened update answers after the invitation is stored"
+    return detail
+
+
+@router.get("/invitations/{invitation_id}", response_model=InvitationDetail)
+async def get_invitation(request: Request, invitation_id: UUID, actor: CurrentActor) -> InvitationDetail:
+    """The invitation as stored, and its workflow's live status while it has one."""
+    services = _services(request)
+    detail = await _authorized_invitation(services, actor, invitation_id)
+    handle = services.client.get_workflow_handle_for(InvitationWorkflow.run, invitation_workflow_id(invitation_id))
+    try:
+        live = await handle.query(InvitationWorkflow.status)
+    except (RPCError, WorkflowQueryFailedError):
+        live = None  # its history is gone (retention) or it never ran here
+    return detail.model_copy(update={"live": live})
+
+
+@router.post("/invitations/{invitation_id}/resend", response_model=InvitationDetail)
+async def resend_invitation(request: Request, invitation_id: UUID, actor: CurrentActor) -> InvitationDetail:
+    """Sends a new mail now and restarts the TTL; revives an expired invitation (R7)."""
+    services = _services(request)
+    detail = await _authorized_invitation(services, actor, invitation_id)
+    if detail.state not in (InvitationState.PENDING, InvitationState.EXPIRED):
+        # The workflow would refuse too; answering here starts no run for nothing.
+        raise ProblemError(closed_invitation(detail.state.value), f"The invitation is {detail.state.value}.")
+    settings = services.settings
+    domain = detail.email.rpartition("@")[2]
+    # Running: the update reaches it. Expired (its run closed): a new run revives it.
+    start = WithStartWorkflowOperation(
+        InvitationWorkflow.run,
+        InvitationInput(
+            invitation_id=invitation_id,
+            partner_id=detail.partner_id,
+            enterprise_id=detail.enterprise_id,
+            purpose=detail.purpose,
+            invitee_domain=domain,
+            ttl_seconds=settings.invitation_ttl,
+            max_sends=settings.invitation_max_sends,
+            reopened_by=actor.email,
+        ),
+        id=invitation_workflow_id(invitation_id),
+        task_queue=settings.temporal_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        search_attributes=_invitation_attributes(detail.enterprise_id, detail.partner_id, domain),
+        static_summary="Invitation revived by hand",
+    )
+    try:
+        live = await services.client.execute_update_with_start_workflow(
+            InvitationWorkflow.resend, ResendRequest(actor=actor.email), start_workflow_operation=start
+        )
+    except WorkflowUpdateFailedError as err:
+        raise (_refusal_problem(err) or err) from None
+    fresh = await services.store.get_invitation(invitation_id)
+    assert fresh is not None
+    return fresh.model_copy(update={"live": live})
+
+
+@router.post("/invitations/{invitation_id}/cancel", response_model=InvitationDetail)
+async def cancel_invitation(request: Request, invitation_id: UUID, actor: CurrentActor) -> InvitationDetail:
+    """Cancels a pending invitation: its links stop working at once (R7)."""
+    services = _services(request)
+    detail = await _authorized_invitation(services, actor, invitation_id)
+    if detail.state is not InvitationState.PENDING:
+        raise ProblemError(closed_invitation(detail.state.value), f"The invitation is {detail.state.value}.")
+    handle = services.client.get_workflow_handle_for(InvitationWorkflow.run, invitation_workflow_id(invitation_id))
+    try:
+        live = await handle.execute_update(InvitationWorkflow.cancel, CancelRequest(actor=actor.email))
+    except WorkflowUpdateFailedError as err:
+        raise (_refusal_problem(err) or err) from None
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        # It closed between our read and the update: answer with the state it closed in.
+        closed = await services.store.get_invitation(invitation_id)
+        assert closed is not None
+        raise ProblemError(closed_invitation(closed.state.value), f"The invitation is {closed.state.value}.") from None
+    fresh = await services.store.get_invitation(invitation_id)
+    assert fresh is not None
+    return fresh.model_copy(update={"live": live})

@@ -38,9 +38,7 @@ def problem_response(code: ErrorCode, detail: str, **extra: Any) -> JSONResponse
 
 def _validation_errors(err: RequestValidationError) -> list[dict[str, Any]]:
     # Only where and what: the rejected value itself is not echoed back.
-    return [
-        {"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in err.errors()
-    ]
+    return [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in err.errors()]
 
 
 def install(app: FastAPI) -> None:
@@ -50,9 +48,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
-        return problem_response(
-            ErrorCode.INVALID_INPUT, "The request is not valid.", errors=_validation_errors(err)
-        )
+        return problem_response(ErrorCode.INVALID_INPUT, "The request is not valid.", errors=_validation_errors(err))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:

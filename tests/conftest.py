@@ -79,16 +79,12 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-async def dev_stack(
-    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
-) -> AsyncIterator[Stack]:
+async def dev_stack(dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher) -> AsyncIterator[Stack]:
     async with running_stack(dev_env, pool, mail) as stack:
         yield stack
 
 
 @pytest.fixture
-async def time_stack(
-    time_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
-) -> AsyncIterator[Stack]:
+async def time_stack(time_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher) -> AsyncIterator[Stack]:
     async with running_stack(time_env, pool, mail) as stack:
         yield stack

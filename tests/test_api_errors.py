@@ -160,9 +160,7 @@ async def test_domain_not_registered_for_the_admin(dev_stack: Stack, admin: str)
 async def test_admin_address_is_normalised_before_the_domain_check(dev_stack: Stack) -> None:
     enterprise, domain = new_enterprise(), unique_domain()
 
-    response = await dev_stack.register(
-        enterprise, domain.upper() + ".", admin=f"Ada+Partners@{domain.upper()}"
-    )
+    response = await dev_stack.register(enterprise, domain.upper() + ".", admin=f"Ada+Partners@{domain.upper()}")
 
     assert response.status_code == 201, response.text
     assert response.json()["domains"] == [domain]
@@ -172,7 +170,7 @@ async def test_admin_address_is_normalised_before_the_domain_check(dev_stack: St
 async def test_domain_taken_within_an_enterprise_only(dev_stack: Stack) -> None:
     enterprise, domain = new_enterprise(), unique_domain()
     assert (await dev_stack.register(enterprise, domain)).status_code == 201
-    await dev_stack.mail.wait_for(f"ada@{domain}")  # its "invitation sent" is in the audit log
+    await dev_stack.delivered(f"ada@{domain}")  # its "invitation sent" is in the audit log
     before = await _footprint(dev_stack.pool, enterprise)
 
     taken = await dev_stack.register(enterprise, domain, admin=f"bob@{domain}")
@@ -189,7 +187,7 @@ async def test_partner_limit_reached_per_enterprise_value(dev_stack: Stack) -> N
     await dev_stack.pool.execute("INSERT INTO enterprises (id, partner_limit) VALUES ($1, 2)", enterprise)
     for domain in (unique_domain(), unique_domain()):
         assert (await dev_stack.register(enterprise, domain)).status_code == 201
-        await dev_stack.mail.wait_for(f"ada@{domain}")
+        await dev_stack.delivered(f"ada@{domain}")
     before = await _footprint(dev_stack.pool, enterprise)
 
     refused = await dev_stack.register(enterprise, unique_domain())
@@ -206,9 +204,7 @@ async def test_not_found(dev_stack: Stack) -> None:
         "/v1/partners/00000000-0000-4000-8000-000000000000", headers=holder(enterprise)
     )
     missing_route = await dev_stack.http.get("/v1/nothing-here", headers=holder(enterprise))
-    wrong_method = await dev_stack.http.delete(
-        f"/v1/enterprises/{enterprise}/partners", headers=holder(enterprise)
-    )
+    wrong_method = await dev_stack.http.delete(f"/v1/enterprises/{enterprise}/partners", headers=holder(enterprise))
 
     _problem(missing_partner, 404, "not_found")
     _problem(missing_route, 404, "not_found")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from tests.helpers.stack import Stack, holder, new_enterprise, unique_domain
+from tests.helpers.stack import Stack, holder, new_enterprise, partner_body, unique_domain
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
@@ -38,30 +38,51 @@ async def browser() -> AsyncIterator[Browser]:
         await browser.close()
 
 
+EXPECTED = {
+    "pt-BR": {
+        "join": "Participe de Globex Corporation",
+        "intro": "ACME Corp convida você a participar de Globex Corporation no portal de desenvolvedores"
+        " como Administrador(a).",
+        "welcome": "Boas-vindas a Globex Corporation",
+        "subject": "ACME Corp convida você para Globex Corporation",
+    },
+    "en": {
+        "join": "Join Globex Corporation",
+        "intro": "ACME Corp invites you to join Globex Corporation on its developer portal as Admin.",
+        "welcome": "Welcome to Globex Corporation",
+        "subject": "ACME Corp invites you to Globex Corporation",
+    },
+}
+
+
+@pytest.mark.parametrize("locale", ["pt-BR", "en"])
 async def test_invitee_opens_the_mailed_link_and_accepts(
-    dev_stack: Stack, browser: Browser, tmp_path: Path
+    dev_stack: Stack, browser: Browser, tmp_path: Path, locale: str
 ) -> None:
+    expected = EXPECTED[locale]
     enterprise, domain = new_enterprise(), unique_domain()
-    created = await dev_stack.register(
-        enterprise, domain, name="Globex Corporation", enterprise_name="ACME Corp"
-    )
-    assert created.status_code == 201
+    body = partner_body(domain, name="Globex Corporation", enterprise_name="ACME Corp")
+    if locale != "pt-BR":  # Brazilian Portuguese is the default
+        body["locale"] = locale
+    created = await dev_stack.http.post(f"/v1/enterprises/{enterprise}/partners", json=body, headers=holder(enterprise))
+    assert created.status_code == 201, created.text
     [mail] = await dev_stack.mail.wait_for(f"ada@{domain}")
+    assert mail.subject == expected["subject"]
+    assert mail.message["Content-Language"] == locale
     page = await browser.new_page()
 
     await page.goto(mail.link, timeout=15_000)
-    heading = await page.text_content("h1", timeout=5_000)
-    assert heading == "Join Globex Corporation"
-    text = " ".join((await page.inner_text("main")).split())
-    assert "ACME Corp invites you to join Globex Corporation" in text and "as Admin" in text
-    await page.screenshot(path=str(tmp_path / "invitation.png"))
+    assert await page.text_content("h1", timeout=5_000) == expected["join"]
+    assert await page.get_attribute("html", "lang") == locale
+    assert expected["intro"] in " ".join((await page.inner_text("main")).split())
+    await page.screenshot(path=str(tmp_path / f"invitation-{locale}.png"))
     await page.click("#accept", timeout=5_000)
     await page.wait_for_selector('#outcome[data-outcome="accepted"]', timeout=15_000)
 
-    assert await page.text_content("h1") == "Welcome to Globex Corporation"
-    await page.screenshot(path=str(tmp_path / "accepted.png"))
-    if directory := os.environ.get("SCREENSHOTS"):
-        for shot in ("invitation.png", "accepted.png"):
+    assert await page.text_content("h1") == expected["welcome"]
+    await page.screenshot(path=str(tmp_path / f"accepted-{locale}.png"))
+    if directory := os.environ.get("SCREENSHOTS"):  # to look at them: SCREENSHOTS=/some/dir
+        for shot in (f"invitation-{locale}.png", f"accepted-{locale}.png"):
             shutil.copy(tmp_path / shot, Path(directory) / shot)
     view = await dev_stack.http.get(f"/v1/partners/{created.json()['id']}", headers=holder(enterprise))
     assert view.json()["status"] == "active"

@@ -56,7 +56,7 @@ async def test_no_click_resends_at_each_ttl_then_expires(time_stack: Stack) -> N
     mails = time_stack.mail.mails_to(admin)
     assert len(mails) == 3
     assert len({m.link for m in mails}) == 3, "every send carries a new link"
-    assert [m.subject.startswith("Reminder:") for m in mails] == [False, True, True]
+    assert [m.subject.startswith("Lembrete:") for m in mails] == [False, True, True]  # pt-BR: the default
     closed = await time_stack.client.get_workflow_handle(handle.id).describe()
     assert closed.close_time is not None
     # The last send's TTL ends the invitation: three TTLs after the first send.
@@ -76,10 +76,7 @@ async def test_no_click_resends_at_each_ttl_then_expires(time_stack: Stack) -> N
         page = await time_stack.http.post(f"{mail.link}/accept")
         assert 'data-outcome="expired"' in page.text
     assert (
-        await time_stack.pool.fetchval(
-            "SELECT count(*) FROM members WHERE partner_id = $1::uuid", partner["id"]
-        )
-        == 0
+        await time_stack.pool.fetchval("SELECT count(*) FROM members WHERE partner_id = $1::uuid", partner["id"]) == 0
     )
     onboarding = time_stack.client.get_workflow_handle_for(
         PartnerOnboardingWorkflow.run, onboarding_workflow_id(partner["id"])
@@ -102,8 +99,7 @@ async def test_link_of_an_earlier_send_accepts_while_pending(time_stack: Stack) 
     )
     assert (await time_stack.result(handle)).state is InvitationState.ACCEPTED
     audit = await time_stack.pool.fetchval(
-        "SELECT details->>'send_number' FROM audit_log"
-        " WHERE partner_id = $1::uuid AND action = 'invitation_accepted'",
+        "SELECT details->>'send_number' FROM audit_log WHERE partner_id = $1::uuid AND action = 'invitation_accepted'",
         partner["id"],
     )
     assert audit == "1"

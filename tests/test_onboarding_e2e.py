@@ -90,9 +90,7 @@ async def test_partner_list_and_audit_of_registration(dev_stack: Stack) -> None:
         "SELECT action, actor FROM audit_log WHERE enterprise_id = $1 ORDER BY id", enterprise
     )
     assert [r["action"] for r in actions].count("partner_registered") == 2
-    assert {r["actor"] for r in actions if r["action"] == "partner_registered"} == {
-        "holder@enterprise.example"
-    }
+    assert {r["actor"] for r in actions if r["action"] == "partner_registered"} == {"holder@enterprise.example"}
 
 
 async def test_idempotency_key_answers_with_the_same_partner(dev_stack: Stack) -> None:
@@ -109,10 +107,7 @@ async def test_idempotency_key_answers_with_the_same_partner(dev_stack: Stack) -
 
     assert first.status_code == second.status_code == 201
     assert first.json()["id"] == second.json()["id"]
-    assert (
-        await dev_stack.pool.fetchval("SELECT count(*) FROM partners WHERE enterprise_id = $1", enterprise)
-        == 1
-    )
+    assert await dev_stack.pool.fetchval("SELECT count(*) FROM partners WHERE enterprise_id = $1", enterprise) == 1
     await dev_stack.mail.wait_for(f"bill@{domain}")
     await asyncio.sleep(0.5)
     assert len(dev_stack.mail.mails_to(f"bill@{domain}")) == 1

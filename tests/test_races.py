@@ -14,9 +14,7 @@ async def test_fifty_concurrent_registrations_at_nine_partners_end_with_ten(dev_
         assert (await dev_stack.register(enterprise, unique_domain())).status_code == 201
 
     async with asyncio.timeout(120):
-        responses = await asyncio.gather(
-            *(dev_stack.register(enterprise, unique_domain()) for _ in range(50))
-        )
+        responses = await asyncio.gather(*(dev_stack.register(enterprise, unique_domain()) for _ in range(50)))
 
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: 1, 409: 49}, statuses

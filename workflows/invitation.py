@@ -1,4 +1,4 @@
-"""InvitationWorkflow: one invitation, from the first e-mail to its final state."""
+"""InvitationWorkflow: one invitation, from its first e-mail to its final state."""
 
 from __future__ import annotations
 
@@ -11,82 +11,156 @@ with workflow.unsafe.imports_passed_through():
     from activities.mail import UNDELIVERABLE, Mailer
     from activities.store import PartnerStore
     from partners import search
+    from partners.errors import ErrorCode, closed_invitation
     from partners.models import (
         AcceptInvitationInput,
         AcceptRequest,
         AcceptResult,
+        CancelRequest,
         CloseInvitationInput,
+        CreateInvitationInput,
         InvitationInput,
         InvitationResult,
         InvitationState,
         InvitationStatus,
+        Refusal,
+        ReopenInvitationInput,
+        ResendRequest,
         SendInvitationInput,
         SendOutcome,
     )
+    from workflows.refusals import refusal_of, refused
     from workflows.steps import DATABASE_STEP, MAIL_STEP
+
+# Refusals of creating or reviving an invitation that the portal hears about.
+OPENING_REFUSALS = frozenset(
+    code.value
+    for code in (
+        ErrorCode.NOT_FOUND,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.DOMAIN_NOT_REGISTERED,
+        ErrorCode.ALREADY_MEMBER,
+        ErrorCode.ALREADY_INVITED,
+        ErrorCode.PARTNER_NOT_ACTIVE,
+        ErrorCode.PARTNER_DEACTIVATED,
+    )
+)
 
 
 @workflow.defn
 class InvitationWorkflow:
     """Sends the invitation, resends it each time its TTL passes, expires after the last send.
 
-    Acceptance arrives as the `accept` update and is decided here, one at a time, so that
-    an acceptance racing the expiry timer ends in one deterministic state: an acceptance
-    already under way when the timer fires wins; one arriving after expiry is refused.
+    Everything that changes the invitation arrives as an update (accept, resend, cancel)
+    and is decided here, one at a time: an acceptance racing the expiry timer ends in one
+    deterministic state (an acceptance under way when the timer fires wins; one arriving
+    after the expiry is decided is answered "expired").
     """
 
     @workflow.init
     def __init__(self, input: InvitationInput) -> None:
         self._input = input
         self._state = InvitationState.PENDING
-        self._sends = 0
+        self._opened = False
+        self._refusal: Refusal | None = None
+        self._sends = 0  # every send of this invitation, over all runs: the ledger's key
+        self._round_sends = 0  # sends since the invitation was opened or resent by hand
+        self._send_due = True
+        self._sending = False
+        self._deadline: datetime | None = None
         self._next_send_at: datetime | None = None
         self._expires_at: datetime | None = None
-        self._accepting = False
+        self._last_error: str | None = None
+        self._busy = False  # an accept or cancel is being recorded
 
     @workflow.run
     async def run(self, input: InvitationInput) -> InvitationResult:
+        await self._open()
+        if self._refusal is not None:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            return InvitationResult(state=None, sends=0, refusal=self._refusal)
         ttl = timedelta(seconds=input.ttl_seconds)
         while self._state is InvitationState.PENDING:
-            if self._sends >= input.max_sends:
-                await self._close(InvitationState.EXPIRED, reason=f"not accepted after {self._sends} sends")
-                break
-            deadline = workflow.now() + ttl
-            await self._send(ttl)
-            if self._state is not InvitationState.PENDING:
-                break
+            if self._send_due:
+                self._send_due = False
+                await self._send(ttl)
+                continue
+            assert self._deadline is not None
             try:
                 await workflow.wait_condition(
-                    lambda: self._state is not InvitationState.PENDING,
-                    timeout=max(deadline - workflow.now(), timedelta(0)),
-                    timeout_summary="time-to-live of this send",
+                    lambda: self._state is not InvitationState.PENDING or self._send_due,
+                    timeout=max(self._deadline - workflow.now(), timedelta(0)),
+                    timeout_summary="time-to-live of the last send",
                 )
             except TimeoutError:
-                # The TTL passed. An acceptance already under way wins over the timer.
-                await workflow.wait_condition(lambda: not self._accepting)
+                # An acceptance or cancellation under way wins over the timer.
+                await workflow.wait_condition(lambda: not self._busy)
+                if self._state is not InvitationState.PENDING or self._send_due:
+                    continue
+                if self._round_sends >= input.max_sends:
+                    await self._close(InvitationState.EXPIRED, reason=f"not accepted after {self._round_sends} sends")
+                else:
+                    self._send_due = True
         await workflow.wait_condition(workflow.all_handlers_finished)
         return InvitationResult(state=self._state, sends=self._sends)
+
+    # --- updates and the query ---------------------------------------------------------
+
+    @workflow.update
+    async def opened(self) -> InvitationStatus:
+        """Answers once the invitation exists (or was refused): its creator's answer."""
+        await workflow.wait_condition(lambda: self._opened)
+        if self._refusal is not None:
+            raise refused(self._refusal)
+        return self.status()
 
     @workflow.update
     async def accept(self, request: AcceptRequest) -> AcceptResult:
         # A second click waits for the first and then answers "already accepted".
-        await workflow.wait_condition(lambda: not self._accepting)
+        await workflow.wait_condition(lambda: self._opened and not self._busy)
         if self._state is not InvitationState.PENDING:
             return AcceptResult(state=self._state, newly_accepted=False)
-        self._accepting = True
+        self._busy = True
         try:
             outcome = await workflow.execute_activity_method(
                 PartnerStore.accept_invitation,
-                AcceptInvitationInput(
-                    invitation_id=self._input.invitation_id, send_number=request.send_number
-                ),
+                AcceptInvitationInput(invitation_id=self._input.invitation_id, send_number=request.send_number),
                 summary="accept: record the acceptance and its effect",
                 **DATABASE_STEP,
             )
         finally:
-            self._accepting = False
+            self._busy = False
         self._set_state(outcome.state)
         return AcceptResult(state=outcome.state, newly_accepted=outcome.state is InvitationState.ACCEPTED)
+
+    @workflow.update
+    async def resend(self, request: ResendRequest) -> InvitationStatus:
+        """Sends a new mail now and restarts the TTL with a fresh budget of sends."""
+        await workflow.wait_condition(lambda: self._opened and not self._busy)
+        if self._refusal is not None:
+            raise refused(self._refusal)
+        if self._state is not InvitationState.PENDING:
+            raise refused(_closed_refusal(self._state))
+        workflow.logger.info("resend requested by hand")
+        self._round_sends = 0
+        self._send_due = True
+        target = self._sends + 1
+        await workflow.wait_condition(
+            lambda: self._state is not InvitationState.PENDING or (self._sends >= target and not self._sending)
+        )
+        return self.status()
+
+    @workflow.update
+    async def cancel(self, request: CancelRequest) -> InvitationStatus:
+        await workflow.wait_condition(lambda: self._opened and not self._busy)
+        if self._state is not InvitationState.PENDING:
+            raise refused(_closed_refusal(self._state))
+        self._busy = True
+        try:
+            await self._close(InvitationState.CANCELLED, reason="cancelled by hand", actor=request.actor)
+        finally:
+            self._busy = False
+        return self.status()
 
     @workflow.query
     def status(self) -> InvitationStatus:
@@ -97,15 +171,51 @@ class InvitationWorkflow:
             max_sends=self._input.max_sends,
             next_send_at=self._next_send_at,
             expires_at=self._expires_at,
+            last_error=self._last_error,
         )
+
+    # --- steps -------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        """Creates the invitation's row, or revives it, when this run was started for that."""
+        try:
+            if self._input.create is not None:
+                await workflow.execute_activity_method(
+                    PartnerStore.create_invitation,
+                    CreateInvitationInput(
+                        invitation_id=self._input.invitation_id,
+                        invitation=self._input.create,
+                        max_sends=self._input.max_sends,
+                    ),
+                    summary="create: check domain, membership and pending invitations",
+                    **DATABASE_STEP,
+                )
+            elif self._input.reopened_by is not None:
+                reopened = await workflow.execute_activity_method(
+                    PartnerStore.reopen_invitation,
+                    ReopenInvitationInput(invitation_id=self._input.invitation_id, actor=self._input.reopened_by),
+                    summary="revive the expired invitation",
+                    **DATABASE_STEP,
+                )
+                self._sends = reopened.sends
+                self._set_state(reopened.state)
+        except ActivityError as err:
+            self._refusal = refusal_of(err, OPENING_REFUSALS)
+            if self._refusal is None:
+                raise
+        finally:
+            self._opened = True
 
     async def _send(self, ttl: timedelta) -> None:
         self._sends += 1
-        left = self._input.max_sends - self._sends
+        self._round_sends += 1
+        left = self._input.max_sends - self._round_sends
         now = workflow.now()
-        self._next_send_at = now + ttl if left > 0 else None
+        self._deadline = now + ttl
+        self._next_send_at = self._deadline if left > 0 else None
         self._expires_at = now + ttl * (left + 1)
         self._describe()
+        self._sending = True
         try:
             sent = await workflow.execute_activity_method(
                 Mailer.send_invitation,
@@ -115,26 +225,29 @@ class InvitationWorkflow:
                     next_send_at=self._next_send_at,
                     expires_at=self._expires_at,
                 ),
-                summary=f"send e-mail {self._sends} of {self._input.max_sends}",
+                summary=f"send e-mail {self._round_sends} of {self._input.max_sends}",
                 **MAIL_STEP,
             )
         except ActivityError as err:
             if isinstance(err.cause, ApplicationError) and err.cause.type == UNDELIVERABLE:
+                self._last_error = err.cause.message
                 await self._close(InvitationState.UNDELIVERABLE, reason=err.cause.message)
                 return
             raise
+        finally:
+            self._sending = False
         if sent.outcome is SendOutcome.CLOSED:
             # Closed in the database by a transaction outside this workflow: mirror it.
             self._set_state(sent.state)
 
-    async def _close(self, state: InvitationState, *, reason: str) -> None:
-        # Decided now, before the activity records it: an `accept` arriving meanwhile
+    async def _close(self, state: InvitationState, *, reason: str, actor: str = "system") -> None:
+        # Decided now, before the activity records it: an update arriving meanwhile
         # answers with this state instead of racing it.
         self._set_state(state)
         self._next_send_at = None
         recorded = await workflow.execute_activity_method(
             PartnerStore.close_invitation,
-            CloseInvitationInput(invitation_id=self._input.invitation_id, state=state, reason=reason),
+            CloseInvitationInput(invitation_id=self._input.invitation_id, state=state, reason=reason, actor=actor),
             summary=f"record: invitation {state.value}",
             **DATABASE_STEP,
         )
@@ -151,7 +264,12 @@ class InvitationWorkflow:
             expires = f"{self._expires_at:%Y-%m-%d %H:%M} UTC" if self._expires_at else "-"
             workflow.set_current_details(
                 f"waiting for acceptance by someone at {self._input.invitee_domain}, "
-                f"send {self._sends} of {self._input.max_sends}, expires {expires}"
+                f"send {self._round_sends} of {self._input.max_sends}, expires {expires}"
             )
         else:
-            workflow.set_current_details(f"{self._state.value} after {self._sends} send(s)")
+            reason = f": {self._last_error}" if self._last_error else ""
+            workflow.set_current_details(f"{self._state.value} after {self._sends} send(s){reason}")
+
+
+def _closed_refusal(state: InvitationState) -> Refusal:
+    return Refusal(code=closed_invitation(state.value).value, detail=f"The invitation is {state.value}.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, ApplicationErrorCategory
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.store import PartnerStore
@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         Registration,
     )
     from workflows.invitation import InvitationWorkflow
+    from workflows.refusals import refusal_of, refused
     from workflows.steps import DATABASE_STEP
 
 # The refusals of registration the portal hears about; anything else is retried.
@@ -61,11 +62,9 @@ class PartnerOnboardingWorkflow:
                 **DATABASE_STEP,
             )
         except ActivityError as err:
-            cause = err.cause
-            if not (isinstance(cause, ApplicationError) and cause.type in REGISTRATION_REFUSALS):
+            self._refusal = refusal_of(err, REGISTRATION_REFUSALS)
+            if self._refusal is None:
                 raise
-            extra = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
-            self._refusal = Refusal(code=cause.type or "", detail=cause.message, extra=extra)
             self._set_phase(OnboardingPhase.REFUSED)
             await workflow.wait_condition(workflow.all_handlers_finished)
             return OnboardingResult(phase=self._phase, refusal=self._refusal)
@@ -107,13 +106,7 @@ class PartnerOnboardingWorkflow:
     async def registration(self) -> Registration:
         await workflow.wait_condition(lambda: self._phase is not OnboardingPhase.REGISTERING)
         if self._refusal is not None:
-            raise ApplicationError(
-                self._refusal.detail,
-                self._refusal.extra,
-                type=self._refusal.code,
-                non_retryable=True,
-                category=ApplicationErrorCategory.BENIGN,
-            )
+            raise refused(self._refusal)
         return Registration(partner_id=self._input.partner_id, invitation_id=self._invitation_id)
 
     @workflow.query

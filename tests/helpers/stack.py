@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.mail import Mailer, SmtpSettings
 from activities.store import PartnerStore
-from devstack.mailcatcher import MailCatcher
+from devstack.mailcatcher import MailCatcher, ReceivedMail
 from devstack.net import free_port
 from partners.settings import Settings
 from starter.api import create_app
@@ -80,6 +80,21 @@ class Stack:
             async with self.env.time_skipping_unlocked():  # type: ignore[attr-defined]
                 return await handle.result()
 
+    async def delivered(self, address: str, count: int = 1, timeout: float = 20) -> list[ReceivedMail]:
+        """The mails to `address`, once the send ledger also records them as sent."""
+        mails = await self.mail.wait_for(address, count, timeout)
+        async with asyncio.timeout(timeout):
+            while (  # noqa: ASYNC110 (the ledger is written by the worker)
+                await self.pool.fetchval(
+                    "SELECT count(*) FROM invitation_sends s JOIN invitations i ON i.id = s.invitation_id"
+                    " WHERE i.email = $1 AND s.status = 'sent'",
+                    address.lower(),
+                )
+                < count
+            ):
+                await asyncio.sleep(0.05)
+        return mails
+
     async def register(self, enterprise: str, domain: str, **kwargs: Any) -> httpx.Response:
         return await self.http.post(
             f"/v1/enterprises/{enterprise}/partners",
@@ -110,12 +125,10 @@ async def running_stack(
         temporal_task_queue=f"test-{uuid.uuid4()}",
         **overrides,
     )
-    store = PartnerStore(pool, default_partner_limit=settings.partner_limit)
+    store = PartnerStore.from_settings(pool, settings)
     mailer = Mailer(store, SmtpSettings.from_settings(settings), link_base=base_url)
     services = Services(settings=settings, client=client, store=store, api_token=API_TOKEN.encode())
-    server = _QuietServer(
-        uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = _QuietServer(uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning"))
     async with build_worker(client, settings, store, mailer):
         serving = asyncio.create_task(server.serve())
         try:
