@@ -85,7 +85,7 @@ class Mailer:
             # Retried by Temporal; meanwhile the partner view says why the mail is late.
             await self._store.record_send_failure(SendFailure(invitation_id=input.invitation_id, error=_describe(err)))
             raise
-        await self._store.finish_send(input.invitation_id, input.send_number)
+        await self._store.finish_send(input.invitation_id, input.send_number, input.requested_by)
         return SendInvitationOutput(outcome=SendOutcome.SENT)
 
     def _compose(self, ticket: SendTicket, link: str, input: SendInvitationInput) -> EmailMessage:

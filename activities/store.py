@@ -468,7 +468,7 @@ class PartnerStore:
             failure.error,
         )
 
-    async def finish_send(self, invitation_id: UUID, send_number: int) -> None:
+    async def finish_send(self, invitation_id: UUID, send_number: int, requested_by: str | None = None) -> None:
         async with self._pool.acquire() as db, db.transaction():
             row = await db.fetchrow(
                 "UPDATE invitation_sends s SET status = 'sent', sent_at = now()"
@@ -487,8 +487,8 @@ class PartnerStore:
                 db,
                 row["enterprise_id"],
                 row["partner_id"],
-                "system",
-                "invitation_sent",
+                requested_by or "system",
+                "invitation_resent" if requested_by else "invitation_sent",
                 invitation_id=str(invitation_id),
                 send_number=send_number,
                 attempts=row["attempts"],

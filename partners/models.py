@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from partners.messages import Locale
 from partners.rules import (
@@ -48,8 +48,8 @@ class InvitationPurpose(StrEnum):
     ADMIN_REPLACEMENT = "admin_replacement"
 
 
-def _no_control_characters(value: str) -> str:
-    if has_control_characters(value):
+def _no_control_characters(value: object) -> object:
+    if isinstance(value, str) and has_control_characters(value):
         raise ValueError("control characters (CR, LF, NUL, ...) are not allowed")
     return value
 
@@ -58,15 +58,16 @@ def _email(value: str) -> str:
     return normalize_email(value).address
 
 
+# Control characters are refused before stripping: "Ada\n" is refused, not trimmed.
 PersonName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-    AfterValidator(_no_control_characters),
+    BeforeValidator(_no_control_characters),
 ]
 PartnerName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=120),
-    AfterValidator(_no_control_characters),
+    BeforeValidator(_no_control_characters),
 ]
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
 Domain = Annotated[str, StringConstraints(max_length=253), AfterValidator(normalize_domain)]
@@ -260,6 +261,7 @@ class SendInvitationInput(BaseModel):
     send_number: int
     next_send_at: datetime | None
     expires_at: datetime
+    requested_by: str | None = None  # who resent it by hand; None for the automatic sends
 
 
 class SendOutcome(StrEnum):

@@ -45,10 +45,12 @@ def normalize_email(value: str) -> NormalizedEmail:
 
 def normalize_domain(value: str) -> str:
     """A registered e-mail domain in the form addresses are compared in (R3, R6)."""
+    if has_control_characters(value):
+        raise ValueError(f"not a valid domain: {value!r}")
     raw = value.strip()
     if raw.endswith("."):
         raw = raw[:-1]
-    if not raw or "@" in raw or has_control_characters(raw):
+    if not raw or "@" in raw:
         raise ValueError(f"not a valid domain: {value!r}")
     try:
         return normalize_email(f"postmaster@{raw}").domain

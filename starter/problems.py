@@ -59,5 +59,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RPCError)
     async def _temporal(_: Request, err: RPCError) -> JSONResponse:
-        log.warning("Temporal call failed: %s", err.status)
+        log.warning("Temporal call failed: %s %s", err.status, err.message)
         return problem_response(ErrorCode.UNAVAILABLE, "The workflow service did not answer; try again.")

