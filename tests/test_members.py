@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import pytest
 
@@ -29,8 +30,16 @@ async def test_admin_invites_a_member_who_accepts(dev_stack: Stack) -> None:
     invitation = invited.json()
     assert (invitation["email"], invitation["role"], invitation["state"]) == (member, "member", "pending")
     assert (invitation["purpose"], invitation["locale"], invitation["invited_by"]) == ("member", "en", partner.admin)
-    [mail] = await dev_stack.mail.wait_for(member)
-    assert "as Member" in mail.text and partner.admin in mail.text
+    [mail] = await dev_stack.delivered(member)
+    stored = (
+        await dev_stack.http.get(f"/v1/invitations/{invitation['id']}", headers=partner_user(partner.admin))
+    ).json()
+    expires = datetime.fromisoformat(stored["expires_at"]).strftime("%Y-%m-%d %H:%M UTC")
+    # The mail names the enterprise, the partner, the role, the inviter and the expiry.
+    assert f"{partner.enterprise} invites you to join Partner {partner.domain}" in mail.text
+    assert "as Member" in mail.text and f"Invited by {partner.admin}." in mail.text
+    assert f"valid until {expires}." in mail.text
+    assert mail.message["To"] == f"Mel Member <{member}>"
     page = await dev_stack.http.post(f"{mail.link}/accept")
     assert 'data-outcome="accepted"' in page.text
     view = (await dev_stack.http.get(f"/v1/partners/{partner.id}", headers=holder(partner.enterprise))).json()

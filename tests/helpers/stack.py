@@ -143,7 +143,11 @@ class _QuietServer(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher, **overrides: Any
+    env: WorkflowEnvironment,
+    pool: asyncpg.Pool,
+    mail: MailCatcher,
+    store_class: type[PartnerStore] = PartnerStore,
+    **overrides: Any,
 ) -> AsyncIterator[Stack]:
     client = env.client
     port = free_port()
@@ -157,7 +161,7 @@ async def running_stack(
         temporal_task_queue=f"test-{uuid.uuid4()}",
         **overrides,
     )
-    store = PartnerStore.from_settings(pool, settings)
+    store = store_class.from_settings(pool, settings)
     mailer = Mailer(store, SmtpSettings.from_settings(settings), link_base=base_url)
     services = Services(settings=settings, client=client, store=store, api_token=API_TOKEN.encode())
     server = _QuietServer(uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning"))
