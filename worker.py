@@ -18,12 +18,19 @@ from activities.database import create_pool, migrate
 from activities.mail import Mailer, SmtpSettings
 from activities.store import PartnerStore
 from partners.settings import Settings
+from workflows.deactivation import PartnerDeactivationWorkflow
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
+from workflows.replacement import AdminReplacementWorkflow
 
 log = logging.getLogger("worker")
 
-WORKFLOWS: Sequence[type] = (PartnerOnboardingWorkflow, InvitationWorkflow)
+WORKFLOWS: Sequence[type] = (
+    PartnerOnboardingWorkflow,
+    InvitationWorkflow,
+    AdminReplacementWorkflow,
+    PartnerDeactivationWorkflow,
+)
 
 
 async def connect_client(settings: Settings) -> Client:
@@ -52,6 +59,7 @@ def activities(store: PartnerStore, mailer: Mailer) -> list[Any]:
         store.reopen_invitation,
         store.accept_invitation,
         store.close_invitation,
+        store.deactivate_partner,
         mailer.send_invitation,
     ]
 

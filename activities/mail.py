@@ -100,6 +100,7 @@ class Mailer:
             "expires": messages.when(ticket.expires_at or input.expires_at, locale),
             "link": link,
             "lang": locale.value,
+            "logo": f"{self._link_base}/partners/{ticket.partner_id}/logo" if ticket.has_logo else None,
         }
         message = EmailMessage()
         message["From"] = self._smtp.mail_from

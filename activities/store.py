@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 from temporalio import activity
@@ -26,6 +26,9 @@ from partners.models import (
     CloseInvitationOutput,
     CreateInvitationInput,
     CreateInvitationOutput,
+    DeactivatePartnerInput,
+    DeactivatePartnerOutput,
+    GrantRequest,
     InvitationPurpose,
     InvitationState,
     PartnerStatus,
@@ -40,6 +43,9 @@ from partners.rules import email_domain_is_registered, normalize_email
 from partners.settings import Settings
 from partners.views import (
     AdminView,
+    AuditEntry,
+    AuditPage,
+    GrantView,
     InvitationDetail,
     InvitationPage,
     InvitationView,
@@ -81,6 +87,8 @@ class SendTicket:
     invited_by: str = ""
     expires_at: datetime | None = None
     locale: Locale = Locale.PT_BR
+    partner_id: UUID | None = None
+    has_logo: bool = False
 
 
 class PartnerStore:
@@ -209,9 +217,21 @@ class PartnerStore:
             )
             if partner is None:
                 raise DomainError(ErrorCode.NOT_FOUND, "No such partner.")
-            if await db.fetchval("SELECT 1 FROM invitations WHERE id = $1", input.invitation_id):
-                return CreateInvitationOutput(enterprise_id=partner["enterprise_id"])
-            _require_partner_status(partner["status"], PartnerStatus.ACTIVE)
+            existing = await db.fetchval("SELECT purpose FROM invitations WHERE id = $1", input.invitation_id)
+            if existing is not None:  # a retry after the commit
+                return CreateInvitationOutput(
+                    enterprise_id=partner["enterprise_id"], purpose=InvitationPurpose(existing)
+                )
+            purpose = new.purpose
+            if new.role is Role.ADMIN:
+                # R8 for an active partner; for a pending one, the first admin's invitation
+                # is re-targeted: the new one activates the partner on acceptance (R4).
+                if partner["status"] == PartnerStatus.DEACTIVATED:
+                    raise DomainError(ErrorCode.PARTNER_DEACTIVATED, "The partner is deactivated.")
+                pending_partner = partner["status"] == PartnerStatus.PENDING
+                purpose = InvitationPurpose.FIRST_ADMIN if pending_partner else InvitationPurpose.ADMIN_REPLACEMENT
+            else:
+                _require_partner_status(partner["status"], PartnerStatus.ACTIVE)
             if new.purpose is InvitationPurpose.MEMBER and not await _is_active_admin(
                 db, new.partner_id, new.invited_by
             ):
@@ -229,12 +249,35 @@ class PartnerStore:
                     "The e-mail domain is not one of the partner's domains.",
                     domains=domains,
                 )
-            if await db.fetchval(
+            if new.role is Role.ADMIN and await _is_active_admin(db, new.partner_id, new.person.email):
+                raise DomainError(ErrorCode.ALREADY_ADMIN, "This person is already the partner's Admin.")
+            if new.role is Role.MEMBER and await db.fetchval(
                 "SELECT 1 FROM members WHERE partner_id = $1 AND email = $2 AND active",
                 new.partner_id,
                 new.person.email,
             ):
                 raise DomainError(ErrorCode.ALREADY_MEMBER, "This person is already a member of the partner.")
+            superseded: list[UUID] = []
+            if new.role is Role.ADMIN:
+                # R8: a newer admin invitation supersedes a pending one; its links stop now.
+                superseded = [
+                    r["id"]
+                    for r in await db.fetch(
+                        "UPDATE invitations SET state = 'superseded', closed_at = now(), next_send_at = NULL"
+                        " WHERE partner_id = $1 AND role = 'admin' AND state = 'pending' RETURNING id",
+                        new.partner_id,
+                    )
+                ]
+                for old in superseded:
+                    await _audit(
+                        db,
+                        partner["enterprise_id"],
+                        new.partner_id,
+                        new.invited_by,
+                        "invitation_superseded",
+                        invitation_id=str(old),
+                        by=str(input.invitation_id),
+                    )
             pending = await db.fetchval(
                 "SELECT id FROM invitations WHERE partner_id = $1 AND email = $2 AND state = 'pending'",
                 new.partner_id,
@@ -256,7 +299,7 @@ class PartnerStore:
                 new.person.first_name,
                 new.person.last_name,
                 new.role.value,
-                new.purpose.value,
+                purpose.value,
                 input.max_sends,
                 new.invited_by,
                 new.locale or partner["locale"] or self._default_locale,
@@ -270,9 +313,9 @@ class PartnerStore:
                 invitation_id=str(input.invitation_id),
                 email=new.person.email,
                 role=new.role.value,
-                purpose=new.purpose.value,
+                purpose=purpose.value,
             )
-        return CreateInvitationOutput(enterprise_id=partner["enterprise_id"])
+        return CreateInvitationOutput(enterprise_id=partner["enterprise_id"], purpose=purpose, superseded=superseded)
 
     @activity.defn
     async def reopen_invitation(self, input: ReopenInvitationInput) -> ReopenInvitationOutput:
@@ -333,6 +376,16 @@ class PartnerStore:
                     partner_status=PartnerStatus(row["partner_status"]),
                 )
             partner_status = PartnerStatus(row["partner_status"])
+            previous_admin = None
+            if row["role"] == Role.ADMIN:
+                # R8: in this one transaction the old Admin becomes Member, the new one Admin;
+                # demoted first, so the partner never has two Admins (unique index), nor none.
+                previous_admin = await db.fetchval(
+                    "UPDATE members SET role = 'member' WHERE partner_id = $1 AND role = 'admin' AND active"
+                    " AND email <> $2 RETURNING email",
+                    row["partner_id"],
+                    row["email"],
+                )
             await db.execute(
                 "INSERT INTO members (partner_id, email, first_name, last_name, role)"
                 " VALUES ($1, $2, $3, $4, $5)"
@@ -344,7 +397,7 @@ class PartnerStore:
                 row["last_name"],
                 row["role"],
             )
-            if row["purpose"] == InvitationPurpose.FIRST_ADMIN and partner_status is PartnerStatus.PENDING:
+            if row["role"] == Role.ADMIN and partner_status is PartnerStatus.PENDING:
                 await db.execute(
                     "UPDATE partners SET status = 'active', activated_at = now() WHERE id = $1",
                     row["partner_id"],
@@ -366,6 +419,17 @@ class PartnerStore:
             )
             if partner_status is not PartnerStatus(row["partner_status"]):
                 await _audit(db, row["enterprise_id"], row["partner_id"], row["email"], "partner_activated")
+            if previous_admin is not None:
+                await _audit(
+                    db,
+                    row["enterprise_id"],
+                    row["partner_id"],
+                    row["email"],
+                    "admin_replaced",
+                    previous_admin=previous_admin,
+                    new_admin=row["email"],
+                    invitation_id=str(input.invitation_id),
+                )
         return AcceptInvitationOutput(state=InvitationState.ACCEPTED, partner_status=partner_status)
 
     @activity.defn
@@ -396,6 +460,142 @@ class PartnerStore:
             )
         return CloseInvitationOutput(state=input.state)
 
+    @activity.defn
+    async def deactivate_partner(self, input: DeactivatePartnerInput) -> DeactivatePartnerOutput:
+        """R10 in one transaction under the partner's row lock, the lock grants take too:
+        a grant racing this either commits first (and this refuses) or is refused."""
+        with refusals_as_application_errors():
+            async with self._pool.acquire() as db, db.transaction():
+                partner = await db.fetchrow(
+                    "SELECT enterprise_id, status FROM partners WHERE id = $1 FOR UPDATE", input.partner_id
+                )
+                if partner is None:
+                    raise DomainError(ErrorCode.NOT_FOUND, "No such partner.")
+                if partner["status"] == PartnerStatus.DEACTIVATED:
+                    return DeactivatePartnerOutput(newly_deactivated=False)
+                apis = await db.fetch(
+                    "SELECT ref, name FROM partner_grants"
+                    " WHERE partner_id = $1 AND kind = 'api' AND revoked_at IS NULL ORDER BY ref",
+                    input.partner_id,
+                )
+                if apis:
+                    raise DomainError(
+                        ErrorCode.API_ACCESS_GRANTED,
+                        f"Revoke every API first: {', '.join(r['ref'] for r in apis)}.",
+                        apis=[dict(r) for r in apis],
+                    )
+                await db.execute(
+                    "UPDATE partners SET status = 'deactivated', deactivated_at = now() WHERE id = $1",
+                    input.partner_id,
+                )
+                # The slot (R2) and the domains (R3) are free for a new partner.
+                await db.execute("UPDATE partner_domains SET released = true WHERE partner_id = $1", input.partner_id)
+                await db.execute("UPDATE members SET active = false WHERE partner_id = $1 AND active", input.partner_id)
+                await db.execute(
+                    "UPDATE partner_grants SET revoked_at = now(), revoked_by = $2"
+                    " WHERE partner_id = $1 AND revoked_at IS NULL",
+                    input.partner_id,
+                    input.actor,
+                )
+                cancelled = [
+                    r["id"]
+                    for r in await db.fetch(
+                        "UPDATE invitations SET state = 'cancelled', closed_at = now(), next_send_at = NULL,"
+                        " last_error = 'partner deactivated' WHERE partner_id = $1 AND state = 'pending' RETURNING id",
+                        input.partner_id,
+                    )
+                ]
+                await _audit(
+                    db,
+                    partner["enterprise_id"],
+                    input.partner_id,
+                    input.actor,
+                    "partner_deactivated",
+                    cancelled_invitations=[str(i) for i in cancelled],
+                )
+        return DeactivatePartnerOutput(newly_deactivated=True, cancelled_invitations=cancelled)
+
+    # --- grants, logo: short writes of the API, under the partner's row lock ----------
+
+    async def grant(self, partner_id: UUID, request: GrantRequest, actor: str) -> GrantView:
+        async with self._pool.acquire() as db, db.transaction():
+            partner = await _lock_partner(db, partner_id)
+            if await db.fetchval(
+                "SELECT 1 FROM partner_grants WHERE partner_id = $1 AND kind = $2 AND ref = $3 AND revoked_at IS NULL",
+                partner_id,
+                request.kind.value,
+                request.ref,
+            ):
+                raise DomainError(ErrorCode.ALREADY_GRANTED, f"{request.kind.value} {request.ref} is already granted.")
+            row = await db.fetchrow(
+                f"INSERT INTO partner_grants (id, partner_id, kind, ref, name, granted_by)"  # noqa: S608 (constant)
+                f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_GRANT_COLUMNS}",
+                uuid4(),
+                partner_id,
+                request.kind.value,
+                request.ref,
+                request.name,
+                actor,
+            )
+            assert row is not None
+            await _audit(
+                db, partner["enterprise_id"], partner_id, actor, "grant", kind=request.kind.value, ref=request.ref
+            )
+        return GrantView(**dict(row))
+
+    async def revoke(self, partner_id: UUID, grant_id: UUID, actor: str) -> GrantView:
+        async with self._pool.acquire() as db, db.transaction():
+            partner = await _lock_partner(db, partner_id)
+            row = await db.fetchrow(
+                f"SELECT {_GRANT_COLUMNS} FROM partner_grants WHERE id = $1 AND partner_id = $2",  # noqa: S608
+                grant_id,
+                partner_id,
+            )
+            if row is None:
+                raise DomainError(ErrorCode.NOT_FOUND, "No such grant of this partner.")
+            if row["revoked_at"] is None:  # revoking twice answers the same, records once
+                row = await db.fetchrow(
+                    f"UPDATE partner_grants SET revoked_at = now(), revoked_by = $2"  # noqa: S608 (constant)
+                    f" WHERE id = $1 RETURNING {_GRANT_COLUMNS}",
+                    grant_id,
+                    actor,
+                )
+                assert row is not None
+                await _audit(
+                    db, partner["enterprise_id"], partner_id, actor, "revoke", kind=row["kind"], ref=row["ref"]
+                )
+        return GrantView(**dict(row))
+
+    async def set_logo(self, partner_id: UUID, logo: bytes, content_type: str, actor: str) -> None:
+        async with self._pool.acquire() as db, db.transaction():
+            partner = await _lock_partner(db, partner_id)
+            await db.execute(
+                "UPDATE partners SET logo = $2, logo_type = $3, logo_updated_at = now() WHERE id = $1",
+                partner_id,
+                logo,
+                content_type,
+            )
+            await _audit(
+                db, partner["enterprise_id"], partner_id, actor, "logo_set", content_type=content_type, size=len(logo)
+            )
+
+    async def get_logo(self, partner_id: UUID) -> tuple[bytes, str, datetime] | None:
+        row = await self._pool.fetchrow(
+            "SELECT logo, logo_type, logo_updated_at FROM partners WHERE id = $1 AND logo IS NOT NULL", partner_id
+        )
+        return None if row is None else (row["logo"], row["logo_type"], row["logo_updated_at"])
+
+    async def audit(self, partner_id: UUID, *, limit: int, before: int | None) -> AuditPage:
+        rows = await self._pool.fetch(
+            "SELECT id, at, actor, action, details FROM audit_log"
+            " WHERE partner_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+            partner_id,
+            before,
+            limit + 1,
+        )
+        entries = [AuditEntry(**dict(r)) for r in rows[:limit]]
+        return AuditPage(entries=entries, next_before=entries[-1].id if len(rows) > limit else None)
+
     # --- the send ledger (steps of the mail activity) -----------------------------------
 
     async def begin_send(
@@ -408,7 +608,8 @@ class PartnerStore:
     ) -> SendTicket:
         async with self._pool.acquire() as db, db.transaction():
             row = await db.fetchrow(
-                "SELECT i.email, i.first_name, i.last_name, i.role, i.state, i.invited_by, i.locale,"
+                "SELECT i.email, i.first_name, i.last_name, i.role, i.state, i.invited_by, i.locale, i.partner_id,"
+                " p.logo IS NOT NULL AS has_logo,"
                 " p.name AS partner_name, coalesce(e.display_name, e.id) AS enterprise_name"
                 " FROM invitations i JOIN partners p ON p.id = i.partner_id"
                 " JOIN enterprises e ON e.id = p.enterprise_id"
@@ -458,6 +659,8 @@ class PartnerStore:
             invited_by=row["invited_by"],
             expires_at=expires_at,
             locale=Locale(row["locale"]),
+            partner_id=row["partner_id"],
+            has_logo=row["has_logo"],
         )
 
     async def record_send_failure(self, failure: SendFailure) -> None:
@@ -513,7 +716,8 @@ class PartnerStore:
             db.transaction(isolation="repeatable_read", readonly=True),
         ):
             row = await db.fetchrow(
-                f"SELECT {_SUMMARY_COLUMNS}, p.activated_at FROM partners p WHERE p.id = $1",  # noqa: S608
+                f"SELECT {_SUMMARY_COLUMNS}, p.activated_at, p.deactivated_at, p.logo IS NOT NULL AS has_logo"  # noqa: S608
+                " FROM partners p WHERE p.id = $1",
                 partner_id,
             )
             if row is None:
@@ -534,7 +738,18 @@ class PartnerStore:
                     partner_id,
                 )
             ]
-        admin_invitation = next((i for i in reversed(invitations) if i.purpose is not InvitationPurpose.MEMBER), None)
+            grants = [
+                GrantView(**dict(r))
+                for r in await db.fetch(
+                    f"SELECT {_GRANT_COLUMNS} FROM partner_grants"  # noqa: S608 (constant)
+                    " WHERE partner_id = $1 AND revoked_at IS NULL ORDER BY granted_at, ref",
+                    partner_id,
+                )
+            ]
+        admin_invitation = next((i for i in reversed(invitations) if i.role is Role.ADMIN), None)
+        admin_replacement = next(
+            (i for i in reversed(invitations) if i.purpose is InvitationPurpose.ADMIN_REPLACEMENT), None
+        )
         admin = next((m for m in members if m.role is Role.ADMIN), None)
         admin_view: AdminView | None = None
         if admin is not None:
@@ -544,7 +759,7 @@ class PartnerStore:
                 email=admin.email,
                 status="active",
             )
-        elif admin_invitation is not None:
+        elif admin_invitation is not None and row["status"] == PartnerStatus.PENDING:
             admin_view = AdminView(
                 first_name=admin_invitation.first_name,
                 last_name=admin_invitation.last_name,
@@ -555,8 +770,10 @@ class PartnerStore:
             **dict(row),
             admin=admin_view,
             admin_invitation=admin_invitation,
+            admin_replacement=admin_replacement,
             members=members,
             invitations=invitations,
+            grants=grants,
         )
 
     async def is_active_admin(self, partner_id: UUID, email: str) -> bool:
@@ -565,7 +782,7 @@ class PartnerStore:
 
     async def get_invitation(self, invitation_id: UUID) -> InvitationDetail | None:
         row = await self._pool.fetchrow(
-            f"SELECT {_INVITATION_COLUMNS}, i.partner_id, p.enterprise_id"  # noqa: S608 (constant)
+            f"SELECT {_INVITATION_COLUMNS}, i.partner_id, p.enterprise_id, p.status AS partner_status"  # noqa: S608
             " FROM invitations i JOIN partners p ON p.id = i.partner_id WHERE i.id = $1",
             invitation_id,
         )
@@ -575,7 +792,7 @@ class PartnerStore:
         row = await self._pool.fetchrow(
             "SELECT i.id AS invitation_id, i.state, i.role, i.first_name, p.enterprise_id,"
             " coalesce(e.display_name, e.id) AS enterprise_name, p.name AS partner_name,"
-            " p.status AS partner_status, t.send_number, i.locale"
+            " i.partner_id, p.status AS partner_status, t.send_number, i.locale, p.logo IS NOT NULL AS has_logo"
             " FROM invitation_tokens t JOIN invitations i ON i.id = t.invitation_id"
             " JOIN partners p ON p.id = i.partner_id JOIN enterprises e ON e.id = p.enterprise_id"
             " WHERE t.token_hash = $1",
@@ -633,3 +850,16 @@ async def _is_active_admin(
             email,
         )
     )
+
+
+_GRANT_COLUMNS = "id, kind, ref, name, granted_by, granted_at, revoked_by, revoked_at"
+
+
+async def _lock_partner(db: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, partner_id: UUID) -> asyncpg.Record:
+    """The partner's row lock, taken by every write that deactivation must not race (R10)."""
+    partner = await db.fetchrow("SELECT enterprise_id, status FROM partners WHERE id = $1 FOR UPDATE", partner_id)
+    if partner is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such partner.")
+    if partner["status"] == PartnerStatus.DEACTIVATED:
+        raise DomainError(ErrorCode.PARTNER_DEACTIVATED, "The partner is deactivated.")
+    return partner

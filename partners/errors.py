@@ -24,6 +24,11 @@ class ErrorCode(StrEnum):
     INVITATION_CANCELLED = "invitation_cancelled"
     INVITATION_SUPERSEDED = "invitation_superseded"
     INVITATION_UNDELIVERABLE = "invitation_undeliverable"
+    ALREADY_ADMIN = "already_admin"
+    ALREADY_GRANTED = "already_granted"
+    API_ACCESS_GRANTED = "api_access_granted"
+    LOGO_TOO_LARGE = "logo_too_large"
+    UNSUPPORTED_LOGO = "unsupported_logo"
     CONFLICT = "conflict"
     UNAVAILABLE = "unavailable"
 
@@ -46,6 +51,11 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVITATION_CANCELLED: 409,
     ErrorCode.INVITATION_SUPERSEDED: 409,
     ErrorCode.INVITATION_UNDELIVERABLE: 409,
+    ErrorCode.ALREADY_ADMIN: 409,
+    ErrorCode.ALREADY_GRANTED: 409,
+    ErrorCode.API_ACCESS_GRANTED: 409,
+    ErrorCode.LOGO_TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_LOGO: 415,
     ErrorCode.CONFLICT: 409,
     ErrorCode.UNAVAILABLE: 503,
 }
@@ -68,6 +78,11 @@ TITLES: dict[ErrorCode, str] = {
     ErrorCode.INVITATION_CANCELLED: "The invitation was cancelled",
     ErrorCode.INVITATION_SUPERSEDED: "The invitation was superseded",
     ErrorCode.INVITATION_UNDELIVERABLE: "The invitation could not be delivered",
+    ErrorCode.ALREADY_ADMIN: "Already the partner's Admin",
+    ErrorCode.ALREADY_GRANTED: "Already granted to the partner",
+    ErrorCode.API_ACCESS_GRANTED: "API access is still granted",
+    ErrorCode.LOGO_TOO_LARGE: "Logo too large",
+    ErrorCode.UNSUPPORTED_LOGO: "Logo must be a PNG, JPEG or WebP image",
     ErrorCode.CONFLICT: "Conflict",
     ErrorCode.UNAVAILABLE: "Service temporarily unavailable",
 }

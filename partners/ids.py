@@ -11,3 +11,11 @@ def onboarding_workflow_id(partner_id: UUID | str) -> str:
 
 def invitation_workflow_id(invitation_id: UUID | str) -> str:
     return f"invitation-{invitation_id}"
+
+
+def replacement_workflow_id(partner_id: UUID | str) -> str:
+    return f"partner-admin-replacement-{partner_id}"
+
+
+def deactivation_workflow_id(partner_id: UUID | str) -> str:
+    return f"partner-deactivation-{partner_id}"

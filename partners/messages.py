@@ -46,6 +46,8 @@ _EN = {
     "withdrawn_body": "{enterprise} withdrew this invitation to {partner}. Nothing was changed.",
     "closed_title": "This invitation can no longer be accepted",
     "closed_body": "Ask {enterprise} for a new invitation to {partner}.",
+    "deactivated_title": "{partner} is no longer a partner",
+    "deactivated_body": "{enterprise} ended its partnership with {partner}. This invitation no longer applies.",
     "invalid_title": "This link is not valid",
     "invalid_body": (
         "Check that you opened the whole link from the e-mail, or ask the person who invited you for a new invitation."
@@ -81,6 +83,8 @@ _PT_BR = {
     "withdrawn_body": "{enterprise} retirou este convite para {partner}. Nada foi alterado.",
     "closed_title": "Este convite não pode mais ser aceito",
     "closed_body": "Peça a {enterprise} um novo convite para {partner}.",
+    "deactivated_title": "{partner} não é mais parceira",
+    "deactivated_body": "{enterprise} encerrou a parceria com {partner}. Este convite não vale mais.",
     "invalid_title": "Este link não é válido",
     "invalid_body": ("Confira se você abriu o link completo do e-mail, ou peça um novo convite a quem convidou você."),
 }

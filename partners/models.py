@@ -113,6 +113,23 @@ class InviteMemberRequest(PersonIn):
     )
 
 
+class GrantKind(StrEnum):
+    PRODUCT = "product"
+    API = "api"
+
+
+GrantRef = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$"),
+]
+
+
+class GrantRequest(_Input):
+    kind: GrantKind
+    ref: GrantRef = Field(description="The product's or API's id in the Service Catalog.")
+    name: PartnerName
+
+
 class NewInvitation(BaseModel):
     """An invitation the InvitationWorkflow creates itself (members, admin replacement)."""
 
@@ -142,6 +159,8 @@ class OnboardingPhase(StrEnum):
     AWAITING_ADMIN = "awaiting_admin"
     ACTIVE = "active"
     ADMIN_NOT_ACCEPTED = "admin_not_accepted"
+    # The first admin's invitation was superseded by an admin replacement, which carries on.
+    RETARGETED = "retargeted"
 
 
 class Refusal(BaseModel):
@@ -233,6 +252,66 @@ class CreateInvitationInput(BaseModel):
 
 class CreateInvitationOutput(BaseModel):
     enterprise_id: str
+    # Decided under the partner's lock: an admin invitation of a pending partner is its
+    # first admin's (it activates the partner); of an active one, a replacement.
+    purpose: InvitationPurpose | None = None
+    superseded: list[UUID] = []
+
+
+class WithdrawRequest(BaseModel):
+    """Signal: the invitation was closed by a transaction elsewhere (superseded, cancelled)."""
+
+    state: InvitationState
+    reason: str
+
+
+# --- AdminReplacementWorkflow ----------------------------------------------------------
+
+
+class ReplacementInput(BaseModel):
+    partner_id: UUID
+    enterprise_id: str
+    ttl_seconds: int
+    max_sends: int
+
+
+class ReplaceAdminRequest(BaseModel):
+    person: PersonIn
+    actor: str
+
+
+class ReplacementStarted(BaseModel):
+    invitation_id: UUID
+    purpose: InvitationPurpose
+
+
+class ReplacementResult(BaseModel):
+    invitation_id: UUID | None
+    state: InvitationState | None
+
+
+# --- PartnerDeactivationWorkflow -------------------------------------------------------
+
+
+class DeactivationInput(BaseModel):
+    partner_id: UUID
+    enterprise_id: str
+    actor: str
+
+
+class DeactivatePartnerInput(BaseModel):
+    partner_id: UUID
+    actor: str
+
+
+class DeactivatePartnerOutput(BaseModel):
+    newly_deactivated: bool
+    cancelled_invitations: list[UUID] = []
+
+
+class DeactivationResult(BaseModel):
+    deactivated: bool
+    refusal: Refusal | None = None
 
 
 class ReopenInvitationInput(BaseModel):

@@ -8,7 +8,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from partners.messages import Locale
-from partners.models import InvitationPurpose, InvitationState, InvitationStatus, PartnerStatus, Role
+from partners.models import GrantKind, InvitationPurpose, InvitationState, InvitationStatus, PartnerStatus, Role
 
 
 class PersonView(BaseModel):
@@ -41,6 +41,30 @@ class InvitationView(PersonView):
     created_at: datetime
 
 
+class GrantView(BaseModel):
+    id: UUID
+    kind: GrantKind
+    ref: str
+    name: str
+    granted_by: str
+    granted_at: datetime
+    revoked_by: str | None
+    revoked_at: datetime | None
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    details: dict[str, object]
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntry]
+    next_before: int | None = None  # pass as `before` for the next (older) page
+
+
 class PartnerSummary(BaseModel):
     id: UUID
     enterprise_id: str
@@ -53,9 +77,13 @@ class PartnerSummary(BaseModel):
 class PartnerView(PartnerSummary):
     admin: AdminView | None
     admin_invitation: InvitationView | None
+    admin_replacement: InvitationView | None  # the latest, pending or not
     members: list[MemberView]
     invitations: list[InvitationView]
+    grants: list[GrantView]  # the active ones
+    has_logo: bool
     activated_at: datetime | None
+    deactivated_at: datetime | None
 
 
 class PartnerList(BaseModel):
@@ -72,9 +100,11 @@ class InvitationPage(BaseModel):
     enterprise_id: str
     enterprise_name: str
     partner_name: str
+    partner_id: UUID
     partner_status: PartnerStatus
     send_number: int
     locale: Locale
+    has_logo: bool
 
 
 class InvitationDetail(InvitationView):
@@ -82,4 +112,11 @@ class InvitationDetail(InvitationView):
 
     partner_id: UUID
     enterprise_id: str
+    partner_status: PartnerStatus
     live: InvitationStatus | None = None
+
+
+class LogoView(BaseModel):
+    content_type: str
+    size: int
+    url: str

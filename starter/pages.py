@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import functools
 import logging
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from partners import messages
+from partners.errors import ErrorCode
 from partners.ids import invitation_workflow_id
 from partners.messages import Locale
-from partners.models import AcceptRequest, InvitationState
+from partners.models import AcceptRequest, InvitationState, PartnerStatus
 from partners.rules import TOKEN_PATTERN, token_hash
 from partners.views import InvitationPage
+from starter.problems import ProblemError
 from starter.services import Services
 from workflows.invitation import InvitationWorkflow
 
@@ -39,7 +43,7 @@ _HEADERS = {
     "X-Robots-Tag": "noindex, nofollow",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"
     ),
 }
 
@@ -80,6 +84,8 @@ def _outcome(request: Request, page: InvitationPage, outcome: str) -> HTMLRespon
 
 
 def _closed(request: Request, page: InvitationPage) -> HTMLResponse:
+    if page.partner_status is PartnerStatus.DEACTIVATED:
+        return _render(request, "outcome.html", page, status=409, outcome="partner_deactivated", kind="deactivated")
     return _outcome(request, page, "already_accepted" if page.state is InvitationState.ACCEPTED else page.state.value)
 
 
@@ -134,3 +140,26 @@ async def accept_invitation(request: Request, token: str) -> HTMLResponse:
     if result.newly_accepted:
         return _outcome(request, page, "accepted")
     return _closed(request, page.model_copy(update={"state": result.state}))
+
+
+@router.get("/partners/{partner_id}/logo", response_class=Response)
+async def public_logo(request: Request, partner_id: UUID) -> Response:
+    """The logo for invitation pages and mails, which open without credentials."""
+    return await logo_response(request.app.state.services, partner_id)
+
+
+async def logo_response(services: Services, partner_id: UUID) -> Response:
+    found = await services.store.get_logo(partner_id)
+    if found is None:
+        raise ProblemError(ErrorCode.NOT_FOUND, "The partner has no logo.")
+    data, content_type, updated_at = found
+    return Response(
+        data,
+        media_type=content_type,
+        headers={
+            "Cache-Control": "public, max-age=300",
+            "Last-Modified": format_datetime(updated_at, usegmt=True),
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'",
+        },
+    )

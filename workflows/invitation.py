@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from uuid import UUID
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -12,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.store import PartnerStore
     from partners import search
     from partners.errors import ErrorCode, closed_invitation
+    from partners.ids import invitation_workflow_id
     from partners.models import (
         AcceptInvitationInput,
         AcceptRequest,
@@ -28,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ResendRequest,
         SendInvitationInput,
         SendOutcome,
+        WithdrawRequest,
     )
     from workflows.refusals import refusal_of, refused
     from workflows.steps import DATABASE_STEP, MAIL_STEP
@@ -167,6 +170,20 @@ class InvitationWorkflow:
             self._busy = False
         return self.status()
 
+    @workflow.signal
+    async def withdraw(self, request: WithdrawRequest) -> None:
+        """Closed elsewhere (superseded by a newer admin invitation, or the partner was
+        deactivated) in a transaction that already stopped its links: stop here too."""
+        await workflow.wait_condition(lambda: self._opened and not self._busy)
+        if self._state is not InvitationState.PENDING:
+            return
+        self._busy = True
+        try:
+            # The transaction that closed it decided the state; recording it is a no-op.
+            await self._close(request.state, reason=request.reason)
+        finally:
+            self._busy = False
+
     @workflow.query
     def status(self) -> InvitationStatus:
         return InvitationStatus(
@@ -280,3 +297,14 @@ class InvitationWorkflow:
 
 def _closed_refusal(state: InvitationState) -> Refusal:
     return Refusal(code=closed_invitation(state.value).value, detail=f"The invitation is {state.value}.")
+
+
+async def withdraw(invitation_id: UUID, state: InvitationState, reason: str) -> None:
+    """Tells an invitation's workflow that a transaction closed it (from another workflow)."""
+    try:
+        await workflow.get_external_workflow_handle(invitation_workflow_id(invitation_id)).signal(
+            InvitationWorkflow.withdraw, WithdrawRequest(state=state, reason=reason)
+        )
+    except ApplicationError:
+        # Its workflow is gone (closed, or its history past retention): nothing to stop.
+        workflow.logger.info("invitation %s has no running workflow to withdraw", invitation_id)

@@ -97,8 +97,11 @@ class PartnerOnboardingWorkflow:
             static_summary=f"Admin invitation of partner {input.partner.name}",
         )
         self._invitation_state = result.state
-        accepted = result.state is InvitationState.ACCEPTED
-        self._set_phase(OnboardingPhase.ACTIVE if accepted else OnboardingPhase.ADMIN_NOT_ACCEPTED)
+        phase = {
+            InvitationState.ACCEPTED: OnboardingPhase.ACTIVE,
+            InvitationState.SUPERSEDED: OnboardingPhase.RETARGETED,
+        }.get(result.state or InvitationState.EXPIRED, OnboardingPhase.ADMIN_NOT_ACCEPTED)
+        self._set_phase(phase)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return OnboardingResult(phase=self._phase, invitation_state=result.state)
 
@@ -129,5 +132,6 @@ class PartnerOnboardingWorkflow:
             OnboardingPhase.AWAITING_ADMIN: "registered; waiting for the first admin to accept",
             OnboardingPhase.ACTIVE: "partner active: the first admin accepted",
             OnboardingPhase.ADMIN_NOT_ACCEPTED: f"admin invitation {invitation}; partner stays pending",
+            OnboardingPhase.RETARGETED: "first admin replaced before accepting: see partner-admin-replacement-*",
         }
         workflow.set_current_details(details.get(phase, phase.value))
