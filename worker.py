@@ -11,12 +11,14 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.database import create_pool, migrate
 from activities.mail import Mailer, SmtpSettings
 from activities.store import PartnerStore
+from partners import logs
 from partners.settings import Settings
 from workflows.deactivation import PartnerDeactivationWorkflow
 from workflows.invitation import InvitationWorkflow
@@ -33,12 +35,23 @@ WORKFLOWS: Sequence[type] = (
 )
 
 
-async def connect_client(settings: Settings) -> Client:
+async def connect_client(settings: Settings, runtime: Runtime | None = None) -> Client:
     """The one way every process connects: same address, namespace and data converter."""
     return await Client.connect(
         settings.temporal_address or "localhost:7233",
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
+    )
+
+
+def metrics_runtime(port: int, host: str = "0.0.0.0") -> Runtime:  # noqa: S104 (scraped from other hosts)
+    """The SDK's own metrics (task latencies, slots, polls...) and our business counters,
+    on one Prometheus endpoint."""
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=f"{host}:{port}", counters_total_suffix=True, unit_suffix=True)
+        )
     )
 
 
@@ -78,7 +91,11 @@ def build_worker(
         workflows=list(WORKFLOWS),
         activities=activities(store, mailer),
         workflow_runner=sandbox_runner(),
-        graceful_shutdown_timeout=timedelta(seconds=30),
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.worker_max_cached_workflows,
+        # SIGTERM: stop polling, let the activities under way finish within this bound.
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace),
     )
 
 
@@ -89,9 +106,10 @@ async def main(settings: Settings, stop: asyncio.Event | None = None) -> None:
     pool = await create_pool(settings.database_url.get_secret_value(), size=settings.database_pool_size)
     try:
         await migrate(pool)
-        store = PartnerStore.from_settings(pool, settings)
+        store = PartnerStore.from_settings(pool, settings)  # one pool and store per process
         mailer = Mailer(store, SmtpSettings.from_settings(settings), link_base=settings.link_base)
-        client = await connect_client(settings)
+        runtime = metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
+        client = await connect_client(settings, runtime)
         async with build_worker(client, settings, store, mailer):
             log.info("worker polling task queue %s", settings.temporal_task_queue)
             await stop.wait()
@@ -102,14 +120,16 @@ async def main(settings: Settings, stop: asyncio.Event | None = None) -> None:
 
 def run() -> None:
     """`partners-worker`: the worker alone, as in production (see docker-compose.yml)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    logs.configure(settings.log_format, settings.log_level)
 
     async def _run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await main(Settings(), stop)
+        await main(settings, stop)
+        log.info("worker stopped")
 
     asyncio.run(_run())
 

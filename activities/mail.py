@@ -14,10 +14,11 @@ import jinja2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.metrics import count
 from activities.store import PartnerStore, SendTicket
 from partners import messages
 from partners.models import SendFailure, SendInvitationInput, SendInvitationOutput, SendOutcome
-from partners.rules import token_hash
+from partners.rules import mask_email, token_hash
 from partners.settings import Settings
 
 # The error type of a refusal by the receiving server (5xx): sending again cannot help.
@@ -86,6 +87,14 @@ class Mailer:
             await self._store.record_send_failure(SendFailure(invitation_id=input.invitation_id, error=_describe(err)))
             raise
         await self._store.finish_send(input.invitation_id, input.send_number, input.requested_by)
+        activity.logger.info(
+            "invitation e-mail %d sent to %s",
+            input.send_number,
+            mask_email(ticket.email),
+            extra={"invitation_id": input.invitation_id, "send_number": input.send_number},
+        )
+        kind = "resend" if input.requested_by else ("first" if input.send_number == 1 else "reminder")
+        count("partners_invitation_emails_sent", "Invitation e-mails the SMTP server accepted.", kind=kind)
         return SendInvitationOutput(outcome=SendOutcome.SENT)
 
     def _compose(self, ticket: SendTicket, link: str, input: SendInvitationInput) -> EmailMessage:

@@ -17,6 +17,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.metrics import count
 from partners.errors import DomainError, ErrorCode
 from partners.messages import Locale
 from partners.models import (
@@ -109,7 +110,10 @@ class PartnerStore:
     async def register_partner(self, input: RegisterPartnerInput) -> Registration:
         """R2 and R3 in one transaction, serialised per enterprise by its row lock."""
         with refusals_as_application_errors():
-            return await self._register_partner(input)
+            registered = await self._register_partner(input)
+        activity.logger.info("partner registered", extra={"partner_id": input.partner_id})
+        count("partners_registered", "Partners registered (pending until their admin accepts).")
+        return registered
 
     async def _register_partner(self, input: RegisterPartnerInput) -> Registration:
         partner = input.partner
@@ -430,6 +434,10 @@ class PartnerStore:
                     new_admin=row["email"],
                     invitation_id=str(input.invitation_id),
                 )
+        activity.logger.info(
+            "invitation accepted", extra={"invitation_id": input.invitation_id, "partner_id": row["partner_id"]}
+        )
+        count("partners_invitations_accepted", "Invitations accepted.", purpose=row["purpose"])
         return AcceptInvitationOutput(state=InvitationState.ACCEPTED, partner_status=partner_status)
 
     @activity.defn
@@ -458,6 +466,14 @@ class PartnerStore:
                 sends=row["sends"],
                 reason=input.reason,
             )
+        activity.logger.info(
+            "invitation %s",
+            input.state.value,
+            extra={"invitation_id": input.invitation_id, "partner_id": row["partner_id"]},
+        )
+        count(
+            "partners_invitations_closed", "Invitations closed without acceptance, by state.", state=input.state.value
+        )
         return CloseInvitationOutput(state=input.state)
 
     @activity.defn
@@ -513,6 +529,8 @@ class PartnerStore:
                     "partner_deactivated",
                     cancelled_invitations=[str(i) for i in cancelled],
                 )
+        activity.logger.info("partner deactivated", extra={"partner_id": input.partner_id})
+        count("partners_deactivated", "Partners deactivated.")
         return DeactivatePartnerOutput(newly_deactivated=True, cancelled_invitations=cancelled)
 
     # --- grants, logo: short writes of the API, under the partner's row lock ----------

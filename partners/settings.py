@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,7 +19,9 @@ class Settings(BaseSettings):
     own refuses to start without them.
     """
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # `make run` writes .data/local.env (where its embedded servers listen) so that the
+    # operator CLI finds them; the environment always wins over it.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_file=".data/local.env")
 
     database_url: SecretStr | None = None
     database_pool_size: int = Field(default=10, ge=1, le=200)
@@ -44,6 +47,17 @@ class Settings(BaseSettings):
     partner_limit: int = Field(default=10, ge=0)
     invitation_ttl: int = Field(default=3 * 24 * 3600, ge=1, description="seconds")
     invitation_max_sends: int = Field(default=3, ge=1, le=20)
+
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Prometheus endpoints; 0 turns one off.
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    api_metrics_port: int = Field(default=9465, ge=0, le=65535)
+    # Worker tuning (see README, "Running in production").
+    worker_max_concurrent_activities: int = Field(default=100, ge=1)
+    worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=2)
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
+    worker_shutdown_grace: float = Field(default=30.0, ge=0, description="seconds")
 
     data_dir: Path = Path(".data")
 

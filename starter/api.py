@@ -13,39 +13,53 @@ from fastapi.responses import JSONResponse
 
 from activities.database import create_pool, migrate
 from activities.store import PartnerStore
+from partners import logs
 from partners.settings import Settings
 from starter import pages, portal, problems
+from starter.metrics import ApiMetrics
 from starter.services import Services
 from worker import connect_client
 
 log = logging.getLogger(__name__)
 
 
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """The connections of an API (or CLI) process, opened once and closed on the way out."""
+    if settings.database_url is None or settings.portal_api_token is None:
+        raise SystemExit("DATABASE_URL and PORTAL_API_TOKEN are required to run the API alone.")
+    pool = await create_pool(settings.database_url.get_secret_value(), size=settings.database_pool_size)
+    try:
+        await migrate(pool)
+        yield Services(
+            settings=settings,
+            client=await connect_client(settings),
+            store=PartnerStore.from_settings(pool, settings),
+            api_token=settings.portal_api_token.get_secret_value().encode(),
+        )
+    finally:
+        await pool.close()
+
+
 def create_app(services: Services | None = None, settings: Settings | None = None) -> FastAPI:
     """With `services`, the caller owns the connections (tests, the local run); without,
     the app opens them from `settings` on start-up and closes them on shutdown."""
+    metrics = ApiMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if services is not None:
-            app.state.services = services
-            yield
-            return
-        own = settings or Settings()
-        if own.database_url is None or own.portal_api_token is None:
-            raise SystemExit("DATABASE_URL and PORTAL_API_TOKEN are required to run the API alone.")
-        pool = await create_pool(own.database_url.get_secret_value(), size=own.database_pool_size)
+        own = services.settings if services is not None else (settings or Settings())
+        if own.api_metrics_port:
+            metrics.serve(own.api_metrics_port)
         try:
-            await migrate(pool)
-            app.state.services = Services(
-                settings=own,
-                client=await connect_client(own),
-                store=PartnerStore.from_settings(pool, own),
-                api_token=own.portal_api_token.get_secret_value().encode(),
-            )
-            yield
+            if services is not None:
+                app.state.services = services
+                yield
+            else:
+                async with open_services(own) as app.state.services:
+                    yield
         finally:
-            await pool.close()
+            metrics.close()
 
     app = FastAPI(
         title="Partner onboarding",
@@ -53,6 +67,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         description="Registers partner companies of an enterprise account and invites their people.",
         lifespan=lifespan,
     )
+    metrics.install(app)
     problems.install(app)
     app.include_router(portal.router)
     app.include_router(pages.router)
@@ -80,7 +95,17 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
 
 
 def run() -> None:
-    """`partners-api`: the API alone, as in production (see docker-compose.yml)."""
+    """`partners-api`: the API alone, as in production (see docker-compose.yml).
+
+    uvicorn drains the requests under way on SIGTERM before it stops."""
     settings = Settings()
-    logging.basicConfig(level=logging.INFO)
-    uvicorn.run(create_app(settings=settings), host=settings.api_host, port=settings.api_port)
+    logs.configure(settings.log_format, settings.log_level)
+    # log_config=None: uvicorn's loggers, its access log included, go through our handler,
+    # which redacts invitation tokens from request paths.
+    uvicorn.run(
+        create_app(settings=settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+    )

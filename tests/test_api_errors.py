@@ -60,8 +60,9 @@ async def test_unauthorized_without_the_portal_token(dev_stack: Stack, headers: 
 
 
 async def test_forbidden_for_other_enterprises_and_partner_users(dev_stack: Stack) -> None:
-    enterprise, other = new_enterprise(), new_enterprise()
-    created = (await dev_stack.register(enterprise, unique_domain())).json()
+    enterprise, other, domain = new_enterprise(), new_enterprise(), unique_domain()
+    created = (await dev_stack.register(enterprise, domain)).json()
+    await dev_stack.delivered(f"ada@{domain}")  # its "invitation sent" is in the audit log
     partner_user = {**holder(enterprise), "X-Actor-Role": "partner_user"}
     del partner_user["X-Actor-Enterprise"]
     before = await _footprint(dev_stack.pool, enterprise)

@@ -159,7 +159,7 @@ async def running_stack(
         public_base_url=base_url,
         portal_api_token=SecretStr(API_TOKEN),
         temporal_task_queue=f"test-{uuid.uuid4()}",
-        **overrides,
+        **{"api_metrics_port": 0, **overrides},
     )
     store = store_class.from_settings(pool, settings)
     mailer = Mailer(store, SmtpSettings.from_settings(settings), link_base=base_url)

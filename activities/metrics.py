@@ -1,0 +1,11 @@
+"""Business counters, exported with the SDK's own metrics on the worker's Prometheus port."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+
+def count(name: str, description: str, **labels: str) -> None:
+    """Counts one event of the activity running now (callers count real changes only,
+    not the idempotent answers of a retry)."""
+    activity.metric_meter().create_counter(name, description).add(1, labels)
