@@ -37,12 +37,14 @@ WORKFLOWS: Sequence[type] = (
 
 async def connect_client(settings: Settings, runtime: Runtime | None = None) -> Client:
     """The one way every process connects: same address, namespace and data converter."""
-    return await Client.connect(
-        settings.temporal_address or "localhost:7233",
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-        runtime=runtime,
-    )
+    address = settings.temporal_address or "localhost:7233"
+    try:
+        return await Client.connect(
+            address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter, runtime=runtime
+        )
+    except RuntimeError as err:
+        # The SDK says "Failed client connect" as a bare RuntimeError: name it for callers.
+        raise ConnectionError(f"Temporal at {address} did not answer: {err}") from err
 
 
 def metrics_runtime(port: int, host: str = "0.0.0.0") -> Runtime:  # noqa: S104 (scraped from other hosts)

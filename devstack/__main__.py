@@ -13,6 +13,7 @@ import os
 import secrets
 import signal
 from collections.abc import AsyncIterator, Generator
+from pathlib import Path
 
 import uvicorn
 from pydantic import SecretStr
@@ -23,7 +24,7 @@ from activities.store import PartnerStore
 from devstack.mailcatcher import MailCatcher, ReceivedMail
 from devstack.postgres import EmbeddedPostgres
 from devstack.temporal import TemporalDevServer
-from partners import search
+from partners import logs, search
 from partners.settings import Settings
 from starter.api import create_app
 from starter.services import Services
@@ -49,6 +50,19 @@ def _api_token(settings: Settings) -> SecretStr:
 def _print_link(mail: ReceivedMail) -> None:
     # Local run only: the mail catcher stands in for the invitee's mailbox.
     print(f"\n  mail to {', '.join(mail.recipients)}: {mail.subject}\n    {mail.link}\n", flush=True)
+
+
+def _write_local_env(path: Path, settings: Settings) -> None:
+    """Where this run's servers listen, for the operator CLI (`python -m starter`)."""
+    values = {
+        "DATABASE_URL": settings.database_url.get_secret_value() if settings.database_url else "",
+        "TEMPORAL_ADDRESS": settings.temporal_address or "",
+        "SMTP_HOST": settings.smtp_host or "",
+        "SMTP_PORT": str(settings.smtp_port or ""),
+        "PORTAL_API_TOKEN": settings.portal_api_token.get_secret_value() if settings.portal_api_token else "",
+    }
+    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+    path.chmod(0o600)
 
 
 class _Server(uvicorn.Server):
@@ -96,7 +110,9 @@ async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
             update.setdefault("smtp_host", settings.smtp_host or "localhost")
             update.setdefault("smtp_port", settings.smtp_port or 25)
             _say("SMTP", f"{update['smtp_host']}:{update['smtp_port']}")
-        yield settings.model_copy(update=update)
+        resolved = settings.model_copy(update=update)
+        _write_local_env(data / "local.env", resolved)
+        yield resolved
 
 
 async def main() -> None:
@@ -146,5 +162,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"))
+    # Quiet by default: the console shows where things are and the mailed links.
+    logs.configure(os.environ.get("LOG_FORMAT", "text"), os.environ.get("LOG_LEVEL", "WARNING"))
     asyncio.run(main())

@@ -59,6 +59,7 @@ class ReceivedMail:
 class _Faults:
     refused_recipients: dict[str, str] = field(default_factory=dict)
     temporary_failures: int = 0
+    delay: float = 0.0
 
 
 class MailCatcher:
@@ -77,6 +78,7 @@ class MailCatcher:
         self._lock = threading.Lock()
         self._mails: list[ReceivedMail] = []
         self._faults = _Faults()
+        self._conversations = 0
         self._controller: Controller | None = None
 
     @property
@@ -99,6 +101,17 @@ class MailCatcher:
     def refuse_recipient(self, address: str, reply: str = "550 5.1.1 mailbox unavailable") -> None:
         with self._lock:
             self._faults.refused_recipients[address.lower()] = reply
+
+    def delay_next(self, seconds: float) -> None:
+        """The next message's DATA is answered only after `seconds` (a slow server)."""
+        with self._lock:
+            self._faults.delay = seconds
+
+    @property
+    def conversations(self) -> int:
+        """DATA commands begun, delivered or not."""
+        with self._lock:
+            return self._conversations
 
     def fail_next(self, count: int) -> None:
         """The next `count` messages are answered 421 (try again later)."""
@@ -146,6 +159,11 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._catcher._lock:
+            self._catcher._conversations += 1
+            delay, self._catcher._faults.delay = self._catcher._faults.delay, 0.0
+        if delay:
+            await asyncio.sleep(delay)
         with self._catcher._lock:
             if self._catcher._faults.temporary_failures > 0:
                 self._catcher._faults.temporary_failures -= 1

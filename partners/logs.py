@@ -6,7 +6,7 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from temporalio import activity, workflow
 
@@ -52,17 +52,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure(log_format: str = "text", level: str = "INFO") -> None:
-    if log_format == "json":
-        # The context goes into fields of its own instead of the end of the message.
-        workflow.logger.workflow_info_on_message = False
-        activity.logger.activity_info_on_message = False
-    handler = logging.StreamHandler()
+def handler(log_format: str = "text", stream: IO[str] | None = None) -> logging.Handler:
+    """The one handler of a process: redacting, in text or JSON."""
+    handler = logging.StreamHandler(stream)
     handler.addFilter(RedactingFilter())
     if log_format == "json":
+        # The SDK's context goes into fields of their own, not at the end of the message.
+        workflow.logger.workflow_info_on_message = False
+        activity.logger.activity_info_on_message = False
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    return handler
+
+
+def configure(log_format: str = "text", level: str = "INFO") -> None:
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler(log_format)]
     root.setLevel(level)

@@ -24,10 +24,13 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    """The connections of an API (or CLI) process, opened once and closed on the way out."""
-    if settings.database_url is None or settings.portal_api_token is None:
-        raise SystemExit("DATABASE_URL and PORTAL_API_TOKEN are required to run the API alone.")
+async def open_services(settings: Settings, *, serving: bool = True) -> AsyncIterator[Services]:
+    """The connections of an API (or, not `serving`, the CLI) process, opened once and
+    closed on the way out."""
+    if settings.database_url is None:
+        raise SystemExit("DATABASE_URL is required (make run writes it to .data/local.env).")
+    if serving and settings.portal_api_token is None:
+        raise SystemExit("PORTAL_API_TOKEN is required to serve the API.")
     pool = await create_pool(settings.database_url.get_secret_value(), size=settings.database_pool_size)
     try:
         await migrate(pool)
@@ -35,7 +38,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             settings=settings,
             client=await connect_client(settings),
             store=PartnerStore.from_settings(pool, settings),
-            api_token=settings.portal_api_token.get_secret_value().encode(),
+            # Empty (the CLI) matches no bearer token: see starter.auth.
+            api_token=settings.portal_api_token.get_secret_value().encode() if settings.portal_api_token else b"",
         )
     finally:
         await pool.close()

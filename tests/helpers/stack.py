@@ -97,7 +97,7 @@ class Stack:
         """The mails to `address`, once the send ledger also records them as sent."""
         mails = await self.mail.wait_for(address, count, timeout)
         async with asyncio.timeout(timeout):
-            while (  # noqa: ASYNC110 (the ledger is written by the worker)
+            while (
                 await self.pool.fetchval(
                     "SELECT count(*) FROM invitation_sends s JOIN invitations i ON i.id = s.invitation_id"
                     " WHERE i.email = $1 AND s.status = 'sent'",
@@ -147,9 +147,12 @@ async def running_stack(
     pool: asyncpg.Pool,
     mail: MailCatcher,
     store_class: type[PartnerStore] = PartnerStore,
+    client: Client | None = None,
+    with_worker: bool = True,
     **overrides: Any,
 ) -> AsyncIterator[Stack]:
-    client = env.client
+    """The API on a real port and, unless `with_worker` is False, a worker in this process."""
+    client = client or env.client
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     settings = Settings(
@@ -158,18 +161,20 @@ async def running_stack(
         smtp_port=mail.port,
         public_base_url=base_url,
         portal_api_token=SecretStr(API_TOKEN),
-        temporal_task_queue=f"test-{uuid.uuid4()}",
-        **{"api_metrics_port": 0, **overrides},
+        **{"api_metrics_port": 0, "temporal_task_queue": f"test-{uuid.uuid4()}", **overrides},
     )
     store = store_class.from_settings(pool, settings)
     mailer = Mailer(store, SmtpSettings.from_settings(settings), link_base=base_url)
     services = Services(settings=settings, client=client, store=store, api_token=API_TOKEN.encode())
-    server = _QuietServer(uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning"))
-    async with build_worker(client, settings, store, mailer):
+    # log_config=None as in production: uvicorn's loggers, its access log too, go to the root.
+    server = _QuietServer(uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_config=None))
+    async with contextlib.AsyncExitStack() as running:
+        if with_worker:
+            await running.enter_async_context(build_worker(client, settings, store, mailer))
         serving = asyncio.create_task(server.serve())
         try:
             async with asyncio.timeout(10):
-                while not server.started:  # noqa: ASYNC110 (uvicorn offers no event)
+                while not server.started:
                     await asyncio.sleep(0.02)
             async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
                 yield Stack(env, settings, client, store, pool, mail, http, base_url)

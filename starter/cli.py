@@ -1,0 +1,118 @@
+"""`partners` (or `python -m starter`): the operator's command line.
+
+The same rules and audit entries as the portal API (it runs the same Commands), acting
+as `operator:<name>`. Exit codes: 0 done, 1 refused by a rule, 2 bad usage, 3 not found,
+4 a server did not answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
+from temporalio.service import RPCError
+
+from partners.errors import HTTP_STATUS, DomainError, ErrorCode
+from partners.settings import Settings
+from starter.api import open_services
+from starter.auth import Actor, ActorRole
+from starter.commands import Commands
+
+EXIT_REFUSED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 1, 2, 3, 4
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="partners",
+        description="Operate the partner onboarding service: partners and invitations.",
+        epilog="Reads the same settings as the service (DATABASE_URL, TEMPORAL_ADDRESS, ...; "
+        "after `make run`, from .data/local.env). Exit codes: 0 done, 1 refused by a rule, "
+        "2 bad usage, 3 not found, 4 a server did not answer.",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--actor", default=getpass.getuser(), help="your name, recorded in the audit log (default: $USER)"
+    )
+    topics = parser.add_subparsers(dest="topic", required=True, metavar="{partners,invitations}")
+
+    partners = topics.add_parser("partners", help="list and show partners").add_subparsers(
+        dest="command", required=True
+    )
+    listing = partners.add_parser("list", help="the partners of an enterprise")
+    listing.add_argument("--enterprise", required=True, help="the enterprise account's id")
+    show = partners.add_parser("show", help="one partner: domains, admin, members, invitations, grants")
+    show.add_argument("partner_id", type=UUID)
+
+    invitations = topics.add_parser("invitations", help="show, resend or cancel an invitation").add_subparsers(
+        dest="command", required=True
+    )
+    for name, text in (
+        ("show", "the invitation and its workflow's live state (a query)"),
+        ("resend", "send a new mail now and restart the TTL; revives an expired invitation"),
+        ("cancel", "cancel a pending invitation: its links stop working"),
+    ):
+        invitations.add_parser(name, help=text).add_argument("invitation_id", type=UUID)
+    return parser
+
+
+def _text(result: Any) -> str:
+    if isinstance(result, list):
+        return "\n".join(f"{p.id}  {p.status:<11} {p.name}  ({', '.join(p.domains)})" for p in result) or "(none)"
+    data = result.model_dump(mode="json")
+    lines = []
+    for key, value in data.items():
+        if isinstance(value, list):
+            lines.append(f"{key}:")
+            lines += [f"  - {json.dumps(item, ensure_ascii=False)}" for item in value] or ["  (none)"]
+        elif isinstance(value, dict):
+            lines.append(f"{key}: {json.dumps(value, ensure_ascii=False)}")
+        else:
+            lines.append(f"{key}: {value}")
+    return "\n".join(lines)
+
+
+async def _run(args: argparse.Namespace) -> Any:
+    actor = Actor(email=f"operator:{args.actor}", role=ActorRole.OPERATOR, enterprise=None)
+    async with open_services(Settings(), serving=False) as services:
+        do = Commands(services)
+        calls: dict[tuple[str, str], Callable[[], Awaitable[Any]]] = {
+            ("partners", "list"): lambda: do.list_partners(actor, args.enterprise),
+            ("partners", "show"): lambda: do.get_partner(actor, args.partner_id),
+            ("invitations", "show"): lambda: do.get_invitation(actor, args.invitation_id),
+            ("invitations", "resend"): lambda: do.resend(actor, args.invitation_id),
+            ("invitations", "cancel"): lambda: do.cancel(actor, args.invitation_id),
+        }
+        return await calls[(args.topic, args.command)]()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result = asyncio.run(_run(args))
+    except DomainError as err:
+        print(f"{err.code.value}: {err.detail}", file=sys.stderr)
+        if err.extra:
+            print(json.dumps(err.extra, ensure_ascii=False, default=str), file=sys.stderr)
+        if err.code is ErrorCode.NOT_FOUND:
+            return EXIT_NOT_FOUND
+        return EXIT_UNAVAILABLE if HTTP_STATUS[err.code] >= 500 else EXIT_REFUSED
+    except (RPCError, OSError) as err:
+        print(f"unavailable: {err}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    if args.json:
+        items = [r.model_dump(mode="json") for r in result] if isinstance(result, list) else None
+        print(json.dumps(items, indent=2) if items is not None else _dump(result))
+    else:
+        print(_text(result))
+    return 0
+
+
+def _dump(model: BaseModel) -> str:
+    return model.model_dump_json(indent=2)

@@ -1,0 +1,334 @@
+"""What an operator sees and does: the Temporal CLI, metrics, logs, the partners CLI, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from devstack.binaries import temporal_cli
+from devstack.mailcatcher import MailCatcher
+from devstack.net import free_port
+from partners import logs
+from partners.ids import invitation_workflow_id, onboarding_workflow_id
+from partners.models import InvitationState
+from partners.settings import Settings
+from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
+from worker import connect_client, metrics_runtime
+from workflows.invitation import InvitationWorkflow
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _address(env: WorkflowEnvironment) -> str:
+    return env.client.service_client.config.target_host
+
+
+async def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(timeout):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def _temporal(env: WorkflowEnvironment, *args: str) -> Any:
+    code, out, err = await _run(temporal_cli(), *args, "--address", _address(env), "--output", "json")
+    assert code == 0, err
+    return json.loads(out) if out.strip() else []
+
+
+# --- the Temporal UI / CLI view ----------------------------------------------------------
+
+
+async def test_operator_finds_workflows_by_search_attributes_and_reads_their_summaries(
+    dev_stack: Stack, dev_env: WorkflowEnvironment
+) -> None:
+    enterprise, domain = new_enterprise(), unique_domain()
+    partner = (await dev_stack.register(enterprise, domain, name="Globex")).json()
+    [mail] = await dev_stack.delivered(f"ada@{domain}")
+    token = mail.link.rsplit("/", 1)[1]
+    invitation_id = invitation_workflow_id(partner["admin_invitation"]["id"])
+
+    async with asyncio.timeout(30):  # visibility is eventually consistent
+        while True:
+            everything = await _temporal(dev_env, "workflow", "list", "--query", f'EnterpriseId="{enterprise}"')
+            pending = await _temporal(
+                dev_env,
+                "workflow",
+                "list",
+                "--query",
+                f'EnterpriseId="{enterprise}" AND InvitationState="pending" AND InviteeDomain="{domain}"',
+            )
+            if len(everything) == 2 and len(pending) == 1:
+                break
+            await asyncio.sleep(0.5)
+
+    assert {w["execution"]["workflowId"] for w in everything} == {onboarding_workflow_id(partner["id"]), invitation_id}
+    assert pending[0]["execution"]["workflowId"] == invitation_id
+    described = await _temporal(dev_env, "workflow", "describe", "--workflow-id", invitation_id)
+    assert described["executionConfig"]["userMetadata"]["summary"] == "Admin invitation of partner Globex"
+    metadata = await _temporal(dev_env, "workflow", "metadata", "--workflow-id", invitation_id)
+    text = json.dumps([described, metadata])
+    assert f"waiting for acceptance by someone at {domain}, send 1 of 3, expires" in text
+    history = _decoded(await _temporal(dev_env, "workflow", "show", "--workflow-id", invitation_id))
+    assert '"send e-mail 1 of 3"' in history, "activities carry readable summaries"
+    assert f'"{domain}"' in history, "payloads are decoded: the search for the token is a real one"
+    onboarding = _decoded(
+        await _temporal(dev_env, "workflow", "show", "--workflow-id", onboarding_workflow_id(partner["id"]))
+    )
+    for where in (text, history, onboarding):
+        assert token not in where, "no token, ever"
+    assert 'data-outcome="accepted"' in (await dev_stack.http.post(f"{mail.link}/accept")).text
+    async with asyncio.timeout(30):
+        while (
+            await _temporal(
+                dev_env, "workflow", "list", "--query", f'PartnerId="{partner["id"]}" AND InvitationState="accepted"'
+            )
+            == []
+        ):
+            await asyncio.sleep(0.5)
+
+
+def _decoded(value: Any) -> str:
+    """Everything in a history as text, payloads (base64 JSON) decoded."""
+    if isinstance(value, dict):
+        parts = [_decoded(v) for v in value.values()]
+        data = value.get("data")
+        if isinstance(data, str):
+            with contextlib.suppress(ValueError):
+                parts.append(base64.b64decode(data).decode("utf-8", "replace"))
+        return "\n".join(parts)
+    if isinstance(value, list):
+        return "\n".join(_decoded(v) for v in value)
+    return str(value)
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+async def _scrape(port: int) -> str:
+    async with httpx.AsyncClient(timeout=5) as http:
+        return (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+
+
+def _value(metrics: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_worker_and_api_metrics_move_after_an_onboarding(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    worker_port, api_port = free_port(), free_port()
+    # The dev server, through a runtime that serves Prometheus, as the worker process does.
+    client = await connect_client(
+        Settings(temporal_address=_address(dev_env)), metrics_runtime(worker_port, "127.0.0.1")
+    )
+    async with running_stack(dev_env, pool, mail, client=client, api_metrics_port=api_port) as stack:
+        before = await _scrape(worker_port)
+        enterprise, domain = new_enterprise(), unique_domain()
+        await stack.register(enterprise, domain)
+        [mail_] = await stack.delivered(f"ada@{domain}")
+        await stack.http.post(f"{mail_.link}/accept")
+        await stack.http.get("/invitations/not-a-token")
+
+        async with asyncio.timeout(20):  # the SDK exports on its own schedule
+            while _value(await _scrape(worker_port), "partners_invitations_accepted_total") <= _value(
+                before, "partners_invitations_accepted_total"
+            ):
+                await asyncio.sleep(0.5)
+        after = await _scrape(worker_port)
+        api = await _scrape(api_port)
+
+    for name, labels in (
+        ("partners_registered_total", {}),
+        ("partners_invitation_emails_sent_total", {"kind": "first"}),
+        ("partners_invitations_accepted_total", {"purpose": "first_admin"}),
+    ):
+        assert _value(after, name, **labels) == _value(before, name, **labels) + 1, name
+    assert "temporal_activity_execution_latency" in after, "the SDK's own metrics are there too"
+    created = _value(api, "partners_api_requests_total", route="/v1/enterprises/{enterprise_id}/partners", status="201")
+    accepted = _value(api, "partners_api_requests_total", route="/invitations/{token}/accept", status="200")
+    assert created == 1 and accepted == 1
+    assert 'partners_api_request_duration_seconds_bucket{le="0.25",method="POST"' in api
+    assert mail_.link.rsplit("/", 1)[1] not in api and "not-a-token" not in api, "routes, never paths"
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    handler = logs.handler("json", stream)
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(previous)
+
+
+async def test_json_logs_carry_ids_and_never_a_token_or_an_address(dev_stack: Stack, json_log: io.StringIO) -> None:
+    enterprise, domain = new_enterprise(), unique_domain()
+    partner = (await dev_stack.register(enterprise, domain)).json()
+    [mail] = await dev_stack.delivered(f"ada@{domain}")
+    token = mail.link.rsplit("/", 1)[1]
+    await dev_stack.http.post(f"{mail.link}/accept")
+
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    sent = [e for e in lines if e["message"].startswith("invitation e-mail 1 sent to")]
+    assert len(sent) == 1
+    assert sent[0]["message"] == f"invitation e-mail 1 sent to a…@{domain}"
+    assert sent[0]["invitation_id"] == partner["admin_invitation"]["id"]
+    assert sent[0]["workflow_id"] == invitation_workflow_id(partner["admin_invitation"]["id"])
+    assert sent[0]["activity_type"] == "send_invitation"
+    registered = [e for e in lines if e["message"] == "partner registered"]
+    assert registered and registered[0]["partner_id"] == partner["id"]
+    access = [e["message"] for e in lines if e["logger"] == "uvicorn.access"]
+    assert any('"POST /invitations/<redacted>/accept HTTP/1.1" 200' in line for line in access), access
+    everything = json_log.getvalue()
+    assert token not in everything and f"ada@{domain}" not in everything
+
+
+# --- the partners CLI -------------------------------------------------------------------------
+
+
+async def test_every_cli_command_against_the_dev_server(
+    dev_stack: Stack, dev_env: WorkflowEnvironment, postgres_dsn: str
+) -> None:
+    partner = await dev_stack.active_partner(name="Initech")
+    member = f"peter@{partner.domain}"
+    invitation = (await dev_stack.invite(partner, member)).json()
+    await dev_stack.delivered(member)
+    env = {
+        "DATABASE_URL": postgres_dsn,
+        "TEMPORAL_ADDRESS": _address(dev_env),
+        "TEMPORAL_TASK_QUEUE": dev_stack.settings.temporal_task_queue,
+        "PYTHONWARNINGS": "ignore",
+    }
+
+    async def cli(*args: str) -> tuple[int, str, str]:
+        return await _run(sys.executable, "-m", "starter", *args, env=env)
+
+    code, out, _ = await cli("--json", "partners", "list", "--enterprise", partner.enterprise)
+    assert code == 0 and [p["name"] for p in json.loads(out)] == ["Initech"]
+    code, out, _ = await cli("partners", "show", partner.id)
+    assert code == 0 and "name: Initech" in out and "status: active" in out and member in out
+    code, out, _ = await cli("--json", "invitations", "show", invitation["id"])
+    shown = json.loads(out)
+    assert code == 0 and (shown["live"]["state"], shown["live"]["sends"]) == ("pending", 1)
+    code, out, _ = await cli("--actor", "olivia", "--json", "invitations", "resend", invitation["id"])
+    assert code == 0 and json.loads(out)["live"]["sends"] == 2
+    await dev_stack.delivered(member, 2)
+    code, out, _ = await cli("--actor", "olivia", "invitations", "cancel", invitation["id"])
+    assert code == 0 and "state: cancelled" in out
+    code, _, err = await cli("invitations", "cancel", invitation["id"])
+    assert code == 1 and err.startswith("invitation_cancelled:")
+    code, _, err = await cli("partners", "show", "00000000-0000-4000-8000-000000000000")
+    assert code == 3 and err.startswith("not_found:")
+    code, _, err = await cli("partners", "show", "not-a-uuid")
+    assert code == 2 and "invalid UUID" in err
+    actors = await dev_stack.pool.fetch(
+        "SELECT action, actor FROM audit_log WHERE details->>'invitation_id' = $1 AND actor LIKE 'operator:%'",
+        invitation["id"],
+    )
+    assert {(r["action"], r["actor"]) for r in actors} == {
+        ("invitation_resent", "operator:olivia"),
+        ("invitation_cancelled", "operator:olivia"),
+    }
+    for command in ([], ["partners"], ["partners", "list"], ["partners", "show"], ["invitations"],
+                    ["invitations", "show"], ["invitations", "resend"], ["invitations", "cancel"]):  # fmt: skip
+        code, out, _ = await cli(*command, "--help")
+        assert code == 0 and out.startswith("usage: partners"), command
+    code, _, err = await _run(
+        sys.executable, "-m", "starter", "partners", "list", "--enterprise", "x",
+        env={**env, "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"},
+    )  # fmt: skip
+    assert code == 4 and err.startswith("unavailable:")
+
+
+# --- graceful shutdown ----------------------------------------------------------------------
+
+
+async def test_sigterm_lets_the_activity_under_way_finish(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher, postgres_dsn: str
+) -> None:
+    async with running_stack(dev_env, pool, mail, with_worker=False) as stack:
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "worker",
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "DATABASE_URL": postgres_dsn,
+                "TEMPORAL_ADDRESS": _address(dev_env),
+                "TEMPORAL_TASK_QUEUE": stack.settings.temporal_task_queue,
+                "SMTP_HOST": "127.0.0.1",
+                "SMTP_PORT": str(mail.port),
+                "PUBLIC_BASE_URL": stack.base_url,
+                "WORKER_METRICS_PORT": "0",
+                "WORKER_SHUTDOWN_GRACE": "20",
+            },
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        enterprise, domain = new_enterprise(), unique_domain()
+        admin = f"ada@{domain}"
+        mail.delay_next(3)  # the SMTP server takes 3 s to answer the DATA
+        conversations = mail.conversations
+        created = await stack.register(enterprise, domain)
+        assert created.status_code == 201, created.text
+        async with asyncio.timeout(20):
+            while mail.conversations == conversations:
+                await asyncio.sleep(0.05)
+
+        worker.send_signal(signal.SIGTERM)  # in the middle of the mail activity
+        async with asyncio.timeout(30):
+            _, err = await worker.communicate()
+
+        assert worker.returncode == 0, err.decode()
+        assert "worker stopped" in err.decode()
+        assert len(mail.mails_to(admin)) == 1, "the activity under way finished: one mail"
+        ledger = await pool.fetchrow(
+            "SELECT s.status, s.attempts FROM invitation_sends s JOIN invitations i ON i.id = s.invitation_id"
+            " WHERE i.email = $1",
+            admin,
+        )
+        assert ledger is not None and (ledger["status"], ledger["attempts"]) == ("sent", 1)
+
+    # Another worker takes over: nothing was lost, the invitation goes on.
+    async with running_stack(dev_env, pool, mail, temporal_task_queue=stack.settings.temporal_task_queue) as stack:
+        handle = stack.client.get_workflow_handle_for(
+            InvitationWorkflow.run, invitation_workflow_id(created.json()["admin_invitation"]["id"])
+        )
+        [mail_] = mail.mails_to(admin)
+        token = mail_.link.rsplit("/", 1)[1]  # the link names the first API's port, closed now
+        page = await stack.http.post(f"/invitations/{token}/accept")
+        assert 'data-outcome="accepted"' in page.text
+        assert (await stack.result(handle)).state is InvitationState.ACCEPTED
+        view = (await stack.http.get(f"/v1/partners/{created.json()['id']}", headers=holder(enterprise))).json()
+        assert view["status"] == "active"
+        assert len(mail.mails_to(admin)) == 1
