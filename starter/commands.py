@@ -60,7 +60,7 @@ from workflows.replacement import AdminReplacementWorkflow
 T = TypeVar("T")
 
 # Partner ids derived from an Idempotency-Key live in their own namespace.
-_IDEMPOTENCY_NAMESPACE = uuid.UUID("8f0b6c1e-3a55-4d6f-9a51-6e1d0b7c2a90")
+IDEMPOTENCY_NAMESPACE = uuid.UUID("8f0b6c1e-3a55-4d6f-9a51-6e1d0b7c2a90")
 
 
 def _attributes(enterprise_id: str, partner_id: UUID, domain: str | None = None) -> TypedSearchAttributes:
@@ -134,7 +134,7 @@ class Commands:
                 domains=body.domains,
             )
         partner_id = (
-            uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{enterprise_id}\n{idempotency_key}")
+            uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{enterprise_id}\n{idempotency_key}")
             if idempotency_key
             else uuid.uuid4()
         )

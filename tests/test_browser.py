@@ -17,7 +17,7 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 (once per session)
+    if not os.path.exists(CHROMIUM):
         # CI installs Debian's chromium (.ci/run); a developer without it is told how.
         pytest.fail(f"{CHROMIUM} not found: apt-get install chromium", pytrace=False)
     async with async_playwright() as playwright:

@@ -1,0 +1,135 @@
+"""Committed histories of every workflow, replayed: a non-deterministic change fails here.
+
+`RECORD_HISTORIES=1 .venv/bin/pytest tests/test_replay.py` records them anew from real
+runs (time-skipping server, real PostgreSQL and SMTP); commit the files it writes only
+after a change that is meant to break replay went behind `workflow.patched(...)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowHandle, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from partners.ids import (
+    deactivation_workflow_id,
+    invitation_workflow_id,
+    onboarding_workflow_id,
+    replacement_workflow_id,
+)
+from starter.commands import IDEMPOTENCY_NAMESPACE
+from tests.helpers.stack import Stack, holder
+from worker import WORKFLOWS, sandbox_runner
+
+HISTORIES = Path(__file__).parent / "histories"
+RECORD = os.environ.get("RECORD_HISTORIES") == "1"
+
+
+def _files() -> list[Path]:
+    return sorted(HISTORIES.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", _files(), ids=lambda p: p.stem)
+async def test_history_replays(path: Path) -> None:
+    history = json.loads(path.read_text())
+    replayer = Replayer(
+        workflows=list(WORKFLOWS), data_converter=pydantic_data_converter, workflow_runner=sandbox_runner()
+    )
+
+    result = await replayer.replay_workflow(
+        WorkflowHistory.from_json(history["workflow_id"], history["history"]), raise_on_replay_failure=True
+    )
+
+    assert result.replay_failure is None
+
+
+def test_every_workflow_has_a_committed_history() -> None:
+    kinds = {json.loads(p.read_text())["workflow_type"] for p in _files()}
+    assert kinds == {w.__name__ for w in WORKFLOWS}
+
+
+async def _save(stack: Stack, name: str, handle: WorkflowHandle[Any, Any]) -> None:
+    await stack.result(handle)
+    history = await handle.fetch_history()
+    description = await handle.describe()
+    (HISTORIES / f"{name}.json").write_text(
+        json.dumps(
+            {"workflow_id": handle.id, "workflow_type": description.workflow_type, "history": history.to_json_dict()},
+            indent=1,
+        )
+        + "\n"
+    )
+
+
+@pytest.mark.skipif(not RECORD, reason="records histories only when RECORD_HISTORIES=1")
+async def test_record_histories(time_stack: Stack) -> None:
+    client = time_stack.client
+    # Happy path: onboarding and its invitation, accepted.
+    partner = await time_stack.active_partner()
+    view = (await time_stack.http.get(f"/v1/partners/{partner.id}", headers=holder(partner.enterprise))).json()
+    await _save(time_stack, "onboarding-accepted", client.get_workflow_handle(onboarding_workflow_id(partner.id)))
+    await _save(
+        time_stack,
+        "invitation-accepted",
+        client.get_workflow_handle(invitation_workflow_id(view["admin_invitation"]["id"])),
+    )
+    # Expiry: a member invitation nobody accepts, with its reminders.
+    expired = (await time_stack.invite(partner, f"nobody@{partner.domain}")).json()
+    await _save(time_stack, "invitation-expired", client.get_workflow_handle(invitation_workflow_id(expired["id"])))
+    # Cancellation by hand.
+    cancelled = (await time_stack.invite(partner, f"cancel@{partner.domain}")).json()
+    await time_stack.delivered(f"cancel@{partner.domain}")
+    await time_stack.http.post(f"/v1/invitations/{cancelled['id']}/cancel", headers=holder(partner.enterprise))
+    await _save(time_stack, "invitation-cancelled", client.get_workflow_handle(invitation_workflow_id(cancelled["id"])))
+    # Replacement: one superseded by a second, which is accepted.
+    for email in (f"first@{partner.domain}", f"second@{partner.domain}"):
+        await time_stack.http.post(
+            f"/v1/partners/{partner.id}/admin",
+            json={"first_name": "N", "last_name": "N", "email": email},
+            headers=holder(partner.enterprise),
+        )
+    [mail] = await time_stack.mail.wait_for(f"second@{partner.domain}")
+    await time_stack.http.post(f"{mail.link}/accept")
+    await _save(
+        time_stack,
+        "replacement-superseded-then-accepted",
+        client.get_workflow_handle(replacement_workflow_id(partner.id)),
+    )
+    # Deactivation: refused while an API is granted, then done.
+    grant = (
+        await time_stack.http.post(
+            f"/v1/partners/{partner.id}/grants",
+            json={"kind": "api", "ref": "orders-api", "name": "Orders"},
+            headers=holder(partner.enterprise),
+        )
+    ).json()
+    await time_stack.http.post(f"/v1/partners/{partner.id}/deactivate", headers=holder(partner.enterprise))
+    await _save(time_stack, "deactivation-refused", client.get_workflow_handle(deactivation_workflow_id(partner.id)))
+    await time_stack.http.delete(f"/v1/partners/{partner.id}/grants/{grant['id']}", headers=holder(partner.enterprise))
+    new_admin = dataclasses.replace(partner, admin=f"second@{partner.domain}")
+    assert (await time_stack.invite(new_admin, f"pending@{partner.domain}")).status_code == 201
+    await time_stack.delivered(f"pending@{partner.domain}")
+    await time_stack.http.post(f"/v1/partners/{partner.id}/deactivate", headers=holder(partner.enterprise))
+    await _save(time_stack, "deactivation-done", client.get_workflow_handle(deactivation_workflow_id(partner.id)))
+    # Registration refused by the quota: the portal's Idempotency-Key gives us its workflow id.
+    await time_stack.pool.execute("UPDATE enterprises SET partner_limit = 0 WHERE id = $1", partner.enterprise)
+    refused = await time_stack.http.post(
+        f"/v1/enterprises/{partner.enterprise}/partners",
+        json={
+            "name": "Late",
+            "domains": [f"x{partner.domain}"],
+            "admin": {"first_name": "A", "last_name": "B", "email": f"a@x{partner.domain}"},
+        },
+        headers={**holder(partner.enterprise), "Idempotency-Key": "recorded-refusal"},
+    )
+    assert refused.status_code == 409
+    partner_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{partner.enterprise}\nrecorded-refusal")
+    await _save(time_stack, "onboarding-refused", client.get_workflow_handle(onboarding_workflow_id(partner_id)))
