@@ -48,6 +48,8 @@ _EN = {
     "closed_body": "Ask {enterprise} for a new invitation to {partner}.",
     "deactivated_title": "{partner} is no longer a partner",
     "deactivated_body": "{enterprise} ended its partnership with {partner}. This invitation no longer applies.",
+    "too_many_title": "Too many attempts",
+    "too_many_body": "This browser opened too many invalid invitation links. Try again in a few minutes.",
     "invalid_title": "This link is not valid",
     "invalid_body": (
         "Check that you opened the whole link from the e-mail, or ask the person who invited you for a new invitation."
@@ -85,6 +87,8 @@ _PT_BR = {
     "closed_body": "Peça a {enterprise} um novo convite para {partner}.",
     "deactivated_title": "{partner} não é mais parceira",
     "deactivated_body": "{enterprise} encerrou a parceria com {partner}. Este convite não vale mais.",
+    "too_many_title": "Tentativas demais",
+    "too_many_body": "Este navegador abriu links de convite inválidos demais. Tente de novo em alguns minutos.",
     "invalid_title": "Este link não é válido",
     "invalid_body": ("Confira se você abriu o link completo do e-mail, ou peça um novo convite a quem convidou você."),
 }

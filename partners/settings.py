@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     invitation_ttl: int = Field(default=3 * 24 * 3600, ge=1, description="seconds")
     invitation_max_sends: int = Field(default=3, ge=1, le=20)
 
+    # Invitation links: bad tokens a client may try per window before it gets 429.
+    link_attempt_limit: int = Field(default=20, ge=1)
+    link_attempt_window: int = Field(default=600, ge=1, description="seconds")
+
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Prometheus endpoints; 0 turns one off.

@@ -16,6 +16,7 @@ from activities.store import PartnerStore
 from partners import logs
 from partners.settings import Settings
 from starter import pages, portal, problems
+from starter.limits import BadTokenLimiter
 from starter.metrics import ApiMetrics
 from starter.services import Services
 from worker import connect_client
@@ -53,6 +54,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = services.settings if services is not None else (settings or Settings())
+        app.state.link_limiter = BadTokenLimiter(own.link_attempt_limit, own.link_attempt_window)
         if own.api_metrics_port:
             metrics.serve(own.api_metrics_port)
         try:

@@ -27,6 +27,7 @@ from partners.messages import Locale
 from partners.models import AcceptRequest, InvitationState, PartnerStatus
 from partners.rules import TOKEN_PATTERN, token_hash
 from partners.views import InvitationPage
+from starter.limits import BadTokenLimiter
 from starter.problems import ProblemError
 from starter.services import Services
 from workflows.invitation import InvitationWorkflow
@@ -108,11 +109,35 @@ async def _find(request: Request, token: str) -> InvitationPage | None:
     return await services.store.invitation_page(token_hash(token))
 
 
-@router.get("/invitations/{token}", response_class=HTMLResponse)
-async def show_invitation(request: Request, token: str) -> HTMLResponse:
+async def _lookup(request: Request, token: str) -> InvitationPage | HTMLResponse:
+    """The invitation behind a link, or the page to answer instead: every bad link gets
+    the same one, and a client that tried too many gets 429 whatever it sends next."""
+    limiter: BadTokenLimiter = request.app.state.link_limiter
+    client = request.client.host if request.client else "unknown"
+    if (wait := limiter.retry_after(client)) is not None:
+        response = _render(
+            request,
+            "too_many.html",
+            None,
+            status=429,
+            title=messages.text(Locale.PT_BR, "too_many_title"),
+            pt=functools.partial(messages.html, Locale.PT_BR),
+            en=functools.partial(messages.html, Locale.EN),
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     page = await _find(request, token)
     if page is None:
+        limiter.miss(client)
         return _invalid(request)
+    return page
+
+
+@router.get("/invitations/{token}", response_class=HTMLResponse)
+async def show_invitation(request: Request, token: str) -> HTMLResponse:
+    page = await _lookup(request, token)
+    if isinstance(page, HTMLResponse):
+        return page
     if page.state is not InvitationState.PENDING:
         return _closed(request, page)
     return _render(request, "invitation.html", page, token=token)
@@ -120,9 +145,9 @@ async def show_invitation(request: Request, token: str) -> HTMLResponse:
 
 @router.post("/invitations/{token}/accept", response_class=HTMLResponse)
 async def accept_invitation(request: Request, token: str) -> HTMLResponse:
-    page = await _find(request, token)
-    if page is None:
-        return _invalid(request)
+    page = await _lookup(request, token)
+    if isinstance(page, HTMLResponse):
+        return page
     if page.state is not InvitationState.PENDING:
         return _closed(request, page)
     services: Services = request.app.state.services

@@ -7,8 +7,18 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
-from tests.helpers.stack import API_TOKEN, Stack, holder, new_enterprise, partner_body, unique_domain
+from devstack.mailcatcher import MailCatcher
+from tests.helpers.stack import (
+    API_TOKEN,
+    Stack,
+    holder,
+    new_enterprise,
+    partner_body,
+    running_stack,
+    unique_domain,
+)
 
 
 async def _footprint(pool: asyncpg.Pool, enterprise: str) -> tuple[int, ...]:
@@ -219,3 +229,31 @@ async def test_openapi_and_health(dev_stack: Stack) -> None:
     assert "/v1/enterprises/{enterprise_id}/partners" in openapi["paths"]
     assert "/invitations/{token}/accept" in openapi["paths"]
     assert health.json() == {"status": "ok", "database": "ok", "temporal": "ok"}
+
+
+async def test_bad_links_all_get_the_same_answer_and_brute_force_gets_429(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    async with running_stack(dev_env, pool, mail, link_attempt_limit=6) as stack:
+        enterprise, domain = new_enterprise(), unique_domain()
+        await stack.register(enterprise, domain)
+        [mail_] = await stack.delivered(f"ada@{domain}")
+        token = mail_.link.rsplit("/", 1)[1]
+        bad = [
+            "x",
+            token[:-1],  # truncated
+            token + "A",  # over-long
+            "A" * 43,  # well-formed, unknown
+            "%00" + token[3:],  # malformed
+            "a" * 5000,  # huge
+        ]
+        answers = [await stack.http.post(f"/invitations/{t}/accept") for t in bad]
+        statuses = {(r.status_code, 'data-outcome="invalid"' in r.text) for r in answers}
+        assert statuses == {(404, True)}, "one generic answer, whatever was wrong"
+        assert len({r.text for r in answers}) == 1
+
+        blocked = await stack.http.get(mail_.link)  # even a valid link, from this client, now
+        assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+        assert 'data-outcome="too_many_attempts"' in blocked.text
+        partner = await stack.pool.fetchval("SELECT status FROM partners WHERE enterprise_id = $1", enterprise)
+        assert partner == "pending", "nothing was accepted"
