@@ -116,7 +116,8 @@ async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
 
 
 async def main() -> None:
-    settings = Settings()
+    # Not .data/local.env: that file describes the servers this run is about to start.
+    settings = Settings(_env_file=None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -78,7 +78,13 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     app.include_router(portal.router)
     app.include_router(pages.router)
 
-    @app.get("/healthz", tags=["operations"])
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        responses={
+            503: {"description": "The database or Temporal does not answer", "content": {"application/json": {}}}
+        },
+    )
     async def healthz() -> JSONResponse:
         state: Services = app.state.services
         checks = {}

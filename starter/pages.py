@@ -34,7 +34,17 @@ from workflows.invitation import InvitationWorkflow
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["invitation pages"], include_in_schema=True)
+_HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
+router = APIRouter(
+    tags=["invitation pages"],
+    responses={
+        404: {"description": "Not a valid link (one answer for every bad link)", **_HTML},
+        405: {"description": "Method not allowed", "content": {"application/problem+json": {}}},
+        409: {"description": "The partner was deactivated", **_HTML},
+        422: {"description": "Invalid input", "content": {"application/problem+json": {}}},
+        429: {"description": "Too many bad links from this client; see Retry-After", **_HTML},
+    },
+)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 # The token is in the path: it must not leak to other sites, caches or search engines.
@@ -167,7 +177,18 @@ async def accept_invitation(request: Request, token: str) -> HTMLResponse:
     return _closed(request, page.model_copy(update={"state": result.state}))
 
 
-@router.get("/partners/{partner_id}/logo", response_class=Response)
+@router.get(
+    "/partners/{partner_id}/logo",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}} for t in ("image/png", "image/jpeg", "image/webp")
+            }
+        },
+        404: {"description": "No logo", "content": {"application/problem+json": {}}},
+    },
+)
 async def public_logo(request: Request, partner_id: UUID) -> Response:
     """The logo for invitation pages and mails, which open without credentials."""
     return await logo_response(request.app.state.services, partner_id)

@@ -14,9 +14,10 @@ from partners.views import AuditPage, GrantView, InvitationDetail, LogoView, Par
 from starter.auth import CurrentActor
 from starter.commands import Commands
 from starter.pages import logo_response
-from starter.problems import ProblemError
+from starter.problems import ProblemError, problem_responses
 
-router = APIRouter(prefix="/v1", tags=["portal"])
+# Every /v1 call may answer these; the route decorators add their own.
+router = APIRouter(prefix="/v1", tags=["portal"], responses=problem_responses(401, 403, 404, 405, 409, 422, 503))
 
 EnterpriseId = Annotated[
     str,
@@ -131,6 +132,7 @@ async def audit(
 @router.put(
     "/partners/{partner_id}/logo",
     response_model=LogoView,
+    responses=problem_responses(413, 415),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -143,7 +145,11 @@ async def put_logo(request: Request, partner_id: UUID, actor: CurrentActor, do: 
     return await do.set_logo(actor, partner_id, await _read_limited(request, LOGO_MAX_BYTES))
 
 
-@router.get("/partners/{partner_id}/logo", response_class=Response)
+@router.get(
+    "/partners/{partner_id}/logo",
+    response_class=Response,
+    responses={200: {"content": {t: {"schema": {"type": "string", "format": "binary"}} for t in LOGO_TYPES}}},
+)
 async def get_logo(request: Request, partner_id: UUID, actor: CurrentActor, do: Do) -> Response:
     await do.get_partner(actor, partner_id)
     return await logo_response(request.app.state.services, partner_id)

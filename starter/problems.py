@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 from temporalio.service import RPCError
 
 from partners.errors import HTTP_STATUS, TITLES, DomainError, ErrorCode
@@ -22,7 +26,31 @@ class ProblemError(DomainError):
     """Raised by a route to answer with a problem; same shape as a business refusal."""
 
 
-def problem_response(code: ErrorCode, detail: str, **extra: Any) -> JSONResponse:
+class Problem(BaseModel):
+    """RFC 9457 problem details; `code` is the stable part to program against. Some codes
+    add fields (`domains`, `apis`, `limit`, `invitation_id`, `errors`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: ErrorCode
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring these statuses as problem+json."""
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {
+        status: {"description": HTTPStatus(status).phrase, "content": {MEDIA_TYPE: {"schema": schema}}}
+        for status in statuses
+    }
+
+
+def problem_response(
+    code: ErrorCode, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     status = HTTP_STATUS[code]
     body = {
         "type": f"https://partners.invalid/problems/{code.value}",
@@ -32,7 +60,7 @@ def problem_response(code: ErrorCode, detail: str, **extra: Any) -> JSONResponse
         "code": code.value,
         **extra,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if code is ErrorCode.UNAUTHORIZED else None
+    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if code is ErrorCode.UNAUTHORIZED else {})}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -42,6 +70,19 @@ def _validation_errors(err: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def install(app: FastAPI) -> None:
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original()
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.exception_handler(DomainError)
     async def _domain(_: Request, err: DomainError) -> JSONResponse:
         return problem_response(err.code, err.detail, **err.extra)
@@ -51,11 +92,22 @@ def install(app: FastAPI) -> None:
         return problem_response(ErrorCode.INVALID_INPUT, "The request is not valid.", errors=_validation_errors(err))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:
         code = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}.get(
             err.status_code, ErrorCode.INVALID_INPUT
         )
-        return problem_response(code, str(err.detail))
+        headers = err.headers
+        if err.status_code == 405:
+            # RFC 9110: Allow lists every method of the resource; Starlette names only
+            # those of one of the routes sharing the path.
+            methods = {
+                method
+                for route in app.routes
+                if isinstance(route, Route) and route.path_regex.match(request.url.path)
+                for method in route.methods or ()
+            }
+            headers = {"Allow": ", ".join(sorted(methods))}
+        return problem_response(code, str(err.detail), headers=headers)
 
     @app.exception_handler(RPCError)
     async def _temporal(_: Request, err: RPCError) -> JSONResponse:
