@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -81,7 +84,8 @@ class Mailer:
             return SendInvitationOutput(outcome=SendOutcome.ALREADY_SENT)
         message = self._compose(ticket, f"{self._link_base}/invitations/{token}", input)
         try:
-            await self._deliver(message)
+            async with _heartbeating():
+                await self._deliver(message)
         except (aiosmtplib.SMTPException, OSError) as err:
             # Retried by Temporal; meanwhile the partner view says why the mail is late.
             await self._store.record_send_failure(SendFailure(invitation_id=input.invitation_id, error=_describe(err)))
@@ -154,6 +158,22 @@ class Mailer:
             if err.code >= 500:
                 raise _undeliverable(err.code, err.message) from None
             raise
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating(every: float = 2.0) -> AsyncIterator[None]:
+    """Tells Temporal this worker is alive while the block runs."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 def _describe(err: BaseException) -> str:

@@ -103,7 +103,8 @@ class MailCatcher:
             self._faults.refused_recipients[address.lower()] = reply
 
     def delay_next(self, seconds: float) -> None:
-        """The next message's DATA is answered only after `seconds` (a slow server)."""
+        """The next message is kept at once but answered only after `seconds`: a server
+        that took the mail and whose "250" is late (or, if the client dies, never heard)."""
         with self._lock:
             self._faults.delay = seconds
 
@@ -162,11 +163,10 @@ class _Handler:
         with self._catcher._lock:
             self._catcher._conversations += 1
             delay, self._catcher._faults.delay = self._catcher._faults.delay, 0.0
-        if delay:
-            await asyncio.sleep(delay)
-        with self._catcher._lock:
             if self._catcher._faults.temporary_failures > 0:
                 self._catcher._faults.temporary_failures -= 1
                 return "421 4.3.2 service not available, try again later"
         self._catcher._receive(list(envelope.rcpt_tos), envelope.original_content or envelope.content)
+        if delay:
+            await asyncio.sleep(delay)
         return "250 OK: queued"

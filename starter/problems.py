@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -108,6 +109,15 @@ def install(app: FastAPI) -> None:
             }
             headers = {"Allow": ", ".join(sorted(methods))}
         return problem_response(code, str(err.detail), headers=headers)
+
+    @app.exception_handler(asyncpg.PostgresConnectionError)
+    @app.exception_handler(asyncpg.CannotConnectNowError)
+    @app.exception_handler(asyncpg.InterfaceError)
+    @app.exception_handler(ConnectionError)
+    @app.exception_handler(OSError)
+    async def _database(_: Request, err: Exception) -> JSONResponse:
+        log.warning("a server did not answer: %s", type(err).__name__)
+        return problem_response(ErrorCode.UNAVAILABLE, "A server did not answer; try again.")
 
     @app.exception_handler(RPCError)
     async def _temporal(_: Request, err: RPCError) -> JSONResponse:

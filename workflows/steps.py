@@ -22,6 +22,9 @@ DATABASE_STEP: dict[str, Any] = {
 # a server that is down or answers 4xx is tried again, ever more slowly.
 MAIL_STEP: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=60),
+    # The activity heartbeats while it talks to SMTP: a worker that dies mid-send is
+    # noticed in seconds, not after the whole minute.
+    "heartbeat_timeout": timedelta(seconds=10),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(seconds=5),
         backoff_coefficient=2.0,
