@@ -121,6 +121,11 @@ class MailCatcher:
 
     # --- what was received ------------------------------------------------------------
 
+    @property
+    def received(self) -> int:
+        with self._lock:
+            return len(self._mails)
+
     def mails_to(self, address: str) -> list[ReceivedMail]:
         with self._lock:
             return [m for m in self._mails if address.lower() in m.recipients]
