@@ -100,16 +100,21 @@ def _closed(request: Request, page: InvitationPage) -> HTMLResponse:
     return _outcome(request, page, "already_accepted" if page.state is InvitationState.ACCEPTED else page.state.value)
 
 
-def _invalid(request: Request) -> HTMLResponse:
+def _bilingual(request: Request, template: str, title: str, status: int) -> HTMLResponse:
+    """A page that belongs to no invitation, so to no locale: it speaks both."""
     return _render(
         request,
-        "invalid.html",
+        template,
         None,
-        status=404,
-        title=messages.text(Locale.PT_BR, "invalid_title"),
+        status=status,
+        title=messages.text(Locale.PT_BR, title),
         pt=functools.partial(messages.html, Locale.PT_BR),
         en=functools.partial(messages.html, Locale.EN),
     )
+
+
+def _invalid(request: Request) -> HTMLResponse:
+    return _bilingual(request, "invalid.html", "invalid_title", 404)
 
 
 async def _find(request: Request, token: str) -> InvitationPage | None:
@@ -125,15 +130,7 @@ async def _lookup(request: Request, token: str) -> InvitationPage | HTMLResponse
     limiter: BadTokenLimiter = request.app.state.link_limiter
     client = request.client.host if request.client else "unknown"
     if (wait := limiter.retry_after(client)) is not None:
-        response = _render(
-            request,
-            "too_many.html",
-            None,
-            status=429,
-            title=messages.text(Locale.PT_BR, "too_many_title"),
-            pt=functools.partial(messages.html, Locale.PT_BR),
-            en=functools.partial(messages.html, Locale.EN),
-        )
+        response = _bilingual(request, "too_many.html", "too_many_title", 429)
         response.headers["Retry-After"] = str(wait)
         return response
     page = await _find(request, token)
