@@ -18,7 +18,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from partners import search
@@ -108,15 +108,24 @@ class Commands:
         except WorkflowUpdateFailedError as err:
             raise _refusal(err) from None
 
-    def _start(self, run: Any, input: Any, workflow_id: str, attributes: TypedSearchAttributes, summary: str) -> Any:
-        """A start for a workflow per business id: joined while it runs, started anew after."""
+    def _start(
+        self,
+        run: Any,
+        input: Any,
+        workflow_id: str,
+        attributes: TypedSearchAttributes,
+        summary: str,
+        reuse: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    ) -> Any:
+        """A start for a workflow per business id: joined while it runs, started anew after
+        (unless `reuse` says otherwise)."""
         return WithStartWorkflowOperation(
             run,
             input,
             id=workflow_id,
             task_queue=self._settings.temporal_task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_reuse_policy=reuse,
             search_attributes=attributes,
             static_summary=summary,
         )
@@ -151,8 +160,20 @@ class Commands:
             onboarding_workflow_id(partner_id),
             _attributes(enterprise_id, partner_id),
             f"Onboarding of partner {body.name}",
+            # One onboarding per partner, ever: a retry with the same Idempotency-Key after
+            # it finished must not run it again (it would invite a second time).
+            reuse=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
-        registration = await self._start_with_update(PartnerOnboardingWorkflow.registration, start)
+        try:
+            registration = await self._start_with_update(PartnerOnboardingWorkflow.registration, start)
+        except WorkflowAlreadyStartedError:
+            view = await self._store.get_partner(partner_id)
+            if view is None:
+                raise ProblemError(
+                    ErrorCode.CONFLICT,
+                    "This Idempotency-Key was used by a registration that was refused; use a new key.",
+                ) from None
+            return view
         return await self._partner(registration.partner_id)
 
     async def list_partners(self, actor: Actor, enterprise_id: str) -> list[PartnerSummary]:

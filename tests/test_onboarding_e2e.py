@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from partners.ids import invitation_workflow_id, onboarding_workflow_id
 from partners.models import InvitationState, InvitationStatus, OnboardingPhase, OnboardingState
+from starter.commands import IDEMPOTENCY_NAMESPACE
 from tests.helpers.stack import Stack, holder, new_enterprise, unique_domain
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
@@ -111,3 +113,53 @@ async def test_idempotency_key_answers_with_the_same_partner(dev_stack: Stack) -
     await dev_stack.mail.wait_for(f"bill@{domain}")
     await asyncio.sleep(0.5)
     assert len(dev_stack.mail.mails_to(f"bill@{domain}")) == 1
+
+
+async def test_idempotency_key_after_the_onboarding_finished(dev_stack: Stack) -> None:
+    enterprise, domain = new_enterprise(), unique_domain()
+    headers = {**holder(enterprise), "Idempotency-Key": "portal-request-finished"}
+    body = {
+        "name": "Hooli",
+        "domains": [domain],
+        "admin": {"first_name": "G", "last_name": "B", "email": f"g@{domain}"},
+    }
+    first = await dev_stack.http.post(f"/v1/enterprises/{enterprise}/partners", json=body, headers=headers)
+    [mail] = await dev_stack.delivered(f"g@{domain}")
+    await dev_stack.http.post(f"{mail.link}/accept")
+    onboarding = dev_stack.client.get_workflow_handle_for(
+        PartnerOnboardingWorkflow.run, onboarding_workflow_id(first.json()["id"])
+    )
+    await dev_stack.result(onboarding)
+
+    again = await dev_stack.http.post(f"/v1/enterprises/{enterprise}/partners", json=body, headers=headers)
+
+    assert again.status_code == 201, again.text
+    assert (again.json()["id"], again.json()["status"]) == (first.json()["id"], "active")
+    assert len(again.json()["invitations"]) == 1
+    await asyncio.sleep(1)
+    assert len(dev_stack.mail.mails_to(f"g@{domain}")) == 1, "no new invitation"
+    runs = [w async for w in dev_stack.client.list_workflows(f'WorkflowId="{onboarding.id}"')]
+    assert len(runs) == 1, "no second run of the onboarding"
+
+
+async def test_idempotency_key_of_a_refused_registration_is_spent(dev_stack: Stack) -> None:
+    enterprise, domain = new_enterprise(), unique_domain()
+    await dev_stack.pool.execute("INSERT INTO enterprises (id, partner_limit) VALUES ($1, 0)", enterprise)
+    headers = {**holder(enterprise), "Idempotency-Key": "portal-request-refused"}
+    body = {"name": "Late", "domains": [domain], "admin": {"first_name": "L", "last_name": "L", "email": f"l@{domain}"}}
+
+    first = await dev_stack.http.post(f"/v1/enterprises/{enterprise}/partners", json=body, headers=headers)
+    await dev_stack.pool.execute("UPDATE enterprises SET partner_limit = 5 WHERE id = $1", enterprise)
+    onboarding = dev_stack.client.get_workflow_handle(
+        onboarding_workflow_id(_key_id(enterprise, "portal-request-refused"))
+    )
+    await dev_stack.result(onboarding)
+    again = await dev_stack.http.post(f"/v1/enterprises/{enterprise}/partners", json=body, headers=headers)
+
+    assert (first.status_code, first.json()["code"]) == (409, "partner_limit_reached")
+    assert (again.status_code, again.json()["code"]) == (409, "conflict")
+    assert await dev_stack.pool.fetchval("SELECT count(*) FROM partners WHERE enterprise_id = $1", enterprise) == 0
+
+
+def _key_id(enterprise: str, key: str) -> str:
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{enterprise}\n{key}"))
