@@ -230,8 +230,7 @@ class PartnerStore:
             if new.role is Role.ADMIN:
                 # R8 for an active partner; for a pending one, the first admin's invitation
                 # is re-targeted: the new one activates the partner on acceptance (R4).
-                if partner["status"] == PartnerStatus.DEACTIVATED:
-                    raise DomainError(ErrorCode.PARTNER_DEACTIVATED, "The partner is deactivated.")
+                _refuse_if_deactivated(partner["status"])
                 pending_partner = partner["status"] == PartnerStatus.PENDING
                 purpose = InvitationPurpose.FIRST_ADMIN if pending_partner else InvitationPurpose.ADMIN_REPLACEMENT
             else:
@@ -337,8 +336,7 @@ class PartnerStore:
                 state = InvitationState(row["state"])
                 if state is not InvitationState.EXPIRED:
                     return ReopenInvitationOutput(state=state, sends=row["sends"])
-                if row["status"] == PartnerStatus.DEACTIVATED:
-                    raise DomainError(ErrorCode.PARTNER_DEACTIVATED, "The partner is deactivated.")
+                _refuse_if_deactivated(row["status"])
                 if await db.fetchval(
                     "SELECT 1 FROM invitations WHERE partner_id = $1 AND email = $2 AND state = 'pending'",
                     row["partner_id"],
@@ -850,9 +848,14 @@ async def _audit(
     )
 
 
-def _require_partner_status(status: str, wanted: PartnerStatus) -> None:
+def _refuse_if_deactivated(status: str) -> None:
+    """R10: after deactivation every operation on the partner is refused, saying why."""
     if status == PartnerStatus.DEACTIVATED:
         raise DomainError(ErrorCode.PARTNER_DEACTIVATED, "The partner is deactivated.")
+
+
+def _require_partner_status(status: str, wanted: PartnerStatus) -> None:
+    _refuse_if_deactivated(status)
     if status != wanted:
         raise DomainError(ErrorCode.PARTNER_NOT_ACTIVE, "The partner is not active yet.")
 
@@ -878,6 +881,5 @@ async def _lock_partner(db: asyncpg.Connection | asyncpg.pool.PoolConnectionProx
     partner = await db.fetchrow("SELECT enterprise_id, status FROM partners WHERE id = $1 FOR UPDATE", partner_id)
     if partner is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such partner.")
-    if partner["status"] == PartnerStatus.DEACTIVATED:
-        raise DomainError(ErrorCode.PARTNER_DEACTIVATED, "The partner is deactivated.")
+    _refuse_if_deactivated(partner["status"])
     return partner
