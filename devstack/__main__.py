@@ -116,8 +116,7 @@ async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
 
 
 async def main() -> None:
-    # Not .data/local.env: that file describes the servers this run is about to start.
-    settings = Settings(_env_file=None)
+    settings = Settings()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -19,9 +19,7 @@ class Settings(BaseSettings):
     own refuses to start without them.
     """
 
-    # `make run` writes .data/local.env (where its embedded servers listen) so that the
-    # operator CLI finds them; the environment always wins over it.
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_file=".data/local.env")
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     database_url: SecretStr | None = None
     database_pool_size: int = Field(default=10, ge=1, le=200)

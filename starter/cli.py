@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel
 from temporalio.service import RPCError
 
 from partners.errors import HTTP_STATUS, DomainError, ErrorCode
@@ -26,6 +25,7 @@ from starter.auth import Actor, ActorRole
 from starter.commands import Commands
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 1, 2, 3, 4
+LOCAL_ENV = ".data/local.env"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,7 +80,9 @@ def _text(result: Any) -> str:
 
 async def _run(args: argparse.Namespace) -> Any:
     actor = Actor(email=f"operator:{args.actor}", role=ActorRole.OPERATOR, enterprise=None)
-    async with open_services(Settings(), serving=False) as services:
+    # `make run` writes where its embedded servers listen to .data/local.env; only the CLI
+    # reads it, and the environment wins over it.
+    async with open_services(Settings(_env_file=LOCAL_ENV), serving=False) as services:
         do = Commands(services)
         calls: dict[tuple[str, str], Callable[[], Awaitable[Any]]] = {
             ("partners", "list"): lambda: do.list_partners(actor, args.enterprise),
@@ -108,11 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNAVAILABLE
     if args.json:
         items = [r.model_dump(mode="json") for r in result] if isinstance(result, list) else None
-        print(json.dumps(items, indent=2) if items is not None else _dump(result))
+        print(json.dumps(items, indent=2) if items is not None else result.model_dump_json(indent=2))
     else:
         print(_text(result))
     return 0
-
-
-def _dump(model: BaseModel) -> str:
-    return model.model_dump_json(indent=2)
