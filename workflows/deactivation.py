@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.store import PartnerStore
@@ -16,8 +15,8 @@ with workflow.unsafe.imports_passed_through():
         Refusal,
     )
     from workflows.invitation import withdraw
-    from workflows.refusals import refusal_of, refused
-    from workflows.steps import DATABASE_STEP
+    from workflows.refusals import STEP_FAILURES, refusal_of, refused
+    from workflows.steps import database_step
 
 DEACTIVATION_REFUSALS = frozenset({ErrorCode.API_ACCESS_GRANTED.value, ErrorCode.NOT_FOUND.value})
 
@@ -39,13 +38,12 @@ class PartnerDeactivationWorkflow:
     @workflow.run
     async def run(self, input: DeactivationInput) -> DeactivationResult:
         try:
-            done = await workflow.execute_activity_method(
+            done = await database_step(
                 PartnerStore.deactivate_partner,
                 DeactivatePartnerInput(partner_id=input.partner_id, actor=input.actor),
                 summary="deactivate: re-check API grants under lock, then deactivate",
-                **DATABASE_STEP,
             )
-        except ActivityError as err:
+        except STEP_FAILURES as err:
             self._refusal = refusal_of(err, DEACTIVATION_REFUSALS)
             if self._refusal is None:
                 raise

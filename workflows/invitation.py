@@ -32,8 +32,8 @@ with workflow.unsafe.imports_passed_through():
         SendOutcome,
         WithdrawRequest,
     )
-    from workflows.refusals import refusal_of, refused
-    from workflows.steps import DATABASE_STEP, MAIL_STEP
+    from workflows.refusals import STEP_FAILURES, refusal_of, refused
+    from workflows.steps import MAIL_STEP, database_step
 
 # Refusals of creating or reviving an invitation that the portal hears about.
 OPENING_REFUSALS = frozenset(
@@ -126,11 +126,10 @@ class InvitationWorkflow:
             return AcceptResult(state=self._state, newly_accepted=False)
         self._busy = True
         try:
-            outcome = await workflow.execute_activity_method(
+            outcome = await database_step(
                 PartnerStore.accept_invitation,
                 AcceptInvitationInput(invitation_id=self._input.invitation_id, send_number=request.send_number),
                 summary="accept: record the acceptance and its effect",
-                **DATABASE_STEP,
             )
         finally:
             self._busy = False
@@ -202,7 +201,7 @@ class InvitationWorkflow:
         """Creates the invitation's row, or revives it, when this run was started for that."""
         try:
             if self._input.create is not None:
-                await workflow.execute_activity_method(
+                await database_step(
                     PartnerStore.create_invitation,
                     CreateInvitationInput(
                         invitation_id=self._input.invitation_id,
@@ -210,18 +209,16 @@ class InvitationWorkflow:
                         max_sends=self._input.max_sends,
                     ),
                     summary="create: check domain, membership and pending invitations",
-                    **DATABASE_STEP,
                 )
             elif self._input.reopened_by is not None:
-                reopened = await workflow.execute_activity_method(
+                reopened = await database_step(
                     PartnerStore.reopen_invitation,
                     ReopenInvitationInput(invitation_id=self._input.invitation_id, actor=self._input.reopened_by),
                     summary="revive the expired invitation",
-                    **DATABASE_STEP,
                 )
                 self._sends = reopened.sends
                 self._set_state(reopened.state)
-        except ActivityError as err:
+        except STEP_FAILURES as err:
             self._refusal = refusal_of(err, OPENING_REFUSALS)
             if self._refusal is None:
                 raise
@@ -269,11 +266,10 @@ class InvitationWorkflow:
         # answers with this state instead of racing it.
         self._set_state(state)
         self._next_send_at = None
-        recorded = await workflow.execute_activity_method(
+        recorded = await database_step(
             PartnerStore.close_invitation,
             CloseInvitationInput(invitation_id=self._input.invitation_id, state=state, reason=reason, actor=actor),
             summary=f"record: invitation {state.value}",
-            **DATABASE_STEP,
         )
         self._set_state(recorded.state)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.store import PartnerStore
@@ -24,8 +23,8 @@ with workflow.unsafe.imports_passed_through():
         Registration,
     )
     from workflows.invitation import InvitationWorkflow
-    from workflows.refusals import refusal_of, refused
-    from workflows.steps import DATABASE_STEP
+    from workflows.refusals import STEP_FAILURES, refusal_of, refused
+    from workflows.steps import database_step
 
 # The refusals of registration the portal hears about; anything else is retried.
 REGISTRATION_REFUSALS = frozenset({ErrorCode.PARTNER_LIMIT_REACHED.value, ErrorCode.DOMAIN_TAKEN.value})
@@ -48,7 +47,7 @@ class PartnerOnboardingWorkflow:
     @workflow.run
     async def run(self, input: OnboardingInput) -> OnboardingResult:
         try:
-            await workflow.execute_activity_method(
+            await database_step(
                 PartnerStore.register_partner,
                 RegisterPartnerInput(
                     partner_id=input.partner_id,
@@ -59,9 +58,8 @@ class PartnerOnboardingWorkflow:
                     invitation_max_sends=input.invitation_max_sends,
                 ),
                 summary="register: check quota and domains, store partner and invitation",
-                **DATABASE_STEP,
             )
-        except ActivityError as err:
+        except STEP_FAILURES as err:
             self._refusal = refusal_of(err, REGISTRATION_REFUSALS)
             if self._refusal is None:
                 raise

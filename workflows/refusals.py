@@ -6,10 +6,15 @@ from temporalio.exceptions import ActivityError, ApplicationError, ApplicationEr
 
 from partners.models import Refusal
 
+# How a database step fails: a normal activity's failure arrives as an ActivityError
+# whose cause is the activity's ApplicationError, a local activity's as that
+# ApplicationError itself (histories hold both kinds).
+STEP_FAILURES = (ActivityError, ApplicationError)
 
-def refusal_of(err: ActivityError, codes: frozenset[str]) -> Refusal | None:
+
+def refusal_of(err: ActivityError | ApplicationError, codes: frozenset[str]) -> Refusal | None:
     """The business refusal an activity answered with, or None for any other failure."""
-    cause = err.cause
+    cause = err.cause if isinstance(err, ActivityError) else err
     if not (isinstance(cause, ApplicationError) and cause.type in codes):
         return None
     extra = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}

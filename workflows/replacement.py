@@ -7,7 +7,6 @@ from uuid import UUID
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.store import PartnerStore
@@ -27,8 +26,8 @@ with workflow.unsafe.imports_passed_through():
         Role,
     )
     from workflows.invitation import OPENING_REFUSALS, InvitationWorkflow, withdraw
-    from workflows.refusals import refusal_of, refused
-    from workflows.steps import DATABASE_STEP
+    from workflows.refusals import STEP_FAILURES, refusal_of, refused
+    from workflows.steps import database_step
 
 REPLACEMENT_REFUSALS = OPENING_REFUSALS | {"already_admin"}
 
@@ -85,7 +84,7 @@ class AdminReplacementWorkflow:
     async def _replace(self, request: ReplaceAdminRequest) -> ReplacementStarted:
         invitation_id = workflow.uuid4()
         try:
-            created = await workflow.execute_activity_method(
+            created = await database_step(
                 PartnerStore.create_invitation,
                 CreateInvitationInput(
                     invitation_id=invitation_id,
@@ -99,9 +98,8 @@ class AdminReplacementWorkflow:
                     max_sends=self._input.max_sends,
                 ),
                 summary="create the new admin's invitation, superseding a pending one",
-                **DATABASE_STEP,
             )
-        except ActivityError as err:
+        except STEP_FAILURES as err:
             refusal = refusal_of(err, REPLACEMENT_REFUSALS)
             if refusal is None:
                 raise

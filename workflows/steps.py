@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 # Short transactions. Retried without limit: a database that is down comes back, and
@@ -31,3 +33,22 @@ MAIL_STEP: dict[str, Any] = {
         maximum_interval=timedelta(minutes=10),
     ),
 }
+
+# Executions that recorded this marker run their database steps as local activities;
+# older ones (before 2026-11-24) replay them as the normal activities they recorded.
+LOCAL_DATABASE_STEPS = "local-database-steps"
+
+Store = TypeVar("Store")
+Input = TypeVar("Input")
+Output = TypeVar("Output")
+
+
+async def database_step(method: Callable[[Store, Input], Awaitable[Output]], arg: Input, *, summary: str) -> Output:
+    """One short transaction, run as a local activity: it executes in the worker that
+    holds the workflow task and its result lands in that task's completion, which saves
+    three server round trips (schedule, poll, complete) and a workflow task per step
+    (measured in BENCHMARKS.md). Only for steps of a few milliseconds: a long local
+    activity holds the workflow task."""
+    if workflow.patched(LOCAL_DATABASE_STEPS):
+        return await workflow.execute_local_activity_method(method, arg, summary=summary, **DATABASE_STEP)
+    return await workflow.execute_activity_method(method, arg, summary=summary, **DATABASE_STEP)
