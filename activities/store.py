@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.metrics import count
 from partners.errors import DomainError, ErrorCode
+from partners.ids import invitation_workflow_id
 from partners.messages import Locale
 from partners.models import (
     AcceptInvitationInput,
@@ -180,8 +181,8 @@ class PartnerStore:
             )
             await db.execute(
                 "INSERT INTO invitations (id, partner_id, email, first_name, last_name, role,"
-                " purpose, state, max_sends, invited_by, locale)"
-                " VALUES ($1, $2, $3, $4, $5, 'admin', 'first_admin', 'pending', $6, $7, $8)",
+                " purpose, state, max_sends, invited_by, locale, workflow_id)"
+                " VALUES ($1, $2, $3, $4, $5, 'admin', 'first_admin', 'pending', $6, $7, $8, $9)",
                 input.invitation_id,
                 input.partner_id,
                 partner.admin.email,
@@ -190,6 +191,7 @@ class PartnerStore:
                 input.invitation_max_sends,
                 input.actor,
                 locale,
+                input.invitation_workflow_id or invitation_workflow_id(input.invitation_id),
             )
             await _audit(
                 db,
@@ -260,17 +262,17 @@ class PartnerStore:
                 new.person.email,
             ):
                 raise DomainError(ErrorCode.ALREADY_MEMBER, "This person is already a member of the partner.")
-            superseded: list[UUID] = []
+            superseded: dict[UUID, str] = {}
             if new.role is Role.ADMIN:
                 # R8: a newer admin invitation supersedes a pending one; its links stop now.
-                superseded = [
-                    r["id"]
+                superseded = {
+                    r["id"]: r["workflow_id"]
                     for r in await db.fetch(
                         "UPDATE invitations SET state = 'superseded', closed_at = now(), next_send_at = NULL"
-                        " WHERE partner_id = $1 AND role = 'admin' AND state = 'pending' RETURNING id",
+                        " WHERE partner_id = $1 AND role = 'admin' AND state = 'pending' RETURNING id, workflow_id",
                         new.partner_id,
                     )
-                ]
+                }
                 for old in superseded:
                     await _audit(
                         db,
@@ -294,8 +296,8 @@ class PartnerStore:
                 )
             await db.execute(
                 "INSERT INTO invitations (id, partner_id, email, first_name, last_name, role,"
-                " purpose, state, max_sends, invited_by, locale)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10)",
+                " purpose, state, max_sends, invited_by, locale, workflow_id)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $11)",
                 input.invitation_id,
                 new.partner_id,
                 new.person.email,
@@ -306,6 +308,7 @@ class PartnerStore:
                 input.max_sends,
                 new.invited_by,
                 new.locale or partner["locale"] or self._default_locale,
+                invitation_workflow_id(input.invitation_id),
             )
             await _audit(
                 db,
@@ -318,7 +321,12 @@ class PartnerStore:
                 role=new.role.value,
                 purpose=purpose.value,
             )
-        return CreateInvitationOutput(enterprise_id=partner["enterprise_id"], purpose=purpose, superseded=superseded)
+        return CreateInvitationOutput(
+            enterprise_id=partner["enterprise_id"],
+            purpose=purpose,
+            superseded=list(superseded),
+            workflow_ids=superseded,
+        )
 
     @activity.defn
     async def reopen_invitation(self, input: ReopenInvitationInput) -> ReopenInvitationOutput:
@@ -344,8 +352,11 @@ class PartnerStore:
                 ):
                     raise DomainError(ErrorCode.ALREADY_INVITED, "A newer invitation for this address is pending.")
                 await db.execute(
-                    "UPDATE invitations SET state = 'pending', closed_at = NULL, last_error = NULL WHERE id = $1",
+                    # A revived invitation runs in its own workflow, whichever ran it before.
+                    "UPDATE invitations SET state = 'pending', closed_at = NULL, last_error = NULL, workflow_id = $2"
+                    " WHERE id = $1",
                     input.invitation_id,
+                    invitation_workflow_id(input.invitation_id),
                 )
                 await _audit(
                     db,
@@ -511,14 +522,15 @@ class PartnerStore:
                     input.partner_id,
                     input.actor,
                 )
-                cancelled = [
-                    r["id"]
+                cancelled = {
+                    r["id"]: r["workflow_id"]
                     for r in await db.fetch(
                         "UPDATE invitations SET state = 'cancelled', closed_at = now(), next_send_at = NULL,"
-                        " last_error = 'partner deactivated' WHERE partner_id = $1 AND state = 'pending' RETURNING id",
+                        " last_error = 'partner deactivated' WHERE partner_id = $1 AND state = 'pending'"
+                        " RETURNING id, workflow_id",
                         input.partner_id,
                     )
-                ]
+                }
                 await _audit(
                     db,
                     partner["enterprise_id"],
@@ -529,7 +541,9 @@ class PartnerStore:
                 )
         activity.logger.info("partner deactivated", extra={"partner_id": input.partner_id})
         count("partners_deactivated", "Partners deactivated.")
-        return DeactivatePartnerOutput(newly_deactivated=True, cancelled_invitations=cancelled)
+        return DeactivatePartnerOutput(
+            newly_deactivated=True, cancelled_invitations=list(cancelled), workflow_ids=cancelled
+        )
 
     # --- grants, logo: short writes of the API, under the partner's row lock ----------
 
@@ -804,9 +818,16 @@ class PartnerStore:
         )
         return None if row is None else InvitationDetail(**dict(row))
 
+    async def invitation_workflow(self, invitation_id: UUID) -> str | None:
+        """The id of the workflow that runs the invitation (where its updates go)."""
+        owner: str | None = await self._pool.fetchval(
+            "SELECT workflow_id FROM invitations WHERE id = $1", invitation_id
+        )
+        return owner
+
     async def invitation_page(self, token_hash: bytes) -> InvitationPage | None:
         row = await self._pool.fetchrow(
-            "SELECT i.id AS invitation_id, i.state, i.role, i.first_name, p.enterprise_id,"
+            "SELECT i.id AS invitation_id, i.workflow_id, i.state, i.role, i.first_name, p.enterprise_id,"
             " coalesce(e.display_name, e.id) AS enterprise_name, p.name AS partner_name,"
             " i.partner_id, p.status AS partner_status, t.send_number, i.locale, p.logo IS NOT NULL AS has_logo"
             " FROM invitation_tokens t JOIN invitations i ON i.id = t.invitation_id"

@@ -197,6 +197,9 @@ class RegisterPartnerInput(BaseModel):
     actor: str
     partner: RegisterPartnerRequest
     invitation_max_sends: int
+    # The workflow that runs the first admin's invitation (its partner's onboarding);
+    # None in executions that ran it in its own `invitation-{id}` (before 2026-11-24).
+    invitation_workflow_id: str | None = None
 
 
 # --- InvitationWorkflow ----------------------------------------------------------------
@@ -256,6 +259,8 @@ class CreateInvitationOutput(BaseModel):
     # first admin's (it activates the partner); of an active one, a replacement.
     purpose: InvitationPurpose | None = None
     superseded: list[UUID] = []
+    # The workflow running each superseded invitation; absent (older histories): its own.
+    workflow_ids: dict[UUID, str] = {}
 
 
 class WithdrawRequest(BaseModel):
@@ -307,6 +312,8 @@ class DeactivatePartnerInput(BaseModel):
 class DeactivatePartnerOutput(BaseModel):
     newly_deactivated: bool
     cancelled_invitations: list[UUID] = []
+    # The workflow running each cancelled invitation; absent (older histories): its own.
+    workflow_ids: dict[UUID, str] = {}
 
 
 class DeactivationResult(BaseModel):

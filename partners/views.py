@@ -94,6 +94,7 @@ class InvitationPage(BaseModel):
     """What the public invitation page shows; found by the link's token hash."""
 
     invitation_id: UUID
+    workflow_id: str  # the workflow that runs it: where the acceptance goes
     state: InvitationState
     role: Role
     first_name: str

@@ -284,7 +284,7 @@ class Commands:
     async def get_invitation(self, actor: Actor, invitation_id: UUID) -> InvitationDetail:
         """The invitation as stored, and its workflow's live status while it has one."""
         detail = await self._authorized_invitation(actor, invitation_id)
-        handle = self._client.get_workflow_handle_for(InvitationWorkflow.run, invitation_workflow_id(invitation_id))
+        handle = self._client.get_workflow_handle(await self._owner(invitation_id))
         try:
             live = await handle.query(InvitationWorkflow.status)
         except (RPCError, WorkflowQueryFailedError):
@@ -297,6 +297,19 @@ class Commands:
         if detail.state not in (InvitationState.PENDING, InvitationState.EXPIRED):
             # The workflow would refuse too; answering here starts no run for nothing.
             raise _closed(detail.state)
+        request = ResendRequest(actor=actor.email)
+        owner = await self._owner(invitation_id)
+        if detail.state is InvitationState.PENDING and owner != invitation_workflow_id(invitation_id):
+            # Its partner's onboarding runs it. If that run ended meanwhile (the invitation
+            # expired), the start below revives it in its own workflow.
+            try:
+                live = await self._client.get_workflow_handle(owner).execute_update(InvitationWorkflow.resend, request)
+                return (await self._invitation(invitation_id)).model_copy(update={"live": live})
+            except WorkflowUpdateFailedError as err:
+                raise _refusal(err) from None
+            except RPCError as err:
+                if err.status is not RPCStatusCode.NOT_FOUND:
+                    raise
         domain = detail.email.rpartition("@")[2]
         # Running: the update reaches it. Expired (its run closed): a new run revives it.
         start = self._start(
@@ -315,7 +328,7 @@ class Commands:
             _attributes(detail.enterprise_id, detail.partner_id, domain),
             "Invitation revived by hand",
         )
-        live = await self._start_with_update(InvitationWorkflow.resend, start, ResendRequest(actor=actor.email))
+        live = await self._start_with_update(InvitationWorkflow.resend, start, request)
         return (await self._invitation(invitation_id)).model_copy(update={"live": live})
 
     async def cancel(self, actor: Actor, invitation_id: UUID) -> InvitationDetail:
@@ -323,7 +336,7 @@ class Commands:
         _require_not_deactivated(detail)
         if detail.state is not InvitationState.PENDING:
             raise _closed(detail.state)
-        handle = self._client.get_workflow_handle_for(InvitationWorkflow.run, invitation_workflow_id(invitation_id))
+        handle = self._client.get_workflow_handle(await self._owner(invitation_id))
         try:
             live = await handle.execute_update(InvitationWorkflow.cancel, CancelRequest(actor=actor.email))
         except WorkflowUpdateFailedError as err:
@@ -340,6 +353,10 @@ class Commands:
         if detail is None:
             raise ProblemError(ErrorCode.NOT_FOUND, "No such invitation.")
         return detail
+
+    async def _owner(self, invitation_id: UUID) -> str:
+        """The workflow that runs the invitation: its own, or its partner's onboarding."""
+        return await self._store.invitation_workflow(invitation_id) or invitation_workflow_id(invitation_id)
 
     async def _authorized_invitation(self, actor: Actor, invitation_id: UUID) -> InvitationDetail:
         """The account holder of the partner's enterprise; for member invitations also its Admin."""

@@ -22,7 +22,6 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from partners import messages
 from partners.errors import ErrorCode
-from partners.ids import invitation_workflow_id
 from partners.messages import Locale
 from partners.models import AcceptRequest, InvitationState, PartnerStatus
 from partners.rules import TOKEN_PATTERN, token_hash
@@ -158,7 +157,7 @@ async def accept_invitation(request: Request, token: str) -> HTMLResponse:
     if page.state is not InvitationState.PENDING:
         return _closed(request, page)
     services: Services = request.app.state.services
-    handle = services.client.get_workflow_handle(invitation_workflow_id(page.invitation_id))
+    handle = services.client.get_workflow_handle(page.workflow_id)
     try:
         result = await handle.execute_update(InvitationWorkflow.accept, AcceptRequest(send_number=page.send_number))
     except (WorkflowUpdateFailedError, RPCError) as err:

@@ -21,12 +21,13 @@ from devstack.net import free_port
 from devstack.postgres import EmbeddedPostgres
 from devstack.temporal import TemporalDevServer
 from partners import search
-from partners.ids import invitation_workflow_id
+from partners.ids import invitation_workflow_id, onboarding_workflow_id
 from partners.models import InvitationState, ResendRequest
 from partners.settings import Settings
 from tests.helpers.stack import holder, new_enterprise, running_stack, unique_domain
 from worker import connect_client
 from workflows.invitation import InvitationWorkflow
+from workflows.onboarding import PartnerOnboardingWorkflow
 
 ROOT = Path(__file__).parent.parent
 
@@ -144,10 +145,11 @@ async def test_temporal_server_restarted_on_its_file_mid_invitation(
             page = await stack.http.post(f"{mails[-1].link}/accept")
             assert 'data-outcome="accepted"' in page.text
             handle = stack.client.get_workflow_handle_for(
-                InvitationWorkflow.run, invitation_workflow_id(created["admin_invitation"]["id"])
+                PartnerOnboardingWorkflow.run, onboarding_workflow_id(created["id"])
             )
             result = await stack.result(handle, timeout=30)
-            assert (result.state, result.sends) == (InvitationState.ACCEPTED, 2)
+            assert result.invitation_state is InvitationState.ACCEPTED
+            assert (await handle.query(PartnerOnboardingWorkflow.status)).sends == 2
             assert await _ledger(pool, admin) == [(1, "sent", 1), (2, "sent", 1)]
     finally:
         await server.stop()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from partners.ids import invitation_workflow_id
-from partners.models import InvitationState, InvitationStatus
-from tests.helpers.stack import ActivePartner, Stack, holder, partner_user
+from temporalio.client import WorkflowHandle
+
+from partners.ids import invitation_workflow_id, onboarding_workflow_id
+from partners.models import InvitationState, InvitationStatus, OnboardingPhase, OnboardingResult
+from tests.helpers.stack import ActivePartner, Stack, holder, new_enterprise, partner_user, unique_domain
 from workflows.invitation import InvitationWorkflow
+from workflows.onboarding import PartnerOnboardingWorkflow
 
 TTL = timedelta(days=3)
 
@@ -139,3 +143,72 @@ async def test_permanent_smtp_refusal_makes_it_undeliverable(time_stack: Stack) 
     assert time_stack.mail.mails_to(email) == []
     resend = await time_stack.http.post(f"/v1/invitations/{invitation_id}/resend", headers=holder(partner.enterprise))
     assert (resend.status_code, resend.json()["code"]) == (409, "invitation_undeliverable")
+
+
+# --- the first admin's invitation, which its partner's onboarding runs ---------------------
+
+
+async def _pending_partner(stack: Stack) -> tuple[str, dict[str, Any], str, WorkflowHandle[Any, OnboardingResult]]:
+    enterprise, domain = new_enterprise(), unique_domain()
+    created = await stack.register(enterprise, domain)
+    assert created.status_code == 201, created.text
+    partner = created.json()
+    onboarding = stack.client.get_workflow_handle_for(
+        PartnerOnboardingWorkflow.run, onboarding_workflow_id(partner["id"])
+    )
+    return enterprise, partner, f"ada@{domain}", onboarding
+
+
+async def test_first_admin_invitation_resent_and_cancelled_through_its_onboarding(time_stack: Stack) -> None:
+    enterprise, partner, admin, onboarding = await _pending_partner(time_stack)
+    invitation_id = partner["admin_invitation"]["id"]
+    await time_stack.delivered(admin)
+
+    shown = await time_stack.http.get(f"/v1/invitations/{invitation_id}", headers=holder(enterprise))
+    resent = await time_stack.http.post(f"/v1/invitations/{invitation_id}/resend", headers=holder(enterprise))
+
+    assert (shown.json()["live"]["state"], shown.json()["live"]["sends"]) == ("pending", 1)
+    assert resent.status_code == 200, resent.text
+    assert resent.json()["live"]["sends"] == 2
+    mails = await time_stack.delivered(admin, 2)
+    cancelled = await time_stack.http.post(f"/v1/invitations/{invitation_id}/cancel", headers=holder(enterprise))
+    assert (cancelled.status_code, cancelled.json()["state"]) == (200, "cancelled")
+    result = await time_stack.result(onboarding)
+    assert (result.phase, result.invitation_state) == (OnboardingPhase.ADMIN_NOT_ACCEPTED, InvitationState.CANCELLED)
+    for mail in mails:
+        assert 'data-outcome="cancelled"' in (await time_stack.http.post(f"{mail.link}/accept")).text
+    view = (await time_stack.http.get(f"/v1/partners/{partner['id']}", headers=holder(enterprise))).json()
+    assert (view["status"], view["members"]) == ("pending", [])
+
+
+async def test_expired_first_admin_invitation_is_revived_in_its_own_workflow(time_stack: Stack) -> None:
+    enterprise, partner, admin, onboarding = await _pending_partner(time_stack)
+    invitation_id = partner["admin_invitation"]["id"]
+    assert (await time_stack.result(onboarding)).invitation_state is InvitationState.EXPIRED
+    await time_stack.delivered(admin, 3)
+
+    revived = await time_stack.http.post(f"/v1/invitations/{invitation_id}/resend", headers=holder(enterprise))
+
+    assert revived.status_code == 200, revived.text
+    assert (revived.json()["state"], revived.json()["live"]["sends"]) == ("pending", 4)
+    owner = await time_stack.pool.fetchval("SELECT workflow_id FROM invitations WHERE id = $1::uuid", invitation_id)
+    assert owner == invitation_workflow_id(invitation_id)
+    mails = await time_stack.delivered(admin, 4)
+    assert 'data-outcome="accepted"' in (await time_stack.http.post(f"{mails[-1].link}/accept")).text
+    revival = time_stack.client.get_workflow_handle_for(InvitationWorkflow.run, owner)
+    assert (await time_stack.result(revival)).state is InvitationState.ACCEPTED
+    view = (await time_stack.http.get(f"/v1/partners/{partner['id']}", headers=holder(enterprise))).json()
+    assert (view["status"], view["admin"]["email"]) == ("active", admin)
+
+
+async def test_deactivating_a_pending_partner_ends_its_onboarding(time_stack: Stack) -> None:
+    enterprise, partner, admin, onboarding = await _pending_partner(time_stack)
+    [mail] = await time_stack.delivered(admin)
+
+    done = await time_stack.http.post(f"/v1/partners/{partner['id']}/deactivate", headers=holder(enterprise))
+
+    assert (done.status_code, done.json()["status"]) == (200, "deactivated")
+    result = await time_stack.result(onboarding, timeout=30)
+    assert (result.phase, result.invitation_state) == (OnboardingPhase.ADMIN_NOT_ACCEPTED, InvitationState.CANCELLED)
+    assert 'data-outcome="accepted"' not in (await time_stack.http.post(f"{mail.link}/accept")).text
+    assert len(time_stack.mail.mails_to(admin)) == 1, "no reminder after the deactivation"

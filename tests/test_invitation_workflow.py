@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from partners.ids import invitation_workflow_id, onboarding_workflow_id
+from partners.ids import onboarding_workflow_id
 from partners.models import InvitationState, OnboardingPhase
 from tests.helpers.stack import Stack, holder, new_enterprise, unique_domain
-from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
 
 TTL = timedelta(seconds=3 * 24 * 3600)  # the default INVITATION_TTL
@@ -29,15 +28,14 @@ async def test_accepted_on_the_first_send(time_stack: Stack) -> None:
     accepted = await time_stack.http.post(f"{mail.link}/accept")
 
     assert 'data-outcome="accepted"' in accepted.text
-    handle = time_stack.client.get_workflow_handle_for(
-        InvitationWorkflow.run, invitation_workflow_id(partner["admin_invitation"]["id"])
-    )
-    result = await time_stack.result(handle)
-    assert (result.state, result.sends) == (InvitationState.ACCEPTED, 1)
+    # The first admin's invitation runs inside the onboarding: one workflow per partner.
     onboarding = time_stack.client.get_workflow_handle_for(
         PartnerOnboardingWorkflow.run, onboarding_workflow_id(partner["id"])
     )
-    assert (await time_stack.result(onboarding)).phase is OnboardingPhase.ACTIVE
+    result = await time_stack.result(onboarding)
+    assert (result.phase, result.invitation_state) == (OnboardingPhase.ACTIVE, InvitationState.ACCEPTED)
+    status = await onboarding.query(PartnerOnboardingWorkflow.status)
+    assert (status.state, status.sends) == (InvitationState.ACCEPTED, 1)
     view = (await time_stack.http.get(f"/v1/partners/{partner['id']}", headers=holder(enterprise))).json()
     assert view["status"] == "active"
     assert len(time_stack.mail.mails_to(admin)) == 1
@@ -46,13 +44,14 @@ async def test_accepted_on_the_first_send(time_stack: Stack) -> None:
 async def test_no_click_resends_at_each_ttl_then_expires(time_stack: Stack) -> None:
     enterprise, partner, admin = await _register(time_stack)
     handle = time_stack.client.get_workflow_handle_for(
-        InvitationWorkflow.run, invitation_workflow_id(partner["admin_invitation"]["id"])
+        PartnerOnboardingWorkflow.run, onboarding_workflow_id(partner["id"])
     )
-    started = await time_stack.client.get_workflow_handle(handle.id).describe()
+    started = await handle.describe()
 
     result = await time_stack.result(handle)  # the test server skips the TTLs while we wait
 
-    assert (result.state, result.sends) == (InvitationState.EXPIRED, 3)
+    assert (result.phase, result.invitation_state) == (OnboardingPhase.ADMIN_NOT_ACCEPTED, InvitationState.EXPIRED)
+    assert (await handle.query(PartnerOnboardingWorkflow.status)).sends == 3
     mails = time_stack.mail.mails_to(admin)
     assert len(mails) == 3
     assert len({m.link for m in mails}) == 3, "every send carries a new link"
@@ -78,10 +77,6 @@ async def test_no_click_resends_at_each_ttl_then_expires(time_stack: Stack) -> N
     assert (
         await time_stack.pool.fetchval("SELECT count(*) FROM members WHERE partner_id = $1::uuid", partner["id"]) == 0
     )
-    onboarding = time_stack.client.get_workflow_handle_for(
-        PartnerOnboardingWorkflow.run, onboarding_workflow_id(partner["id"])
-    )
-    assert (await time_stack.result(onboarding)).phase is OnboardingPhase.ADMIN_NOT_ACCEPTED
 
 
 async def test_link_of_an_earlier_send_accepts_while_pending(time_stack: Stack) -> None:
@@ -95,9 +90,9 @@ async def test_link_of_an_earlier_send_accepts_while_pending(time_stack: Stack) 
 
     assert 'data-outcome="accepted"' in page.text
     handle = time_stack.client.get_workflow_handle_for(
-        InvitationWorkflow.run, invitation_workflow_id(partner["admin_invitation"]["id"])
+        PartnerOnboardingWorkflow.run, onboarding_workflow_id(partner["id"])
     )
-    assert (await time_stack.result(handle)).state is InvitationState.ACCEPTED
+    assert (await time_stack.result(handle)).invitation_state is InvitationState.ACCEPTED
     audit = await time_stack.pool.fetchval(
         "SELECT details->>'send_number' FROM audit_log WHERE partner_id = $1::uuid AND action = 'invitation_accepted'",
         partner["id"],

@@ -1,8 +1,12 @@
 """Committed histories of every workflow, replayed: a non-deterministic change fails here.
 
-`RECORD_HISTORIES=1 .venv/bin/pytest tests/test_replay.py` records them anew from real
-runs (time-skipping server, real PostgreSQL and SMTP); commit the files it writes only
-after a change that is meant to break replay went behind `workflow.patched(...)`.
+`tests/histories/<date>/` holds the histories the code of that day recorded. Every
+generation is replayed: executions started by older code may still be running, and the
+patches (`workflow.patched`) that keep them working are tested by their histories. A
+generation is deleted with the patches it needs, once no such execution can be open.
+
+`RECORD_HISTORIES=1 .venv/bin/pytest tests/test_replay.py` records a new generation from
+real runs (time-skipping server, real PostgreSQL and SMTP) under RECORDING's date.
 """
 
 from __future__ import annotations
@@ -26,18 +30,19 @@ from partners.ids import (
     replacement_workflow_id,
 )
 from starter.commands import IDEMPOTENCY_NAMESPACE
-from tests.helpers.stack import Stack, holder
+from tests.helpers.stack import Stack, holder, new_enterprise, unique_domain
 from worker import WORKFLOWS, sandbox_runner
 
 HISTORIES = Path(__file__).parent / "histories"
+RECORDING = HISTORIES / "2026-11-24"  # where RECORD_HISTORIES=1 writes
 RECORD = os.environ.get("RECORD_HISTORIES") == "1"
 
 
 def _files() -> list[Path]:
-    return sorted(HISTORIES.glob("*.json"))
+    return sorted(HISTORIES.glob("*/*.json"))
 
 
-@pytest.mark.parametrize("path", _files(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", _files(), ids=lambda p: f"{p.parent.name}/{p.stem}")
 async def test_history_replays(path: Path) -> None:
     history = json.loads(path.read_text())
     replayer = Replayer(
@@ -51,8 +56,10 @@ async def test_history_replays(path: Path) -> None:
     assert result.replay_failure is None
 
 
-def test_every_workflow_has_a_committed_history() -> None:
-    kinds = {json.loads(p.read_text())["workflow_type"] for p in _files()}
+def test_every_workflow_has_a_history_recorded_by_the_newest_code() -> None:
+    newest = max(p.parent for p in _files())
+    kinds = {json.loads(p.read_text())["workflow_type"] for p in newest.glob("*.json")}
+    assert newest == RECORDING
     assert kinds == {w.__name__ for w in WORKFLOWS}
 
 
@@ -60,7 +67,8 @@ async def _save(stack: Stack, name: str, handle: WorkflowHandle[Any, Any]) -> No
     await stack.result(handle)
     history = await handle.fetch_history()
     description = await handle.describe()
-    (HISTORIES / f"{name}.json").write_text(
+    RECORDING.mkdir(exist_ok=True)
+    (RECORDING / f"{name}.json").write_text(
         json.dumps(
             {"workflow_id": handle.id, "workflow_type": description.workflow_type, "history": history.to_json_dict()},
             indent=1,
@@ -72,15 +80,19 @@ async def _save(stack: Stack, name: str, handle: WorkflowHandle[Any, Any]) -> No
 @pytest.mark.skipif(not RECORD, reason="records histories only when RECORD_HISTORIES=1")
 async def test_record_histories(time_stack: Stack) -> None:
     client = time_stack.client
-    # Happy path: onboarding and its invitation, accepted.
+    # Happy path: the onboarding, whose first admin accepts.
     partner = await time_stack.active_partner()
-    view = (await time_stack.http.get(f"/v1/partners/{partner.id}", headers=holder(partner.enterprise))).json()
     await _save(time_stack, "onboarding-accepted", client.get_workflow_handle(onboarding_workflow_id(partner.id)))
-    await _save(
-        time_stack,
-        "invitation-accepted",
-        client.get_workflow_handle(invitation_workflow_id(view["admin_invitation"]["id"])),
-    )
+    # An onboarding whose admin never clicks: reminders, then expiry.
+    enterprise, domain = new_enterprise(), unique_domain()
+    lapsed = (await time_stack.register(enterprise, domain)).json()
+    await _save(time_stack, "onboarding-expired", client.get_workflow_handle(onboarding_workflow_id(lapsed["id"])))
+    # A member invitation, accepted.
+    member = f"member@{partner.domain}"
+    accepted = (await time_stack.invite(partner, member)).json()
+    [mail] = await time_stack.delivered(member)
+    await time_stack.http.post(f"{mail.link}/accept")
+    await _save(time_stack, "invitation-accepted", client.get_workflow_handle(invitation_workflow_id(accepted["id"])))
     # Expiry: a member invitation nobody accepts, with its reminders.
     expired = (await time_stack.invite(partner, f"nobody@{partner.domain}")).json()
     await _save(time_stack, "invitation-expired", client.get_workflow_handle(invitation_workflow_id(expired["id"])))

@@ -54,7 +54,9 @@ class PartnerDeactivationWorkflow:
         self._decided = True
         workflow.set_current_details(f"deactivated; {len(done.cancelled_invitations)} invitation(s) cancelled")
         for invitation_id in done.cancelled_invitations:
-            await withdraw(invitation_id, InvitationState.CANCELLED, "partner deactivated")
+            await withdraw(
+                invitation_id, done.workflow_ids.get(invitation_id), InvitationState.CANCELLED, "partner deactivated"
+            )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return DeactivationResult(deactivated=True)
 

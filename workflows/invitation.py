@@ -50,17 +50,19 @@ OPENING_REFUSALS = frozenset(
 )
 
 
-@workflow.defn
-class InvitationWorkflow:
-    """Sends the invitation, resends it each time its TTL passes, expires after the last send.
+class Invitation:
+    """One invitation's life, from its first e-mail to its final state, inside a workflow:
+    `InvitationWorkflow` runs one per member, replacement or revived invitation, and
+    `PartnerOnboardingWorkflow` runs its partner's first admin's (one workflow per
+    onboarding instead of two: see BENCHMARKS.md).
 
-    Everything that changes the invitation arrives as an update (accept, resend, cancel)
+    It sends the invitation, resends it each time its TTL passes and expires it after the
+    last send. Everything that changes it arrives as an update (accept, resend, cancel)
     and is decided here, one at a time: an acceptance racing the expiry timer ends in one
     deterministic state (an acceptance under way when the timer fires wins; one arriving
     after the expiry is decided is answered "expired").
     """
 
-    @workflow.init
     def __init__(self, input: InvitationInput) -> None:
         self._input = input
         self._state = InvitationState.PENDING
@@ -77,127 +79,17 @@ class InvitationWorkflow:
         self._busy = False  # an accept or cancel is being recorded
         self._requested_by = input.reopened_by  # who asked for the next send by hand
 
-    @workflow.run
-    async def run(self, input: InvitationInput) -> InvitationResult:
-        await self._open()
-        if self._refusal is not None:
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            return InvitationResult(state=None, sends=0, refusal=self._refusal)
-        ttl = timedelta(seconds=input.ttl_seconds)
-        while self._state is InvitationState.PENDING:
-            if self._send_due:
-                self._send_due = False
-                await self._send(ttl)
-                continue
-            assert self._deadline is not None
-            try:
-                await workflow.wait_condition(
-                    lambda: self._state is not InvitationState.PENDING or self._send_due,
-                    timeout=max(self._deadline - workflow.now(), timedelta(0)),
-                    timeout_summary="time-to-live of the last send",
-                )
-            except TimeoutError:
-                # An acceptance or cancellation under way wins over the timer.
-                await workflow.wait_condition(lambda: not self._busy)
-                if self._state is not InvitationState.PENDING or self._send_due:
-                    continue
-                if self._round_sends >= input.max_sends:
-                    await self._close(InvitationState.EXPIRED, reason=f"not accepted after {self._round_sends} sends")
-                else:
-                    self._send_due = True
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return InvitationResult(state=self._state, sends=self._sends)
+    @property
+    def state(self) -> InvitationState:
+        return self._state
 
-    # --- updates and the query ---------------------------------------------------------
+    def opened_elsewhere(self, refusal: Refusal | None = None) -> None:
+        """Its row was created by another step (the partner's registration), or, with a
+        refusal, this invitation is not run here and every update is refused."""
+        self._refusal = refusal
+        self._opened = True
 
-    @workflow.update
-    async def opened(self) -> InvitationStatus:
-        """Answers once the invitation exists (or was refused): its creator's answer."""
-        await workflow.wait_condition(lambda: self._opened)
-        if self._refusal is not None:
-            raise refused(self._refusal)
-        return self.status()
-
-    @workflow.update
-    async def accept(self, request: AcceptRequest) -> AcceptResult:
-        # A second click waits for the first and then answers "already accepted".
-        await workflow.wait_condition(lambda: self._opened and not self._busy)
-        if self._state is not InvitationState.PENDING:
-            return AcceptResult(state=self._state, newly_accepted=False)
-        self._busy = True
-        try:
-            outcome = await database_step(
-                PartnerStore.accept_invitation,
-                AcceptInvitationInput(invitation_id=self._input.invitation_id, send_number=request.send_number),
-                summary="accept: record the acceptance and its effect",
-            )
-        finally:
-            self._busy = False
-        self._set_state(outcome.state)
-        return AcceptResult(state=outcome.state, newly_accepted=outcome.state is InvitationState.ACCEPTED)
-
-    @workflow.update
-    async def resend(self, request: ResendRequest) -> InvitationStatus:
-        """Sends a new mail now and restarts the TTL with a fresh budget of sends."""
-        await workflow.wait_condition(lambda: self._opened and not self._busy)
-        if self._refusal is not None:
-            raise refused(self._refusal)
-        if self._state is not InvitationState.PENDING:
-            raise refused(_closed_refusal(self._state))
-        if self._sending:
-            # A send under way (a reminder, or a revived run's first send) is the new
-            # mail: mailing again seconds later would only confuse the invitee.
-            self._round_sends = 1
-        else:
-            self._requested_by = request.actor
-            self._round_sends = 0
-            self._send_due = True
-        await workflow.wait_condition(
-            lambda: self._state is not InvitationState.PENDING or not (self._send_due or self._sending)
-        )
-        return self.status()
-
-    @workflow.update
-    async def cancel(self, request: CancelRequest) -> InvitationStatus:
-        await workflow.wait_condition(lambda: self._opened and not self._busy)
-        if self._state is not InvitationState.PENDING:
-            raise refused(_closed_refusal(self._state))
-        self._busy = True
-        try:
-            await self._close(InvitationState.CANCELLED, reason="cancelled by hand", actor=request.actor)
-        finally:
-            self._busy = False
-        return self.status()
-
-    @workflow.signal
-    async def withdraw(self, request: WithdrawRequest) -> None:
-        """Closed elsewhere (superseded by a newer admin invitation, or the partner was
-        deactivated) in a transaction that already stopped its links: stop here too."""
-        await workflow.wait_condition(lambda: self._opened and not self._busy)
-        if self._state is not InvitationState.PENDING:
-            return
-        self._busy = True
-        try:
-            # The transaction that closed it decided the state; recording it is a no-op.
-            await self._close(request.state, reason=request.reason)
-        finally:
-            self._busy = False
-
-    @workflow.query
-    def status(self) -> InvitationStatus:
-        return InvitationStatus(
-            invitation_id=self._input.invitation_id,
-            state=self._state,
-            sends=self._sends,
-            max_sends=self._input.max_sends,
-            next_send_at=self._next_send_at,
-            expires_at=self._expires_at,
-            last_error=self._last_error,
-        )
-
-    # --- steps -------------------------------------------------------------------------
-
-    async def _open(self) -> None:
+    async def open(self) -> None:
         """Creates the invitation's row, or revives it, when this run was started for that."""
         try:
             if self._input.create is not None:
@@ -224,6 +116,117 @@ class InvitationWorkflow:
                 raise
         finally:
             self._opened = True
+
+    async def run(self) -> InvitationResult:
+        """Once opened: sends, waits, resends and expires until the invitation is closed."""
+        if self._refusal is not None:
+            return InvitationResult(state=None, sends=0, refusal=self._refusal)
+        ttl = timedelta(seconds=self._input.ttl_seconds)
+        while self._state is InvitationState.PENDING:
+            if self._send_due:
+                self._send_due = False
+                await self._send(ttl)
+                continue
+            assert self._deadline is not None
+            try:
+                await workflow.wait_condition(
+                    lambda: self._state is not InvitationState.PENDING or self._send_due,
+                    timeout=max(self._deadline - workflow.now(), timedelta(0)),
+                    timeout_summary="time-to-live of the last send",
+                )
+            except TimeoutError:
+                # An acceptance or cancellation under way wins over the timer.
+                await workflow.wait_condition(lambda: not self._busy)
+                if self._state is not InvitationState.PENDING or self._send_due:
+                    continue
+                if self._round_sends >= self._input.max_sends:
+                    await self._close(InvitationState.EXPIRED, reason=f"not accepted after {self._round_sends} sends")
+                else:
+                    self._send_due = True
+        return InvitationResult(state=self._state, sends=self._sends)
+
+    # --- what the handlers do --------------------------------------------------------------
+
+    async def opened(self) -> InvitationStatus:
+        await workflow.wait_condition(lambda: self._opened)
+        if self._refusal is not None:
+            raise refused(self._refusal)
+        return self.status()
+
+    async def accept(self, request: AcceptRequest) -> AcceptResult:
+        # A second click waits for the first and then answers "already accepted".
+        await workflow.wait_condition(lambda: self._opened and not self._busy)
+        if self._refusal is not None:
+            raise refused(self._refusal)
+        if self._state is not InvitationState.PENDING:
+            return AcceptResult(state=self._state, newly_accepted=False)
+        self._busy = True
+        try:
+            outcome = await database_step(
+                PartnerStore.accept_invitation,
+                AcceptInvitationInput(invitation_id=self._input.invitation_id, send_number=request.send_number),
+                summary="accept: record the acceptance and its effect",
+            )
+        finally:
+            self._busy = False
+        self._set_state(outcome.state)
+        return AcceptResult(state=outcome.state, newly_accepted=outcome.state is InvitationState.ACCEPTED)
+
+    async def resend(self, request: ResendRequest) -> InvitationStatus:
+        await workflow.wait_condition(lambda: self._opened and not self._busy)
+        if self._refusal is not None:
+            raise refused(self._refusal)
+        if self._state is not InvitationState.PENDING:
+            raise refused(_closed_refusal(self._state))
+        if self._sending:
+            # A send under way (a reminder, or a revived run's first send) is the new
+            # mail: mailing again seconds later would only confuse the invitee.
+            self._round_sends = 1
+        else:
+            self._requested_by = request.actor
+            self._round_sends = 0
+            self._send_due = True
+        await workflow.wait_condition(
+            lambda: self._state is not InvitationState.PENDING or not (self._send_due or self._sending)
+        )
+        return self.status()
+
+    async def cancel(self, request: CancelRequest) -> InvitationStatus:
+        await workflow.wait_condition(lambda: self._opened and not self._busy)
+        if self._refusal is not None:
+            raise refused(self._refusal)
+        if self._state is not InvitationState.PENDING:
+            raise refused(_closed_refusal(self._state))
+        self._busy = True
+        try:
+            await self._close(InvitationState.CANCELLED, reason="cancelled by hand", actor=request.actor)
+        finally:
+            self._busy = False
+        return self.status()
+
+    async def withdraw(self, request: WithdrawRequest) -> None:
+        await workflow.wait_condition(lambda: self._opened and not self._busy)
+        if self._refusal is not None or self._state is not InvitationState.PENDING:
+            return
+        self._busy = True
+        try:
+            # The transaction that closed it decided the state; recording it is a no-op.
+            await self._close(request.state, reason=request.reason)
+        finally:
+            self._busy = False
+
+    def status(self) -> InvitationStatus:
+        return InvitationStatus(
+            invitation_id=self._input.invitation_id,
+            state=self._state,
+            sends=self._sends,
+            max_sends=self._input.max_sends,
+            next_send_at=self._next_send_at,
+            expires_at=self._expires_at,
+            last_error=self._last_error,
+        )
+
+    # --- steps -------------------------------------------------------------------------
 
     async def _send(self, ttl: timedelta) -> None:
         self._sends += 1
@@ -291,14 +294,66 @@ class InvitationWorkflow:
             workflow.set_current_details(f"{self._state.value} after {self._sends} send(s){reason}")
 
 
+class InvitationHandlers:
+    """The updates, signal and query of a workflow that runs an `Invitation`: the same
+    names wherever an invitation runs, so the pages and the API address it alike."""
+
+    _invitation: Invitation
+
+    @workflow.update
+    async def opened(self) -> InvitationStatus:
+        """Answers once the invitation exists (or was refused): its creator's answer."""
+        return await self._invitation.opened()
+
+    @workflow.update
+    async def accept(self, request: AcceptRequest) -> AcceptResult:
+        return await self._invitation.accept(request)
+
+    @workflow.update
+    async def resend(self, request: ResendRequest) -> InvitationStatus:
+        """Sends a new mail now and restarts the TTL with a fresh budget of sends."""
+        return await self._invitation.resend(request)
+
+    @workflow.update
+    async def cancel(self, request: CancelRequest) -> InvitationStatus:
+        return await self._invitation.cancel(request)
+
+    @workflow.signal
+    async def withdraw(self, request: WithdrawRequest) -> None:
+        """Closed elsewhere (superseded by a newer admin invitation, or the partner was
+        deactivated) in a transaction that already stopped its links: stop here too."""
+        await self._invitation.withdraw(request)
+
+    @workflow.query
+    def status(self) -> InvitationStatus:
+        return self._invitation.status()
+
+
+@workflow.defn
+class InvitationWorkflow(InvitationHandlers):
+    """`invitation-{id}`: one member, replacement or revived invitation."""
+
+    @workflow.init
+    def __init__(self, input: InvitationInput) -> None:
+        self._invitation = Invitation(input)
+
+    @workflow.run
+    async def run(self, input: InvitationInput) -> InvitationResult:
+        await self._invitation.open()
+        result = await self._invitation.run()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return result
+
+
 def _closed_refusal(state: InvitationState) -> Refusal:
     return Refusal(code=closed_invitation(state.value).value, detail=f"The invitation is {state.value}.")
 
 
-async def withdraw(invitation_id: UUID, state: InvitationState, reason: str) -> None:
-    """Tells an invitation's workflow that a transaction closed it (from another workflow)."""
+async def withdraw(invitation_id: UUID, owner: str | None, state: InvitationState, reason: str) -> None:
+    """Tells the workflow running an invitation (`owner`; None: its own
+    `invitation-{id}`) that a transaction closed it, from another workflow."""
     try:
-        await workflow.get_external_workflow_handle(invitation_workflow_id(invitation_id)).signal(
+        await workflow.get_external_workflow_handle(owner or invitation_workflow_id(invitation_id)).signal(
             InvitationWorkflow.withdraw, WithdrawRequest(state=state, reason=reason)
         )
     except ApplicationError:

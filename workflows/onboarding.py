@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from partners.models import (
         InvitationInput,
         InvitationPurpose,
+        InvitationResult,
         InvitationState,
         OnboardingInput,
         OnboardingPhase,
@@ -22,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
         RegisterPartnerInput,
         Registration,
     )
-    from workflows.invitation import InvitationWorkflow
+    from workflows.invitation import Invitation, InvitationHandlers, InvitationWorkflow
     from workflows.refusals import STEP_FAILURES, refusal_of, refused
     from workflows.steps import database_step
 
@@ -30,22 +31,33 @@ with workflow.unsafe.imports_passed_through():
 REGISTRATION_REFUSALS = frozenset({ErrorCode.PARTNER_LIMIT_REACHED.value, ErrorCode.DOMAIN_TAKEN.value})
 
 
+# Since 2026-11-24 the first admin's invitation runs inside the onboarding instead of in
+# a child `invitation-{id}` workflow: one workflow per partner, not two (BENCHMARKS.md).
+# Onboardings started before keep their child; they end within one invitation lifetime
+# (TTL x sends), after which this patch can be deprecated.
+FIRST_ADMIN_INVITATION_HERE = "first-admin-invitation-in-onboarding"
+
+
 @workflow.defn
-class PartnerOnboardingWorkflow:
+class PartnerOnboardingWorkflow(InvitationHandlers):
     """Started by the API with update-with-start: the `registration` update answers the
     portal once the partner is in the database (or refused), and the workflow goes on to
-    wait for the first admin's acceptance, which activates the partner (R4)."""
+    run the first admin's invitation, whose acceptance activates the partner (R4). The
+    invitation's updates (`accept`, `resend`, `cancel`), `withdraw` signal and `status`
+    query are answered here, as by an `InvitationWorkflow`."""
 
     @workflow.init
     def __init__(self, input: OnboardingInput) -> None:
         self._input = input
         self._phase = OnboardingPhase.REGISTERING
         self._invitation_id = workflow.uuid4()
+        self._invitation = Invitation(self._invitation_input())
         self._invitation_state: InvitationState | None = None
         self._refusal: Refusal | None = None
 
     @workflow.run
     async def run(self, input: OnboardingInput) -> OnboardingResult:
+        here = workflow.patched(FIRST_ADMIN_INVITATION_HERE)
         try:
             await database_step(
                 PartnerStore.register_partner,
@@ -56,6 +68,7 @@ class PartnerOnboardingWorkflow:
                     actor=input.actor,
                     partner=input.partner,
                     invitation_max_sends=input.invitation_max_sends,
+                    invitation_workflow_id=workflow.info().workflow_id if here else None,
                 ),
                 summary="register: check quota and domains, store partner and invitation",
             )
@@ -63,23 +76,55 @@ class PartnerOnboardingWorkflow:
             self._refusal = refusal_of(err, REGISTRATION_REFUSALS)
             if self._refusal is None:
                 raise
+            self._invitation.opened_elsewhere(self._refusal)
             self._set_phase(OnboardingPhase.REFUSED)
             await workflow.wait_condition(workflow.all_handlers_finished)
             return OnboardingResult(phase=self._phase, refusal=self._refusal)
 
         self._invitation_state = InvitationState.PENDING
-        self._set_phase(OnboardingPhase.AWAITING_ADMIN)
-        result = await workflow.execute_child_workflow(
+        if here:
+            workflow.upsert_search_attributes(
+                [
+                    search.INVITATION_STATE.value_set(InvitationState.PENDING.value),
+                    search.INVITEE_DOMAIN.value_set(input.partner.admin.domain),
+                ]
+            )
+            self._invitation.opened_elsewhere()  # its row was stored with the partner
+            self._set_phase(OnboardingPhase.AWAITING_ADMIN)
+            result = await self._invitation.run()
+        else:
+            self._invitation.opened_elsewhere(
+                Refusal(code=ErrorCode.NOT_FOUND.value, detail="This invitation runs in its own workflow.")
+            )
+            self._set_phase(OnboardingPhase.AWAITING_ADMIN)
+            result = await self._child_invitation()
+        self._invitation_state = result.state
+        phase = {
+            InvitationState.ACCEPTED: OnboardingPhase.ACTIVE,
+            InvitationState.SUPERSEDED: OnboardingPhase.RETARGETED,
+        }.get(result.state or InvitationState.EXPIRED, OnboardingPhase.ADMIN_NOT_ACCEPTED)
+        self._set_phase(phase)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return OnboardingResult(phase=self._phase, invitation_state=result.state)
+
+    def _invitation_input(self) -> InvitationInput:
+        input = self._input
+        return InvitationInput(
+            invitation_id=self._invitation_id,
+            partner_id=input.partner_id,
+            enterprise_id=input.enterprise_id,
+            purpose=InvitationPurpose.FIRST_ADMIN,
+            invitee_domain=input.partner.admin.domain,
+            ttl_seconds=input.invitation_ttl_seconds,
+            max_sends=input.invitation_max_sends,
+        )
+
+    async def _child_invitation(self) -> InvitationResult:
+        """How onboardings started before 2026-11-24 run the invitation."""
+        input = self._input
+        return await workflow.execute_child_workflow(
             InvitationWorkflow.run,
-            InvitationInput(
-                invitation_id=self._invitation_id,
-                partner_id=input.partner_id,
-                enterprise_id=input.enterprise_id,
-                purpose=InvitationPurpose.FIRST_ADMIN,
-                invitee_domain=input.partner.admin.domain,
-                ttl_seconds=input.invitation_ttl_seconds,
-                max_sends=input.invitation_max_sends,
-            ),
+            self._invitation_input(),
             id=invitation_workflow_id(self._invitation_id),
             # The invitation is a promise to a person: it outlives an operator's
             # termination of this workflow.
@@ -94,14 +139,6 @@ class PartnerOnboardingWorkflow:
             ),
             static_summary=f"Admin invitation of partner {input.partner.name}",
         )
-        self._invitation_state = result.state
-        phase = {
-            InvitationState.ACCEPTED: OnboardingPhase.ACTIVE,
-            InvitationState.SUPERSEDED: OnboardingPhase.RETARGETED,
-        }.get(result.state or InvitationState.EXPIRED, OnboardingPhase.ADMIN_NOT_ACCEPTED)
-        self._set_phase(phase)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return OnboardingResult(phase=self._phase, invitation_state=result.state)
 
     @workflow.update
     async def registration(self) -> Registration:

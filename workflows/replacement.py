@@ -106,7 +106,9 @@ class AdminReplacementWorkflow:
             raise refused(refusal) from None
         # The superseding transaction already stopped their links; stop their workflows.
         for old in created.superseded:
-            await withdraw(old, InvitationState.SUPERSEDED, f"superseded by {invitation_id}")
+            await withdraw(
+                old, created.workflow_ids.get(old), InvitationState.SUPERSEDED, f"superseded by {invitation_id}"
+            )
         purpose = created.purpose or InvitationPurpose.ADMIN_REPLACEMENT
         handle = await workflow.start_child_workflow(
             InvitationWorkflow.run,
