@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import functools
 import re
 import threading
 from collections.abc import Callable
@@ -28,8 +29,15 @@ _LINK = re.compile(r"https?://\S+/invitations/[A-Za-z0-9_-]+")
 @dataclass(frozen=True)
 class ReceivedMail:
     recipients: list[str]
-    message: EmailMessage
+    data: bytes
     received_at: datetime
+
+    @functools.cached_property
+    def message(self) -> EmailMessage:
+        # Parsed when first read: the benchmark receives thousands nobody reads whole.
+        message = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        return message
 
     def _part(self, subtype: str) -> str:
         part = self.message.get_body(preferencelist=(subtype,))
@@ -77,6 +85,7 @@ class MailCatcher:
         self._on_mail = on_mail
         self._lock = threading.Lock()
         self._mails: list[ReceivedMail] = []
+        self._by_recipient: dict[str, list[ReceivedMail]] = {}
         self._faults = _Faults()
         self._conversations = 0
         self._controller: Controller | None = None
@@ -128,7 +137,7 @@ class MailCatcher:
 
     def mails_to(self, address: str) -> list[ReceivedMail]:
         with self._lock:
-            return [m for m in self._mails if address.lower() in m.recipients]
+            return list(self._by_recipient.get(address.lower(), ()))
 
     async def wait_for(self, address: str, count: int = 1, timeout: float = 20) -> list[ReceivedMail]:
         """Waits until `count` mails to `address` arrived; fails after `timeout` seconds."""
@@ -139,11 +148,11 @@ class MailCatcher:
         return found
 
     def _receive(self, recipients: list[str], data: bytes) -> None:
-        message = email.message_from_bytes(data, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        mail = ReceivedMail([r.lower() for r in recipients], message, datetime.now(UTC))
+        mail = ReceivedMail([r.lower() for r in recipients], data, datetime.now(UTC))
         with self._lock:
             self._mails.append(mail)
+            for recipient in mail.recipients:
+                self._by_recipient.setdefault(recipient, []).append(mail)
             number = len(self._mails)
         if self._store_dir is not None:
             stamp = mail.received_at.strftime("%Y%m%dT%H%M%S")
