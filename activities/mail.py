@@ -83,14 +83,18 @@ class Mailer:
         if ticket.already_sent:
             return SendInvitationOutput(outcome=SendOutcome.ALREADY_SENT)
         message = self._compose(ticket, f"{self._link_base}/invitations/{token}", input)
-        try:
-            async with _heartbeating():
+        async with _heartbeating():
+            try:
                 await self._deliver(message)
-        except (aiosmtplib.SMTPException, OSError) as err:
-            # Retried by Temporal; meanwhile the partner view says why the mail is late.
-            await self._store.record_send_failure(SendFailure(invitation_id=input.invitation_id, error=_describe(err)))
-            raise
-        await self._store.finish_send(input.invitation_id, input.send_number, input.requested_by)
+            except (aiosmtplib.SMTPException, OSError) as err:
+                # Retried by Temporal; meanwhile the partner view says why the mail is late.
+                failure = SendFailure(invitation_id=input.invitation_id, error=_describe(err))
+                await self._store.record_send_failure(failure)
+                raise
+            # The server has the mail: record it even if this attempt is being cancelled
+            # (a heartbeat lost under load), or the retry would find the send unrecorded
+            # and mail the invitee again.
+            await asyncio.shield(self._store.finish_send(input.invitation_id, input.send_number, input.requested_by))
         activity.logger.info(
             "invitation e-mail %d sent to %s",
             input.send_number,

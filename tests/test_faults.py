@@ -11,11 +11,13 @@ import os
 import sys
 from datetime import timedelta
 from pathlib import Path
+from uuid import UUID
 
 import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
 from activities.database import create_pool, migrate
+from activities.store import PartnerStore
 from devstack.mailcatcher import MailCatcher
 from devstack.net import free_port
 from devstack.postgres import EmbeddedPostgres
@@ -193,3 +195,32 @@ async def test_postgres_down_during_activities_then_back(
     finally:
         await pool.close()
         await postgres.stop()
+
+
+class SlowLedgerStore(PartnerStore):
+    """The real send ledger, slow to record a send that went out (a database under load)."""
+
+    async def finish_send(self, invitation_id: UUID, send_number: int, requested_by: str | None = None) -> None:
+        await asyncio.sleep(3)
+        await super().finish_send(invitation_id, send_number, requested_by)
+
+
+async def test_attempt_cancelled_after_the_mail_went_out_still_records_it(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    """An attempt cancelled once the SMTP server has the mail (here by a worker stopping
+    with a short grace; in the benchmark, by heartbeats lost under load) still records
+    the send: the retry finds it sent and mails nobody twice."""
+    enterprise, domain = new_enterprise(), unique_domain()
+    admin = f"ada@{domain}"
+    async with running_stack(dev_env, pool, mail, store_class=SlowLedgerStore, worker_shutdown_grace=1) as first:
+        assert (await first.register(enterprise, domain)).status_code == 201
+        await first.mail.wait_for(admin)
+    # The worker stopped and cancelled the attempt while it was recording the send.
+    async with running_stack(dev_env, pool, mail, temporal_task_queue=first.settings.temporal_task_queue):
+        async with asyncio.timeout(20):
+            while await _ledger(pool, admin) != [(1, "sent", 1)]:
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(8)  # the cancelled attempt is retried after 5 s: it must not mail again
+        assert len(mail.mails_to(admin)) == 1
+        assert await _ledger(pool, admin) == [(1, "sent", 1)]
