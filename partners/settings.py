@@ -55,9 +55,11 @@ class Settings(BaseSettings):
     # Prometheus endpoints; 0 turns one off.
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
     api_metrics_port: int = Field(default=9465, ge=0, le=65535)
-    # Worker tuning (see README, "Running in production").
-    worker_max_concurrent_activities: int = Field(default=100, ge=1)
-    worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=2)
+    # Worker tuning (see README, "Running in production"; measured in BENCHMARKS.md: more
+    # slots than one Python process can serve only queue work inside it, where workflow
+    # tasks and heartbeats run late, instead of at the server).
+    worker_max_concurrent_activities: int = Field(default=20, ge=1)
+    worker_max_concurrent_workflow_tasks: int = Field(default=5, ge=2)
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
     worker_shutdown_grace: float = Field(default=30.0, ge=0, description="seconds")
 
