@@ -6,6 +6,7 @@ Tests stay apart by unique enterprises, domains, task queues and workflow ids.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -18,7 +19,7 @@ from devstack.binaries import temporal_cli, temporal_test_server
 from devstack.mailcatcher import MailCatcher
 from devstack.postgres import EmbeddedPostgres
 from partners import search
-from tests.helpers.stack import Stack, running_stack
+from tests.helpers.stack import SIMULATED_LIVES, Stack, running_stack
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +93,11 @@ async def dev_stack(dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: Mail
 async def time_stack(time_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher) -> AsyncIterator[Stack]:
     async with running_stack(time_env, pool, mail) as stack:
         yield stack
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SIMULATED_LIVES:
+        days = sum(SIMULATED_LIVES.values(), timedelta()) / timedelta(days=1)
+        terminalreporter.write_line(
+            f"time-skipping: the {len(SIMULATED_LIVES)} workflows the tests waited for lived {days:.1f} simulated days"
+        )

@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import asyncpg
@@ -27,6 +28,11 @@ from worker import build_worker
 
 API_TOKEN = "test-portal-token"
 T = TypeVar("T")
+
+# How long, in the time-skipping servers' time, each workflow a test waited for lived: the
+# simulated days the suite covers (the servers' clocks are no measure: with nothing left
+# to wait for, they jump years ahead).
+SIMULATED_LIVES: dict[str, timedelta] = {}
 
 
 def new_enterprise() -> str:
@@ -91,7 +97,11 @@ class Stack:
                 return await handle.result()
             # Only handles the environment started itself skip time on their own.
             async with self.env.time_skipping_unlocked():  # type: ignore[attr-defined]
-                return await handle.result()
+                result = await handle.result()
+            described = await handle.describe()
+            if described.close_time is not None:
+                SIMULATED_LIVES[f"{handle.id}/{described.run_id}"] = described.close_time - described.start_time
+            return result
 
     async def delivered(self, address: str, count: int = 1, timeout: float = 20) -> list[ReceivedMail]:
         """The mails to `address`, once the send ledger also records them as sent."""
