@@ -342,6 +342,14 @@ class PartnerStore:
                 if row is None:
                     raise DomainError(ErrorCode.NOT_FOUND, "No such invitation.")
                 state = InvitationState(row["state"])
+                if state is InvitationState.PENDING:
+                    # Pending, yet no workflow answered for it (its onboarding was
+                    # terminated by hand): this run takes it over.
+                    await db.execute(
+                        "UPDATE invitations SET workflow_id = $2 WHERE id = $1",
+                        input.invitation_id,
+                        invitation_workflow_id(input.invitation_id),
+                    )
                 if state is not InvitationState.EXPIRED:
                     return ReopenInvitationOutput(state=state, sends=row["sends"])
                 _refuse_if_deactivated(row["status"])

@@ -212,3 +212,23 @@ async def test_deactivating_a_pending_partner_ends_its_onboarding(time_stack: St
     assert (result.phase, result.invitation_state) == (OnboardingPhase.ADMIN_NOT_ACCEPTED, InvitationState.CANCELLED)
     assert 'data-outcome="accepted"' not in (await time_stack.http.post(f"{mail.link}/accept")).text
     assert len(time_stack.mail.mails_to(admin)) == 1, "no reminder after the deactivation"
+
+
+async def test_invitation_of_a_terminated_onboarding_is_taken_over_by_a_resend(time_stack: Stack) -> None:
+    """An operator terminated the onboarding: its first admin's invitation, still pending,
+    has no workflow. A resend moves it to its own, and the new link activates the partner."""
+    enterprise, partner, admin, onboarding = await _pending_partner(time_stack)
+    invitation_id = partner["admin_invitation"]["id"]
+    await time_stack.delivered(admin)
+    await onboarding.terminate(reason="operator: stuck")
+
+    resent = await time_stack.http.post(f"/v1/invitations/{invitation_id}/resend", headers=holder(enterprise))
+
+    assert resent.status_code == 200, resent.text
+    assert (resent.json()["state"], resent.json()["live"]["sends"]) == ("pending", 2)
+    owner = await time_stack.pool.fetchval("SELECT workflow_id FROM invitations WHERE id = $1::uuid", invitation_id)
+    assert owner == invitation_workflow_id(invitation_id)
+    mails = await time_stack.delivered(admin, 2)
+    assert 'data-outcome="accepted"' in (await time_stack.http.post(f"{mails[-1].link}/accept")).text
+    view = (await time_stack.http.get(f"/v1/partners/{partner['id']}", headers=holder(enterprise))).json()
+    assert (view["status"], view["admin"]["email"]) == ("active", admin)
