@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
 
 with workflow.unsafe.imports_passed_through():
     from activities.store import PartnerStore
@@ -83,14 +85,12 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
 
         self._invitation_state = InvitationState.PENDING
         if here:
-            workflow.upsert_search_attributes(
-                [
-                    search.INVITATION_STATE.value_set(InvitationState.PENDING.value),
-                    search.INVITEE_DOMAIN.value_set(input.partner.admin.domain),
-                ]
-            )
             self._invitation.opened_elsewhere()  # its row was stored with the partner
-            self._set_phase(OnboardingPhase.AWAITING_ADMIN)
+            self._set_phase(
+                OnboardingPhase.AWAITING_ADMIN,
+                search.INVITATION_STATE.value_set(InvitationState.PENDING.value),
+                search.INVITEE_DOMAIN.value_set(input.partner.admin.domain),
+            )
             result = await self._invitation.run()
         else:
             self._invitation.opened_elsewhere(
@@ -157,9 +157,9 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
             refusal=self._refusal,
         )
 
-    def _set_phase(self, phase: OnboardingPhase) -> None:
+    def _set_phase(self, phase: OnboardingPhase, *also: SearchAttributeUpdate[Any]) -> None:
         self._phase = phase
-        workflow.upsert_search_attributes([search.ONBOARDING_PHASE.value_set(phase.value)])
+        workflow.upsert_search_attributes([search.ONBOARDING_PHASE.value_set(phase.value), *also])
         refusal = self._refusal.code if self._refusal else ""
         invitation = self._invitation_state.value if self._invitation_state else ""
         details = {
