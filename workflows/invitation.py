@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -160,15 +162,12 @@ class Invitation:
             raise refused(self._refusal)
         if self._state is not InvitationState.PENDING:
             return AcceptResult(state=self._state, newly_accepted=False)
-        self._busy = True
-        try:
+        with self._recording():
             outcome = await database_step(
                 PartnerStore.accept_invitation,
                 AcceptInvitationInput(invitation_id=self._input.invitation_id, send_number=request.send_number),
                 summary="accept: record the acceptance and its effect",
             )
-        finally:
-            self._busy = False
         self._set_state(outcome.state)
         return AcceptResult(state=outcome.state, newly_accepted=outcome.state is InvitationState.ACCEPTED)
 
@@ -197,23 +196,17 @@ class Invitation:
             raise refused(self._refusal)
         if self._state is not InvitationState.PENDING:
             raise refused(_closed_refusal(self._state))
-        self._busy = True
-        try:
+        with self._recording():
             await self._close(InvitationState.CANCELLED, reason="cancelled by hand", actor=request.actor)
-        finally:
-            self._busy = False
         return self.status()
 
     async def withdraw(self, request: WithdrawRequest) -> None:
         await workflow.wait_condition(lambda: self._opened and not self._busy)
         if self._refusal is not None or self._state is not InvitationState.PENDING:
             return
-        self._busy = True
-        try:
+        with self._recording():
             # The transaction that closed it decided the state; recording it is a no-op.
             await self._close(request.state, reason=request.reason)
-        finally:
-            self._busy = False
 
     def status(self) -> InvitationStatus:
         return InvitationStatus(
@@ -227,6 +220,15 @@ class Invitation:
         )
 
     # --- steps -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _recording(self) -> Iterator[None]:
+        """An acceptance or cancellation under way: other updates and the expiry wait for it."""
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._busy = False
 
     async def _send(self, ttl: timedelta) -> None:
         self._sends += 1
