@@ -300,8 +300,9 @@ class Commands:
         request = ResendRequest(actor=actor.email)
         owner = await self._owner(invitation_id)
         if detail.state is InvitationState.PENDING and owner != invitation_workflow_id(invitation_id):
-            # Its partner's onboarding runs it. If that run ended meanwhile (the invitation
-            # expired), the start below revives it in its own workflow.
+            # Its partner's onboarding runs it. If that run has ended (the invitation expired
+            # meanwhile, or an operator terminated it), the start below revives it or takes
+            # it over in a workflow of its own.
             try:
                 live = await self._client.get_workflow_handle(owner).execute_update(InvitationWorkflow.resend, request)
                 return (await self._invitation(invitation_id)).model_copy(update={"live": live})
