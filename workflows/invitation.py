@@ -172,11 +172,7 @@ class Invitation:
         return AcceptResult(state=outcome.state, newly_accepted=outcome.state is InvitationState.ACCEPTED)
 
     async def resend(self, request: ResendRequest) -> InvitationStatus:
-        await workflow.wait_condition(lambda: self._opened and not self._busy)
-        if self._refusal is not None:
-            raise refused(self._refusal)
-        if self._state is not InvitationState.PENDING:
-            raise refused(_closed_refusal(self._state))
+        await self._pending_turn()
         if self._sending:
             # A send under way (a reminder, or a revived run's first send) is the new
             # mail: mailing again seconds later would only confuse the invitee.
@@ -191,11 +187,7 @@ class Invitation:
         return self.status()
 
     async def cancel(self, request: CancelRequest) -> InvitationStatus:
-        await workflow.wait_condition(lambda: self._opened and not self._busy)
-        if self._refusal is not None:
-            raise refused(self._refusal)
-        if self._state is not InvitationState.PENDING:
-            raise refused(_closed_refusal(self._state))
+        await self._pending_turn()
         with self._recording():
             await self._close(InvitationState.CANCELLED, reason="cancelled by hand", actor=request.actor)
         return self.status()
@@ -220,6 +212,15 @@ class Invitation:
         )
 
     # --- steps -------------------------------------------------------------------------
+
+    async def _pending_turn(self) -> None:
+        """This update's turn, once the invitation exists and nothing else is being
+        recorded; refused unless the invitation is still pending."""
+        await workflow.wait_condition(lambda: self._opened and not self._busy)
+        if self._refusal is not None:
+            raise refused(self._refusal)
+        if self._state is not InvitationState.PENDING:
+            raise refused(_closed_refusal(self._state))
 
     @contextlib.contextmanager
     def _recording(self) -> Iterator[None]:
