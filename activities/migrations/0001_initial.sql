@@ -1,10 +1,12 @@
--- Partners, their domains, people and invitations; the e-mail send ledger; the audit log.
+-- Partners, their domains, logos, people, invitations and grants; the e-mail send ledger;
+-- the audit log. One migration until the first release; later changes add files.
 
 CREATE TABLE enterprises (
     id            text PRIMARY KEY,
     display_name  text,
     -- R2: NULL means the service default (PARTNER_LIMIT).
     partner_limit integer CHECK (partner_limit >= 0),
+    locale        text CHECK (locale IN ('pt-BR', 'en')),
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 
@@ -16,7 +18,10 @@ CREATE TABLE partners (
     created_by     text NOT NULL,
     created_at     timestamptz NOT NULL DEFAULT now(),
     activated_at   timestamptz,
-    deactivated_at timestamptz
+    deactivated_at timestamptz,
+    logo           bytea,
+    logo_type      text CHECK (logo_type IN ('image/png', 'image/jpeg', 'image/webp')),
+    logo_updated_at timestamptz
 );
 CREATE INDEX partners_by_enterprise ON partners (enterprise_id, created_at);
 
@@ -60,10 +65,17 @@ CREATE TABLE invitations (
     expires_at   timestamptz,
     last_error   text,
     invited_by   text NOT NULL,
+    locale       text NOT NULL DEFAULT 'pt-BR' CHECK (locale IN ('pt-BR', 'en')),
+    -- The workflow that runs the invitation, where its updates go: its own
+    -- `invitation-{id}`, or for a first admin its partner's `partner-onboarding-{id}`.
+    workflow_id  text NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     closed_at    timestamptz
 );
 CREATE INDEX invitations_by_partner ON invitations (partner_id, created_at);
+-- R7: inviting an address twice while the first invitation is pending is refused
+-- (already_invited); the index makes that hold under concurrency too.
+CREATE UNIQUE INDEX invitations_one_pending ON invitations (partner_id, email) WHERE state = 'pending';
 
 -- The send ledger, one row per (invitation, send number): an activity retried after the
 -- SMTP server took the mail finds status 'sent' and does not send it again; one retried
@@ -86,6 +98,22 @@ CREATE TABLE invitation_tokens (
     send_number   integer NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now()
 );
+
+-- Grants of products and APIs.
+CREATE TABLE partner_grants (
+    id         uuid PRIMARY KEY,
+    partner_id uuid NOT NULL REFERENCES partners (id),
+    kind       text NOT NULL CHECK (kind IN ('product', 'api')),
+    ref        text NOT NULL,
+    name       text NOT NULL,
+    granted_by text NOT NULL,
+    granted_at timestamptz NOT NULL DEFAULT now(),
+    -- R9: a revoked grant is kept, with who revoked it and when.
+    revoked_by text,
+    revoked_at timestamptz
+);
+-- Granting the same ref twice is refused (already_granted) while the first is active.
+CREATE UNIQUE INDEX partner_grants_active ON partner_grants (partner_id, kind, ref) WHERE revoked_at IS NULL;
 
 CREATE TABLE audit_log (
     id            bigserial PRIMARY KEY,
