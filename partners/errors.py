@@ -1,107 +1,94 @@
-"""Stable error codes: the contract the portal backend programs against."""
+"""Stable error codes and the one refusal type that carries them, end to end.
+
+A business rule refuses by raising `Refused(ErrorCode.X, detail, **extra)`, wherever it
+is checked: in an activity, a workflow, the API or the CLI. `Refused` is an
+`ApplicationError`, so Temporal carries it as a failure of that type (non-retryable,
+benign) without any conversion, and `Refused.found_in` turns any failure chain back into
+it. Every `ErrorCode` knows its HTTP status and title, so a new code is a refusal by
+construction: there is no list of the codes a workflow may refuse with.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 from typing import Any
 
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ActivityError, ApplicationError, ApplicationErrorCategory, ChildWorkflowError
+
 
 class ErrorCode(StrEnum):
-    UNAUTHORIZED = "unauthorized"
-    FORBIDDEN = "forbidden"
-    NOT_FOUND = "not_found"
-    METHOD_NOT_ALLOWED = "method_not_allowed"
-    INVALID_INPUT = "invalid_input"
-    PARTNER_LIMIT_REACHED = "partner_limit_reached"
-    DOMAIN_TAKEN = "domain_taken"
-    DOMAIN_NOT_REGISTERED = "domain_not_registered"
-    ALREADY_INVITED = "already_invited"
-    ALREADY_MEMBER = "already_member"
-    PARTNER_NOT_ACTIVE = "partner_not_active"
-    PARTNER_DEACTIVATED = "partner_deactivated"
-    INVITATION_ACCEPTED = "invitation_accepted"
-    INVITATION_EXPIRED = "invitation_expired"
-    INVITATION_CANCELLED = "invitation_cancelled"
-    INVITATION_SUPERSEDED = "invitation_superseded"
-    INVITATION_UNDELIVERABLE = "invitation_undeliverable"
-    ALREADY_ADMIN = "already_admin"
-    ALREADY_GRANTED = "already_granted"
-    API_ACCESS_GRANTED = "api_access_granted"
-    LOGO_TOO_LARGE = "logo_too_large"
-    UNSUPPORTED_LOGO = "unsupported_logo"
-    CONFLICT = "conflict"
-    UNAVAILABLE = "unavailable"
+    """The contract the portal backend programs against: value, HTTP status, title."""
+
+    http_status: int
+    problem_title: str
+
+    def __new__(cls, value: str, http_status: int, problem_title: str) -> ErrorCode:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.http_status = http_status
+        member.problem_title = problem_title
+        return member
+
+    UNAUTHORIZED = ("unauthorized", 401, "Missing or wrong API token")
+    FORBIDDEN = ("forbidden", 403, "Not allowed for this actor")
+    NOT_FOUND = ("not_found", 404, "Not found")
+    METHOD_NOT_ALLOWED = ("method_not_allowed", 405, "Method not allowed")
+    INVALID_INPUT = ("invalid_input", 422, "Invalid input")
+    PARTNER_LIMIT_REACHED = ("partner_limit_reached", 409, "Partner limit reached")
+    DOMAIN_TAKEN = ("domain_taken", 409, "Domain already registered for another partner")
+    DOMAIN_NOT_REGISTERED = ("domain_not_registered", 422, "E-mail domain not registered for the partner")
+    ALREADY_INVITED = ("already_invited", 409, "A pending invitation exists for this address")
+    ALREADY_MEMBER = ("already_member", 409, "Already a member of the partner")
+    PARTNER_NOT_ACTIVE = ("partner_not_active", 409, "The partner is not active yet")
+    PARTNER_DEACTIVATED = ("partner_deactivated", 409, "The partner is deactivated")
+    INVITATION_ACCEPTED = ("invitation_accepted", 409, "The invitation was accepted")
+    INVITATION_EXPIRED = ("invitation_expired", 409, "The invitation expired")
+    INVITATION_CANCELLED = ("invitation_cancelled", 409, "The invitation was cancelled")
+    INVITATION_SUPERSEDED = ("invitation_superseded", 409, "The invitation was superseded")
+    INVITATION_UNDELIVERABLE = ("invitation_undeliverable", 409, "The invitation could not be delivered")
+    ALREADY_ADMIN = ("already_admin", 409, "Already the partner's Admin")
+    ALREADY_GRANTED = ("already_granted", 409, "Already granted to the partner")
+    API_ACCESS_GRANTED = ("api_access_granted", 409, "API access is still granted")
+    LOGO_TOO_LARGE = ("logo_too_large", 413, "Logo too large")
+    UNSUPPORTED_LOGO = ("unsupported_logo", 415, "Logo must be a PNG, JPEG or WebP image")
+    CONFLICT = ("conflict", 409, "Conflict")
+    UNAVAILABLE = ("unavailable", 503, "Service temporarily unavailable")
+
+    @staticmethod
+    def closed_invitation(state: str) -> ErrorCode:
+        """The code that names the state a closed invitation is in."""
+        return _CODES[f"invitation_{state}"]
 
 
-HTTP_STATUS: dict[ErrorCode, int] = {
-    ErrorCode.UNAUTHORIZED: 401,
-    ErrorCode.FORBIDDEN: 403,
-    ErrorCode.NOT_FOUND: 404,
-    ErrorCode.METHOD_NOT_ALLOWED: 405,
-    ErrorCode.INVALID_INPUT: 422,
-    ErrorCode.PARTNER_LIMIT_REACHED: 409,
-    ErrorCode.DOMAIN_TAKEN: 409,
-    ErrorCode.DOMAIN_NOT_REGISTERED: 422,
-    ErrorCode.ALREADY_INVITED: 409,
-    ErrorCode.ALREADY_MEMBER: 409,
-    ErrorCode.PARTNER_NOT_ACTIVE: 409,
-    ErrorCode.PARTNER_DEACTIVATED: 409,
-    ErrorCode.INVITATION_ACCEPTED: 409,
-    ErrorCode.INVITATION_EXPIRED: 409,
-    ErrorCode.INVITATION_CANCELLED: 409,
-    ErrorCode.INVITATION_SUPERSEDED: 409,
-    ErrorCode.INVITATION_UNDELIVERABLE: 409,
-    ErrorCode.ALREADY_ADMIN: 409,
-    ErrorCode.ALREADY_GRANTED: 409,
-    ErrorCode.API_ACCESS_GRANTED: 409,
-    ErrorCode.LOGO_TOO_LARGE: 413,
-    ErrorCode.UNSUPPORTED_LOGO: 415,
-    ErrorCode.CONFLICT: 409,
-    ErrorCode.UNAVAILABLE: 503,
-}
-
-TITLES: dict[ErrorCode, str] = {
-    ErrorCode.UNAUTHORIZED: "Missing or wrong API token",
-    ErrorCode.FORBIDDEN: "Not allowed for this actor",
-    ErrorCode.NOT_FOUND: "Not found",
-    ErrorCode.METHOD_NOT_ALLOWED: "Method not allowed",
-    ErrorCode.INVALID_INPUT: "Invalid input",
-    ErrorCode.PARTNER_LIMIT_REACHED: "Partner limit reached",
-    ErrorCode.DOMAIN_TAKEN: "Domain already registered for another partner",
-    ErrorCode.DOMAIN_NOT_REGISTERED: "E-mail domain not registered for the partner",
-    ErrorCode.ALREADY_INVITED: "A pending invitation exists for this address",
-    ErrorCode.ALREADY_MEMBER: "Already a member of the partner",
-    ErrorCode.PARTNER_NOT_ACTIVE: "The partner is not active yet",
-    ErrorCode.PARTNER_DEACTIVATED: "The partner is deactivated",
-    ErrorCode.INVITATION_ACCEPTED: "The invitation was accepted",
-    ErrorCode.INVITATION_EXPIRED: "The invitation expired",
-    ErrorCode.INVITATION_CANCELLED: "The invitation was cancelled",
-    ErrorCode.INVITATION_SUPERSEDED: "The invitation was superseded",
-    ErrorCode.INVITATION_UNDELIVERABLE: "The invitation could not be delivered",
-    ErrorCode.ALREADY_ADMIN: "Already the partner's Admin",
-    ErrorCode.ALREADY_GRANTED: "Already granted to the partner",
-    ErrorCode.API_ACCESS_GRANTED: "API access is still granted",
-    ErrorCode.LOGO_TOO_LARGE: "Logo too large",
-    ErrorCode.UNSUPPORTED_LOGO: "Logo must be a PNG, JPEG or WebP image",
-    ErrorCode.CONFLICT: "Conflict",
-    ErrorCode.UNAVAILABLE: "Service temporarily unavailable",
-}
+_CODES = {code.value: code for code in ErrorCode}
 
 
-class DomainError(Exception):
-    """A refusal by a business rule, raised where the rule is checked.
+class Refused(ApplicationError):
+    """A refusal by a business rule: an answer to the user, not a fault.
 
-    Activities turn it into a non-retryable ApplicationError whose type is the code;
-    the API turns it (or that ApplicationError) into problem+json.
+    Non-retryable (retrying would only refuse again) and benign (no error log, no failure
+    metric in the SDK). `extra` travels as the failure's details and ends up as extra
+    fields of the problem+json answer (`domains`, `apis`, `limit`, ...).
     """
 
     def __init__(self, code: ErrorCode, detail: str, **extra: Any) -> None:
-        super().__init__(detail)
+        super().__init__(detail, extra, type=code.value, non_retryable=True, category=ApplicationErrorCategory.BENIGN)
         self.code = code
         self.detail = detail
         self.extra = extra
 
-
-def closed_invitation(state: str) -> ErrorCode:
-    """The code that names the state a closed invitation is in."""
-    return ErrorCode(f"invitation_{state}")
+    @classmethod
+    def found_in(cls, err: BaseException | None) -> Refused | None:
+        """The refusal somewhere in a Temporal failure chain (an activity's, a local
+        activity's, a child workflow's or an update's), or None for any other failure."""
+        while err is not None:
+            if isinstance(err, Refused):
+                return err
+            if isinstance(err, ApplicationError) and err.type in _CODES:
+                details = err.details[0] if err.details and isinstance(err.details[0], dict) else {}
+                return cls(_CODES[err.type], err.message, **details)
+            if not isinstance(err, ActivityError | ChildWorkflowError | WorkflowUpdateFailedError):
+                return None
+            err = err.cause
+        return None
