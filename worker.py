@@ -15,9 +15,9 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.database import create_pool, migrate
+from activities.database import open_pool
 from activities.mail import Mailer, SmtpSettings
-from activities.store import PartnerStore
+from activities.stores import Stores
 from partners import logs
 from partners.settings import Settings
 from workflows.deactivation import PartnerDeactivationWorkflow
@@ -67,18 +67,6 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def activities(store: PartnerStore, mailer: Mailer) -> list[Any]:
-    return [
-        store.register_partner,
-        store.create_invitation,
-        store.reopen_invitation,
-        store.accept_invitation,
-        store.close_invitation,
-        store.deactivate_partner,
-        mailer.send_invitation,
-    ]
-
-
 def worker_tuning(settings: Settings) -> dict[str, Any]:
     """The Worker options the settings tune (the benchmark gives its baseline the same)."""
     return {
@@ -92,16 +80,16 @@ def worker_tuning(settings: Settings) -> dict[str, Any]:
 def build_worker(
     client: Client,
     settings: Settings,
-    store: PartnerStore,
-    mailer: Mailer,
+    stores: Stores,
     *,
     task_queue: str | None = None,
 ) -> Worker:
+    mailer = Mailer(stores.ledger, SmtpSettings.from_settings(settings), link_base=settings.link_base)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=list(WORKFLOWS),
-        activities=activities(store, mailer),
+        activities=[*stores.activities(), mailer.send_invitation],
         **worker_tuning(settings),
         # SIGTERM: stop polling, let the activities under way finish within this bound.
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace),
@@ -109,22 +97,21 @@ def build_worker(
 
 
 async def main(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    if settings.database_url is None or settings.smtp_host is None or settings.smtp_port is None:
+    """The worker alone: its own pool (migrating first) and client."""
+    if settings.smtp_host is None or settings.smtp_port is None:
         raise SystemExit("DATABASE_URL, SMTP_HOST and SMTP_PORT are required to run the worker alone.")
-    stop = stop or asyncio.Event()
-    pool = await create_pool(settings.database_url.get_secret_value(), size=settings.database_pool_size)
-    try:
-        await migrate(pool)
-        store = PartnerStore.from_settings(pool, settings)  # one pool and store per process
-        mailer = Mailer(store, SmtpSettings.from_settings(settings), link_base=settings.link_base)
+    async with open_pool(settings) as pool:
         runtime = metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
         client = await connect_client(settings, runtime)
-        async with build_worker(client, settings, store, mailer):
-            log.info("worker polling task queue %s", settings.temporal_task_queue)
-            await stop.wait()
-            log.info("worker stopping: finishing activities under way")
-    finally:
-        await pool.close()
+        await serve(client, settings, Stores.build(pool, settings), stop or asyncio.Event())
+
+
+async def serve(client: Client, settings: Settings, stores: Stores, stop: asyncio.Event) -> None:
+    """Polls until `stop` is set, then finishes the activities under way."""
+    async with build_worker(client, settings, stores):
+        log.info("worker polling task queue %s", settings.temporal_task_queue)
+        await stop.wait()
+        log.info("worker stopping: finishing activities under way")
 
 
 def run() -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from importlib import resources
 
 import asyncpg
+
+from partners.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +27,21 @@ async def create_pool(dsn: str, *, size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, init=_init_connection)
     assert pool is not None
     return pool
+
+
+@contextlib.asynccontextmanager
+async def open_pool(settings: Settings, *, migrations: bool = True) -> AsyncIterator[asyncpg.Pool]:
+    """The process's one pool, the schema brought up to date first unless `migrations`
+    is False (the operator CLI: it never changes the schema)."""
+    if settings.database_url is None:
+        raise SystemExit("DATABASE_URL is required (make run writes it to .data/local.env).")
+    pool = await create_pool(settings.database_url.get_secret_value(), size=settings.database_pool_size)
+    try:
+        if migrations:
+            await migrate(pool)
+        yield pool
+    finally:
+        await pool.close()
 
 
 def _migrations() -> list[tuple[int, str, str]]:

@@ -17,8 +17,8 @@ import jinja2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.ledger import SendLedger, SendTicket
 from activities.metrics import count
-from activities.store import PartnerStore, SendTicket
 from partners import messages
 from partners.models import SendFailure, SendInvitationInput, SendInvitationOutput, SendOutcome
 from partners.rules import mask_email, token_hash
@@ -53,8 +53,8 @@ class SmtpSettings:
 
 
 class Mailer:
-    def __init__(self, store: PartnerStore, smtp: SmtpSettings, *, link_base: str) -> None:
-        self._store = store
+    def __init__(self, ledger: SendLedger, smtp: SmtpSettings, *, link_base: str) -> None:
+        self._ledger = ledger
         self._smtp = smtp
         self._link_base = link_base.rstrip("/")
         self._templates = jinja2.Environment(
@@ -71,7 +71,7 @@ class Mailer:
         never an activity input or output, so never in a workflow history.
         """
         token = secrets.token_urlsafe(32)
-        ticket = await self._store.begin_send(
+        ticket = await self._ledger.begin_send(
             input.invitation_id,
             input.send_number,
             token_hash(token),
@@ -89,12 +89,12 @@ class Mailer:
             except (aiosmtplib.SMTPException, OSError) as err:
                 # Retried by Temporal; meanwhile the partner view says why the mail is late.
                 failure = SendFailure(invitation_id=input.invitation_id, error=_describe(err))
-                await self._store.record_send_failure(failure)
+                await self._ledger.record_send_failure(failure)
                 raise
             # The server has the mail: record it even if this attempt is being cancelled
             # (a heartbeat lost under load), or the retry would find the send unrecorded
             # and mail the invitee again.
-            await asyncio.shield(self._store.finish_send(input.invitation_id, input.send_number, input.requested_by))
+            await asyncio.shield(self._ledger.finish_send(input.invitation_id, input.send_number, input.requested_by))
         activity.logger.info(
             "invitation e-mail %d sent to %s",
             input.send_number,

@@ -19,15 +19,13 @@ import uvicorn
 from pydantic import SecretStr
 
 import worker
-from activities.database import create_pool, migrate
-from activities.store import PartnerStore
 from devstack.mailcatcher import MailCatcher, ReceivedMail
 from devstack.postgres import EmbeddedPostgres
 from devstack.temporal import TemporalDevServer
 from partners import logs, search
 from partners.settings import Settings
 from starter.api import create_app
-from starter.services import Services
+from starter.services import open_services
 
 log = logging.getLogger("devstack")
 SMTP_PORT = 1025
@@ -124,16 +122,9 @@ async def main() -> None:
     print("Partner onboarding, local run:", flush=True)
     async with _embedded(settings) as settings:
         assert settings.database_url is not None and settings.portal_api_token is not None
-        pool = await create_pool(settings.database_url.get_secret_value(), size=settings.database_pool_size)
-        try:
-            await migrate(pool)
-            client = await worker.connect_client(settings)
-            services = Services(
-                settings=settings,
-                client=client,
-                store=PartnerStore.from_settings(pool, settings),
-                api_token=settings.portal_api_token.get_secret_value().encode(),
-            )
+        runtime = worker.metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
+        # One bootstrap, as the API's and the tests': the worker shares its pool and client.
+        async with open_services(settings, runtime=runtime) as services:
             server = _Server(
                 uvicorn.Config(
                     create_app(services),
@@ -147,7 +138,7 @@ async def main() -> None:
             _say("Portal API token", f"{settings.portal_api_token.get_secret_value()}"
                  f"  (also in {settings.data_dir / 'portal-api-token'})")  # fmt: skip
             print("Press Ctrl-C to stop everything.\n", flush=True)
-            worker_task = asyncio.create_task(worker.main(settings, stop))
+            worker_task = asyncio.create_task(worker.serve(services.client, settings, services.stores, stop))
             api_task = asyncio.create_task(server.serve())
             done, _ = await asyncio.wait({worker_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
             stop.set()
@@ -156,8 +147,6 @@ async def main() -> None:
             for task in done:
                 if task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
-        finally:
-            await pool.close()
     print("Stopped.", flush=True)
 
 

@@ -1,25 +1,21 @@
-"""Input and output models of the API, the workflows and the activities.
+"""Input and output models of the workflows and activities.
 
-One input and one output model per workflow, activity, update and query. New fields
-get defaults, so that histories written before them still decode.
+One input and one output model per workflow, activity, update and query. These are
+the service's own shapes: plain fields, no validation beyond types (the API validated
+what it accepted, partners.requests), so a running workflow's input decodes whatever
+the API's rules become.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel
 
+from partners.errors import ErrorCode
 from partners.messages import Locale
-from partners.rules import (
-    email_domain_is_registered,
-    has_control_characters,
-    normalize_domain,
-    normalize_email,
-)
 
 
 class Role(StrEnum):
@@ -48,97 +44,43 @@ class InvitationPurpose(StrEnum):
     ADMIN_REPLACEMENT = "admin_replacement"
 
 
-def _no_control_characters(value: object) -> object:
-    if isinstance(value, str) and has_control_characters(value):
-        raise ValueError("control characters (CR, LF, NUL, ...) are not allowed")
-    return value
+class GrantKind(StrEnum):
+    PRODUCT = "product"
+    API = "api"
 
 
-def _email(value: str) -> str:
-    return normalize_email(value).address
+class Invitee(BaseModel):
+    """A person to invite, as the API normalised them."""
 
-
-# Control characters are refused before stripping: "Ada\n" is refused, not trimmed.
-PersonName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-    BeforeValidator(_no_control_characters),
-]
-PartnerName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=120),
-    BeforeValidator(_no_control_characters),
-]
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
-Domain = Annotated[str, StringConstraints(max_length=253), AfterValidator(normalize_domain)]
-
-
-class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PersonIn(_Input):
-    first_name: PersonName
-    last_name: PersonName
-    email: Email = Field(description="Normalised: lower case, domain in IDNA/punycode.")
+    first_name: str
+    last_name: str
+    email: str
 
     @property
     def domain(self) -> str:
         return self.email.rpartition("@")[2]
 
 
-class RegisterPartnerRequest(_Input):
-    name: PartnerName
-    enterprise_name: PartnerName | None = Field(
-        default=None, description="How invitations name the enterprise; kept for later ones."
-    )
-    domains: list[Domain] = Field(min_length=1, max_length=20)
-    admin: PersonIn
-    locale: Locale | None = Field(
-        default=None,
-        description="Language of the enterprise's invitations (pt-BR or en); kept for later ones.",
-    )
-
-    def model_post_init(self, context: object, /) -> None:
-        # Two spellings of one domain (`Acme.com`, `acme.com.`) are one domain.
-        object.__setattr__(self, "domains", list(dict.fromkeys(self.domains)))
-
-    def admin_domain_is_registered(self) -> bool:
-        return email_domain_is_registered(normalize_email(self.admin.email), self.domains)
-
-
-class InviteMemberRequest(PersonIn):
-    locale: Locale | None = Field(
-        default=None, description="Language of this invitation; the enterprise's when absent."
-    )
-
-
-class GrantKind(StrEnum):
-    PRODUCT = "product"
-    API = "api"
-
-
-GrantRef = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$"),
-]
-
-
-class GrantRequest(_Input):
-    kind: GrantKind
-    ref: GrantRef = Field(description="The product's or API's id in the Service Catalog.")
-    name: PartnerName
-
-
-class NewInvitation(BaseModel):
-    """An invitation the InvitationWorkflow creates itself (members, admin replacement)."""
-
-    partner_id: UUID
-    person: PersonIn
-    role: Role
-    purpose: InvitationPurpose
-    invited_by: str
+class NewPartner(BaseModel):
+    name: str
+    enterprise_name: str | None = None
+    domains: list[str]
+    admin: Invitee
     locale: Locale | None = None
+
+
+class InvitationTiming(BaseModel):
+    """R7: how long each send waits for a click, and how many sends before expiry."""
+
+    ttl_seconds: int
+    max_sends: int
+
+
+class RunningInvitation(BaseModel):
+    """An invitation a transaction closed, and the workflow that runs it (to be told)."""
+
+    invitation_id: UUID
+    workflow_id: str
 
 
 # --- PartnerOnboardingWorkflow ---------------------------------------------------------
@@ -148,9 +90,8 @@ class OnboardingInput(BaseModel):
     partner_id: UUID
     enterprise_id: str
     actor: str
-    partner: RegisterPartnerRequest
-    invitation_ttl_seconds: int
-    invitation_max_sends: int
+    partner: NewPartner
+    timing: InvitationTiming
 
 
 class OnboardingPhase(StrEnum):
@@ -161,12 +102,6 @@ class OnboardingPhase(StrEnum):
     ADMIN_NOT_ACCEPTED = "admin_not_accepted"
     # The first admin's invitation was superseded by an admin replacement, which carries on.
     RETARGETED = "retargeted"
-
-
-class Refusal(BaseModel):
-    code: str
-    detail: str
-    extra: dict[str, object] = {}
 
 
 class Registration(BaseModel):
@@ -181,13 +116,13 @@ class OnboardingState(BaseModel):
     partner_id: UUID
     invitation_id: UUID | None = None
     invitation_state: InvitationState | None = None
-    refusal: Refusal | None = None
+    refused: ErrorCode | None = None
 
 
 class OnboardingResult(BaseModel):
     phase: OnboardingPhase
     invitation_state: InvitationState | None = None
-    refusal: Refusal | None = None
+    refused: ErrorCode | None = None
 
 
 class RegisterPartnerInput(BaseModel):
@@ -195,14 +130,32 @@ class RegisterPartnerInput(BaseModel):
     invitation_id: UUID
     enterprise_id: str
     actor: str
-    partner: RegisterPartnerRequest
-    invitation_max_sends: int
-    # The workflow that runs the first admin's invitation (its partner's onboarding);
-    # None in executions that ran it in its own `invitation-{id}` (before 2026-11-24).
-    invitation_workflow_id: str | None = None
+    partner: NewPartner
+    max_sends: int
+    workflow_id: str  # the onboarding, which runs the first admin's invitation
 
 
 # --- InvitationWorkflow ----------------------------------------------------------------
+
+
+class NewInvitation(BaseModel):
+    """An invitation whose row the workflow creates (members, admin replacement)."""
+
+    partner_id: UUID
+    invitee: Invitee
+    role: Role
+    purpose: InvitationPurpose
+    invited_by: str
+    locale: Locale | None = None
+
+
+class TakeOver(BaseModel):
+    """This run takes over a stored invitation whose workflow is gone: it revives an
+    expired one (`revive`, a resend by hand) or adopts a pending one; any other state is
+    refused with the code that names it."""
+
+    actor: str
+    revive: bool
 
 
 class InvitationInput(BaseModel):
@@ -211,12 +164,35 @@ class InvitationInput(BaseModel):
     enterprise_id: str
     purpose: InvitationPurpose
     invitee_domain: str
-    ttl_seconds: int
-    max_sends: int
-    # Set when this run must create the invitation's row first (checks included).
+    timing: InvitationTiming
+    # How the run finds its invitation: creates it, or takes it over. Neither: its row was
+    # stored by another step (the partner's registration).
     create: NewInvitation | None = None
-    # Set when this run revives an expired invitation (a resend by hand).
-    reopened_by: str | None = None
+    take_over: TakeOver | None = None
+
+
+def invitation_input(
+    invitation_id: UUID,
+    *,
+    partner_id: UUID,
+    enterprise_id: str,
+    purpose: InvitationPurpose,
+    invitee_email: str,
+    timing: InvitationTiming,
+    create: NewInvitation | None = None,
+    take_over: TakeOver | None = None,
+) -> InvitationInput:
+    """The one way an invitation's run is described, wherever it runs."""
+    return InvitationInput(
+        invitation_id=invitation_id,
+        partner_id=partner_id,
+        enterprise_id=enterprise_id,
+        purpose=purpose,
+        invitee_domain=invitee_email.rpartition("@")[2],
+        timing=timing,
+        create=create,
+        take_over=take_over,
+    )
 
 
 class InvitationStatus(BaseModel):
@@ -232,11 +208,11 @@ class InvitationStatus(BaseModel):
 
 
 class InvitationResult(BaseModel):
-    """The final state; None with `refusal` when the invitation was never created."""
+    """The final state; None with `refused` when the invitation was never opened here."""
 
     state: InvitationState | None
     sends: int
-    refusal: Refusal | None = None
+    refused: ErrorCode | None = None
 
 
 class ResendRequest(BaseModel):
@@ -245,6 +221,28 @@ class ResendRequest(BaseModel):
 
 class CancelRequest(BaseModel):
     actor: str
+
+
+class ClosedElsewhere(BaseModel):
+    """Signal: a transaction outside the workflow closed the invitation (superseded by a
+    newer admin invitation, cancelled by the partner's deactivation)."""
+
+    state: InvitationState
+    reason: str
+
+
+class AcceptRequest(BaseModel):
+    """The `accept` update; the link's token never travels, only which send it was from."""
+
+    send_number: int | None = None
+
+
+class AcceptResult(BaseModel):
+    state: InvitationState
+    newly_accepted: bool
+
+
+# --- activities of invitations ---------------------------------------------------------
 
 
 class CreateInvitationInput(BaseModel):
@@ -257,17 +255,73 @@ class CreateInvitationOutput(BaseModel):
     enterprise_id: str
     # Decided under the partner's lock: an admin invitation of a pending partner is its
     # first admin's (it activates the partner); of an active one, a replacement.
-    purpose: InvitationPurpose | None = None
-    superseded: list[UUID] = []
-    # The workflow running each superseded invitation; absent (older histories): its own.
-    workflow_ids: dict[UUID, str] = {}
+    purpose: InvitationPurpose
+    superseded: list[RunningInvitation] = []
 
 
-class WithdrawRequest(BaseModel):
-    """Signal: the invitation was closed by a transaction elsewhere (superseded, cancelled)."""
+class ReopenInvitationInput(BaseModel):
+    invitation_id: UUID
+    take_over: TakeOver
+    workflow_id: str
+
+
+class ReopenInvitationOutput(BaseModel):
+    """A pending invitation, taken over: its sends so far and when it expires."""
+
+    sends: int
+    revived: bool
+    expires_at: datetime | None = None
+
+
+class AcceptInvitationInput(BaseModel):
+    invitation_id: UUID
+    send_number: int | None = None
+
+
+class AcceptInvitationOutput(BaseModel):
+    state: InvitationState
+    partner_status: PartnerStatus
+
+
+class CloseInvitationInput(BaseModel):
+    """Records a decision of the workflow: expired, undeliverable, cancelled, superseded."""
+
+    invitation_id: UUID
+    state: InvitationState
+    reason: str | None = None
+    actor: str = "system"
+
+
+class CloseInvitationOutput(BaseModel):
+    """The state the invitation has: the one asked for, or the one it was already closed in."""
 
     state: InvitationState
-    reason: str
+
+
+class SendInvitationInput(BaseModel):
+    invitation_id: UUID
+    send_number: int
+    next_send_at: datetime | None
+    expires_at: datetime
+    requested_by: str | None = None  # who resent it by hand; None for the automatic sends
+
+
+class SendOutcome(StrEnum):
+    SENT = "sent"
+    ALREADY_SENT = "already_sent"
+    CLOSED = "closed"
+
+
+class SendInvitationOutput(BaseModel):
+    outcome: SendOutcome
+    state: InvitationState = InvitationState.PENDING
+
+
+class SendFailure(BaseModel):
+    """A temporary delivery failure, kept for the partner view while the mail is retried."""
+
+    invitation_id: UUID
+    error: str
 
 
 # --- AdminReplacementWorkflow ----------------------------------------------------------
@@ -276,12 +330,11 @@ class WithdrawRequest(BaseModel):
 class ReplacementInput(BaseModel):
     partner_id: UUID
     enterprise_id: str
-    ttl_seconds: int
-    max_sends: int
+    timing: InvitationTiming
 
 
 class ReplaceAdminRequest(BaseModel):
-    person: PersonIn
+    invitee: Invitee
     actor: str
 
 
@@ -311,83 +364,8 @@ class DeactivatePartnerInput(BaseModel):
 
 class DeactivatePartnerOutput(BaseModel):
     newly_deactivated: bool
-    cancelled_invitations: list[UUID] = []
-    # The workflow running each cancelled invitation; absent (older histories): its own.
-    workflow_ids: dict[UUID, str] = {}
+    cancelled: list[RunningInvitation] = []
 
 
 class DeactivationResult(BaseModel):
     deactivated: bool
-    refusal: Refusal | None = None
-
-
-class ReopenInvitationInput(BaseModel):
-    invitation_id: UUID
-    actor: str
-
-
-class ReopenInvitationOutput(BaseModel):
-    state: InvitationState
-    sends: int
-
-
-class AcceptRequest(BaseModel):
-    """The `accept` update; the link's token never travels, only which send it was from."""
-
-    send_number: int | None = None
-
-
-class AcceptResult(BaseModel):
-    state: InvitationState
-    newly_accepted: bool
-
-
-class SendInvitationInput(BaseModel):
-    invitation_id: UUID
-    send_number: int
-    next_send_at: datetime | None
-    expires_at: datetime
-    requested_by: str | None = None  # who resent it by hand; None for the automatic sends
-
-
-class SendOutcome(StrEnum):
-    SENT = "sent"
-    ALREADY_SENT = "already_sent"
-    CLOSED = "closed"
-
-
-class SendInvitationOutput(BaseModel):
-    outcome: SendOutcome
-    state: InvitationState = InvitationState.PENDING
-
-
-class SendFailure(BaseModel):
-    """A temporary delivery failure, kept for the partner view while the mail is retried."""
-
-    invitation_id: UUID
-    error: str
-
-
-class AcceptInvitationInput(BaseModel):
-    invitation_id: UUID
-    send_number: int | None = None
-
-
-class AcceptInvitationOutput(BaseModel):
-    state: InvitationState
-    partner_status: PartnerStatus
-
-
-class CloseInvitationInput(BaseModel):
-    """Records a decision of the workflow: expired, undeliverable, cancelled, superseded."""
-
-    invitation_id: UUID
-    state: InvitationState
-    reason: str | None = None
-    actor: str = "system"
-
-
-class CloseInvitationOutput(BaseModel):
-    """The state the invitation has: the one asked for, or the one it was already closed in."""
-
-    state: InvitationState

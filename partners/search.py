@@ -1,8 +1,13 @@
-"""Search attributes: how an operator finds any partner's workflows in the Temporal UI."""
+"""Search attributes: how an operator finds any partner's workflows in the Temporal UI.
+
+They hold ids, domains and states only: they are indexed in clear, outside any codec.
+"""
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from uuid import UUID
+
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 ENTERPRISE_ID = SearchAttributeKey.for_keyword("EnterpriseId")
 PARTNER_ID = SearchAttributeKey.for_keyword("PartnerId")
@@ -11,3 +16,16 @@ INVITEE_DOMAIN = SearchAttributeKey.for_keyword("InviteeDomain")
 ONBOARDING_PHASE = SearchAttributeKey.for_keyword("OnboardingPhase")
 
 ALL = (ENTERPRISE_ID, PARTNER_ID, INVITATION_STATE, INVITEE_DOMAIN, ONBOARDING_PHASE)
+
+
+def attributes(
+    enterprise_id: str, partner_id: UUID, *, invitee_domain: str | None = None, invitation_state: str | None = None
+) -> TypedSearchAttributes:
+    """A workflow's attributes at its start: whose it is, and for an invitation, whom it
+    invites and its state."""
+    pairs = [SearchAttributePair(ENTERPRISE_ID, enterprise_id), SearchAttributePair(PARTNER_ID, str(partner_id))]
+    if invitee_domain is not None:
+        pairs.append(SearchAttributePair(INVITEE_DOMAIN, invitee_domain))
+    if invitation_state is not None:
+        pairs.append(SearchAttributePair(INVITATION_STATE, invitation_state))
+    return TypedSearchAttributes(pairs)

@@ -41,6 +41,9 @@ class InvitationView(PersonView):
     created_at: datetime
 
 
+GRANT_COLUMNS = "id, kind, ref, name, granted_by, granted_at, revoked_by, revoked_at"
+
+
 class GrantView(BaseModel):
     id: UUID
     kind: GrantKind

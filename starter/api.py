@@ -11,39 +11,14 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from activities.database import create_pool, migrate
-from activities.store import PartnerStore
 from partners import logs
 from partners.settings import Settings
 from starter import pages, portal, problems
 from starter.limits import BadTokenLimiter
 from starter.metrics import ApiMetrics
-from starter.services import Services
-from worker import connect_client
+from starter.services import Services, open_services
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.asynccontextmanager
-async def open_services(settings: Settings, *, serving: bool = True) -> AsyncIterator[Services]:
-    """The connections of an API (or, not `serving`, the CLI) process, opened once and
-    closed on the way out."""
-    if settings.database_url is None:
-        raise SystemExit("DATABASE_URL is required (make run writes it to .data/local.env).")
-    if serving and settings.portal_api_token is None:
-        raise SystemExit("PORTAL_API_TOKEN is required to serve the API.")
-    pool = await create_pool(settings.database_url.get_secret_value(), size=settings.database_pool_size)
-    try:
-        await migrate(pool)
-        yield Services(
-            settings=settings,
-            client=await connect_client(settings),
-            store=PartnerStore.from_settings(pool, settings),
-            # Empty (the CLI) matches no bearer token: see starter.auth.
-            api_token=settings.portal_api_token.get_secret_value().encode() if settings.portal_api_token else b"",
-        )
-    finally:
-        await pool.close()
 
 
 def create_app(services: Services | None = None, settings: Settings | None = None) -> FastAPI:
@@ -90,7 +65,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         checks = {}
         try:
             async with asyncio.timeout(2):
-                await state.store.ping()
+                await state.stores.reads.ping()
             checks["database"] = "ok"
         except Exception as err:  # any failure is "not healthy", the reason is the answer
             checks["database"] = f"failing: {type(err).__name__}"

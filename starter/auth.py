@@ -10,9 +10,8 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from partners.errors import ErrorCode
+from partners.errors import ErrorCode, Refused
 from partners.rules import normalize_email
-from starter.problems import ProblemError
 
 _bearer = HTTPBearer(auto_error=False, description="PORTAL_API_TOKEN, shared with the portal backend.")
 
@@ -34,7 +33,7 @@ class Actor(BaseModel):
         if self.role is ActorRole.OPERATOR:
             return
         if self.role is not ActorRole.ACCOUNT_HOLDER or self.enterprise != enterprise_id:
-            raise ProblemError(ErrorCode.FORBIDDEN, "Only an account holder of this enterprise may do this.")
+            raise Refused(ErrorCode.FORBIDDEN, "Only an account holder of this enterprise may do this.")
 
 
 async def actor(
@@ -49,7 +48,7 @@ async def actor(
     expected: bytes = request.app.state.services.api_token
     given = credentials.credentials.encode() if credentials else b""
     if not expected or not hmac.compare_digest(given, expected):
-        raise ProblemError(ErrorCode.UNAUTHORIZED, "A valid bearer token is required.")
+        raise Refused(ErrorCode.UNAUTHORIZED, "A valid bearer token is required.")
     problems = []
     email = ""
     try:
@@ -63,7 +62,7 @@ async def actor(
     if role is ActorRole.ACCOUNT_HOLDER and not x_actor_enterprise:
         problems.append("X-Actor-Enterprise is required for an account holder")
     if problems or role is None:
-        raise ProblemError(ErrorCode.INVALID_INPUT, "; ".join(problems) + ".")
+        raise Refused(ErrorCode.INVALID_INPUT, "; ".join(problems) + ".")
     return Actor(email=email, role=role, enterprise=x_actor_enterprise)
 
 

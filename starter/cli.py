@@ -18,11 +18,11 @@ from uuid import UUID
 
 from temporalio.service import RPCError
 
-from partners.errors import HTTP_STATUS, DomainError, ErrorCode
+from partners.errors import ErrorCode, Refused
 from partners.settings import Settings
-from starter.api import open_services
 from starter.auth import Actor, ActorRole
 from starter.commands import Commands
+from starter.services import open_services
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 1, 2, 3, 4
 LOCAL_ENV = ".data/local.env"
@@ -82,7 +82,7 @@ async def _run(args: argparse.Namespace) -> Any:
     actor = Actor(email=f"operator:{args.actor}", role=ActorRole.OPERATOR, enterprise=None)
     # `make run` writes where its embedded servers listen to .data/local.env; only the CLI
     # reads it, and the environment wins over it.
-    async with open_services(Settings(_env_file=LOCAL_ENV), serving=False) as services:
+    async with open_services(Settings(_env_file=LOCAL_ENV), serving=False, migrations=False) as services:
         do = Commands(services)
         calls: dict[tuple[str, str], Callable[[], Awaitable[Any]]] = {
             ("partners", "list"): lambda: do.list_partners(actor, args.enterprise),
@@ -98,13 +98,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         result = asyncio.run(_run(args))
-    except DomainError as err:
+    except Refused as err:
         print(f"{err.code.value}: {err.detail}", file=sys.stderr)
         if err.extra:
             print(json.dumps(err.extra, ensure_ascii=False, default=str), file=sys.stderr)
         if err.code is ErrorCode.NOT_FOUND:
             return EXIT_NOT_FOUND
-        return EXIT_UNAVAILABLE if HTTP_STATUS[err.code] >= 500 else EXIT_REFUSED
+        return EXIT_UNAVAILABLE if err.code.http_status >= 500 else EXIT_REFUSED
     except (RPCError, OSError) as err:
         print(f"unavailable: {err}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -21,13 +21,12 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from partners import messages
-from partners.errors import ErrorCode
+from partners.errors import ErrorCode, Refused
 from partners.messages import Locale
 from partners.models import AcceptRequest, InvitationState, PartnerStatus
 from partners.rules import TOKEN_PATTERN, token_hash
 from partners.views import InvitationPage
 from starter.limits import BadTokenLimiter
-from starter.problems import ProblemError
 from starter.services import Services
 from workflows.invitation import InvitationWorkflow
 
@@ -120,7 +119,7 @@ async def _find(request: Request, token: str) -> InvitationPage | None:
     if not TOKEN_PATTERN.fullmatch(token):
         return None
     services: Services = request.app.state.services
-    return await services.store.invitation_page(token_hash(token))
+    return await services.stores.reads.invitation_page(token_hash(token))
 
 
 async def _lookup(request: Request, token: str) -> InvitationPage | HTMLResponse:
@@ -191,9 +190,9 @@ async def public_logo(request: Request, partner_id: UUID) -> Response:
 
 
 async def logo_response(services: Services, partner_id: UUID) -> Response:
-    found = await services.store.get_logo(partner_id)
+    found = await services.stores.reads.get_logo(partner_id)
     if found is None:
-        raise ProblemError(ErrorCode.NOT_FOUND, "The partner has no logo.")
+        raise Refused(ErrorCode.NOT_FOUND, "The partner has no logo.")
     data, content_type, updated_at = found
     return Response(
         data,

@@ -7,14 +7,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
-from partners.errors import ErrorCode
-from partners.models import GrantRequest, InviteMemberRequest, PersonIn, RegisterPartnerRequest
+from partners.errors import ErrorCode, Refused
+from partners.requests import GrantRequest, InviteMemberRequest, PersonIn, RegisterPartnerRequest
 from partners.rules import LOGO_MAX_BYTES
 from partners.views import AuditPage, GrantView, InvitationDetail, LogoView, PartnerList, PartnerView
 from starter.auth import CurrentActor
 from starter.commands import Commands
 from starter.pages import logo_response
-from starter.problems import ProblemError, problem_responses
+from starter.problems import problem_responses
 
 # Every /v1 call may answer these; the route decorators add their own.
 router = APIRouter(prefix="/v1", tags=["portal"], responses=problem_responses(401, 403, 404, 405, 409, 422, 503))
@@ -158,10 +158,10 @@ async def get_logo(request: Request, partner_id: UUID, actor: CurrentActor, do: 
 async def _read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ProblemError(ErrorCode.LOGO_TOO_LARGE, f"The logo may be {limit // 1024} KiB at most.")
+        raise Refused(ErrorCode.LOGO_TOO_LARGE, f"The logo may be {limit // 1024} KiB at most.")
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
         if len(data) > limit:
-            raise ProblemError(ErrorCode.LOGO_TOO_LARGE, f"The logo may be {limit // 1024} KiB at most.")
+            raise Refused(ErrorCode.LOGO_TOO_LARGE, f"The logo may be {limit // 1024} KiB at most.")
     return bytes(data)

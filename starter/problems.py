@@ -16,15 +16,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from temporalio.service import RPCError
 
-from partners.errors import HTTP_STATUS, TITLES, DomainError, ErrorCode
+from partners.errors import ErrorCode, Refused
 
 log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
-
-
-class ProblemError(DomainError):
-    """Raised by a route to answer with a problem; same shape as a business refusal."""
 
 
 class Problem(BaseModel):
@@ -52,10 +48,10 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def problem_response(
     code: ErrorCode, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
-    status = HTTP_STATUS[code]
+    status = code.http_status
     body = {
         "type": f"https://partners.invalid/problems/{code.value}",
-        "title": TITLES[code],
+        "title": code.problem_title,
         "status": status,
         "detail": detail,
         "code": code.value,
@@ -84,8 +80,8 @@ def install(app: FastAPI) -> None:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    @app.exception_handler(DomainError)
-    async def _domain(_: Request, err: DomainError) -> JSONResponse:
+    @app.exception_handler(Refused)
+    async def _refused(_: Request, err: Refused) -> JSONResponse:
         return problem_response(err.code, err.detail, **err.extra)
 
     @app.exception_handler(RequestValidationError)

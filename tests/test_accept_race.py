@@ -8,7 +8,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 
-from activities.store import PartnerStore
+from activities.invitations import InvitationStore
 from devstack.mailcatcher import MailCatcher
 from partners.ids import invitation_workflow_id
 from partners.models import AcceptInvitationInput, AcceptInvitationOutput, InvitationState
@@ -18,7 +18,7 @@ from workflows.invitation import InvitationWorkflow
 SLOW = 3.0
 
 
-class SlowAcceptStore(PartnerStore):
+class SlowAcceptStore(InvitationStore):
     """The real acceptance, made slow: the expiry timer fires while it is under way."""
 
     @activity.defn(name="accept_invitation")
@@ -31,7 +31,7 @@ async def test_acceptance_under_way_when_the_timer_fires_wins(
     dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
 ) -> None:
     async with running_stack(
-        dev_env, pool, mail, store_class=SlowAcceptStore, invitation_ttl=2, invitation_max_sends=1
+        dev_env, pool, mail, stores={"invitations": SlowAcceptStore}, invitation_ttl=2, invitation_max_sends=1
     ) as stack:
         partner = await stack.active_partner()  # its admin accepts slowly, before the 2 s TTL
         email = f"late@{partner.domain}"
@@ -44,7 +44,7 @@ async def test_acceptance_under_way_when_the_timer_fires_wins(
 
         assert 'data-outcome="accepted"' in page.text
         assert (await stack.result(handle)).state is InvitationState.ACCEPTED
-        stored = await stack.store.get_invitation(invited["id"])
+        stored = await stack.stores.reads.get_invitation(invited["id"])
         assert stored is not None and stored.state is InvitationState.ACCEPTED
         view = (await stack.http.get(f"/v1/partners/{partner.id}", headers=holder(partner.enterprise))).json()
         assert email in [m["email"] for m in view["members"]]

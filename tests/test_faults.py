@@ -17,7 +17,7 @@ import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
 from activities.database import create_pool, migrate
-from activities.store import PartnerStore
+from activities.ledger import SendLedger
 from devstack.mailcatcher import MailCatcher
 from devstack.net import free_port
 from devstack.postgres import EmbeddedPostgres
@@ -50,7 +50,9 @@ async def test_smtp_down_then_back_delivers_each_send_once(time_env: WorkflowEnv
         created = (await stack.register(enterprise, domain)).json()
         admin = f"ada@{domain}"
         async with asyncio.timeout(20):  # the first attempt fails and says why
-            while not getattr(await stack.store.get_invitation(created["admin_invitation"]["id"]), "last_error", None):
+            while not getattr(
+                await stack.stores.reads.get_invitation(created["admin_invitation"]["id"]), "last_error", None
+            ):
                 await asyncio.sleep(0.1)
 
         down.start()
@@ -59,7 +61,7 @@ async def test_smtp_down_then_back_delivers_each_send_once(time_env: WorkflowEnv
             [mail] = await stack.delivered(admin)
             assert len(down.mails_to(admin)) == 1
             assert await _ledger(pool, admin) == [(1, "sent", await _attempts(pool, admin))]
-            stored = await stack.store.get_invitation(created["admin_invitation"]["id"])
+            stored = await stack.stores.reads.get_invitation(created["admin_invitation"]["id"])
             assert stored is not None and stored.state is InvitationState.PENDING and stored.last_error is None
             assert 'data-outcome="accepted"' in (await stack.http.post(f"{mail.link}/accept")).text
         finally:
@@ -197,7 +199,7 @@ async def test_postgres_down_during_activities_then_back(
         await postgres.stop()
 
 
-class SlowLedgerStore(PartnerStore):
+class SlowLedgerStore(SendLedger):
     """The real send ledger, slow to record a send that went out (a database under load)."""
 
     async def finish_send(self, invitation_id: UUID, send_number: int, requested_by: str | None = None) -> None:
@@ -213,7 +215,7 @@ async def test_attempt_cancelled_after_the_mail_went_out_still_records_it(
     the send: the retry finds it sent and mails nobody twice."""
     enterprise, domain = new_enterprise(), unique_domain()
     admin = f"ada@{domain}"
-    async with running_stack(dev_env, pool, mail, store_class=SlowLedgerStore, worker_shutdown_grace=1) as first:
+    async with running_stack(dev_env, pool, mail, stores={"ledger": SlowLedgerStore}, worker_shutdown_grace=1) as first:
         assert (await first.register(enterprise, domain)).status_code == 201
         await first.mail.wait_for(admin)
     # The worker stopped and cancelled the attempt while it was recording the send.

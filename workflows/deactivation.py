@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.store import PartnerStore
-    from partners.errors import ErrorCode
-    from partners.models import (
-        DeactivatePartnerInput,
-        DeactivationInput,
-        DeactivationResult,
-        InvitationState,
-        Refusal,
-    )
-    from workflows.invitation import withdraw
-    from workflows.refusals import STEP_FAILURES, refusal_of, refused
+    from activities.partners import PartnerStore
+    from partners.errors import Refused
+    from partners.models import DeactivatePartnerInput, DeactivationInput, DeactivationResult, InvitationState
+    from workflows.invitation import tell_closed
     from workflows.steps import database_step
-
-DEACTIVATION_REFUSALS = frozenset({ErrorCode.API_ACCESS_GRANTED.value, ErrorCode.NOT_FOUND.value})
 
 
 @workflow.defn
@@ -27,13 +19,13 @@ class PartnerDeactivationWorkflow:
 
     The check of API grants and the deactivation are one transaction under the partner's
     row lock, the lock every grant takes too, so no grant slips in between. Then the
-    cancelled invitations' workflows are stopped (their links already are)."""
+    cancelled invitations' workflows are told (their links already stopped)."""
 
     @workflow.init
     def __init__(self, input: DeactivationInput) -> None:
         self._input = input
         self._decided = False
-        self._refusal: Refusal | None = None
+        self._refusal: Refused | None = None
 
     @workflow.run
     async def run(self, input: DeactivationInput) -> DeactivationResult:
@@ -43,20 +35,18 @@ class PartnerDeactivationWorkflow:
                 DeactivatePartnerInput(partner_id=input.partner_id, actor=input.actor),
                 summary="deactivate: re-check API grants under lock, then deactivate",
             )
-        except STEP_FAILURES as err:
-            self._refusal = refusal_of(err, DEACTIVATION_REFUSALS)
+        except ApplicationError as err:
+            self._refusal = Refused.found_in(err)
             if self._refusal is None:
                 raise
             self._decided = True
             workflow.set_current_details(f"refused: {self._refusal.detail}")
             await workflow.wait_condition(workflow.all_handlers_finished)
-            return DeactivationResult(deactivated=False, refusal=self._refusal)
+            return DeactivationResult(deactivated=False)
         self._decided = True
-        workflow.set_current_details(f"deactivated; {len(done.cancelled_invitations)} invitation(s) cancelled")
-        for invitation_id in done.cancelled_invitations:
-            await withdraw(
-                invitation_id, done.workflow_ids.get(invitation_id), InvitationState.CANCELLED, "partner deactivated"
-            )
+        workflow.set_current_details(f"deactivated; {len(done.cancelled)} invitation(s) cancelled")
+        for invitation in done.cancelled:
+            await tell_closed(invitation, InvitationState.CANCELLED, "partner deactivated")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return DeactivationResult(deactivated=True)
 
@@ -64,5 +54,5 @@ class PartnerDeactivationWorkflow:
     async def outcome(self) -> DeactivationResult:
         await workflow.wait_condition(lambda: self._decided)
         if self._refusal is not None:
-            raise refused(self._refusal)
+            raise self._refusal
         return DeactivationResult(deactivated=True)

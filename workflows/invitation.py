@@ -2,299 +2,311 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+import asyncio
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from uuid import UUID
+from enum import Enum
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.invitations import InvitationStore
     from activities.mail import UNDELIVERABLE, Mailer
-    from activities.store import PartnerStore
     from partners import search
-    from partners.errors import ErrorCode, closed_invitation
-    from partners.ids import invitation_workflow_id
+    from partners.errors import ErrorCode, Refused
     from partners.models import (
         AcceptInvitationInput,
         AcceptRequest,
         AcceptResult,
         CancelRequest,
+        ClosedElsewhere,
         CloseInvitationInput,
         CreateInvitationInput,
         InvitationInput,
         InvitationResult,
         InvitationState,
         InvitationStatus,
-        Refusal,
         ReopenInvitationInput,
         ResendRequest,
+        RunningInvitation,
         SendInvitationInput,
         SendOutcome,
-        WithdrawRequest,
     )
-    from workflows.refusals import STEP_FAILURES, refusal_of, refused
     from workflows.steps import MAIL_STEP, database_step
 
-# Refusals of creating or reviving an invitation that the portal hears about.
-OPENING_REFUSALS = frozenset(
-    code.value
-    for code in (
-        ErrorCode.NOT_FOUND,
-        ErrorCode.FORBIDDEN,
-        ErrorCode.DOMAIN_NOT_REGISTERED,
-        ErrorCode.ALREADY_MEMBER,
-        ErrorCode.ALREADY_INVITED,
-        ErrorCode.PARTNER_NOT_ACTIVE,
-        ErrorCode.PARTNER_DEACTIVATED,
-    )
-)
+
+class Sending(Enum):
+    IDLE = "idle"
+    DUE = "due"  # a send is to start at the loop's next turn
+    IN_FLIGHT = "in_flight"
+
+
+@dataclass
+class InvitationData:
+    """Everything an invitation's run knows, in one place."""
+
+    state: InvitationState = InvitationState.PENDING
+    ready: bool = False  # its row exists (or it was refused): the handlers may act
+    refusal: Refused | None = None  # every update is answered with it
+    sends: int = 0  # every send of this invitation, over all runs: the ledger's key
+    round_sends: int = 0  # sends since the invitation was created, revived or resent by hand
+    sending: Sending = Sending.DUE
+    requested_by: str | None = None  # who asked for the next send by hand
+    deadline: datetime | None = None  # when the last send's time-to-live ends
+    next_send_at: datetime | None = None
+    expires_at: datetime | None = None
+    last_error: str | None = None
 
 
 class Invitation:
-    """One invitation's life, from its first e-mail to its final state, inside a workflow:
-    `InvitationWorkflow` runs one per member, replacement or revived invitation, and
-    `PartnerOnboardingWorkflow` runs its partner's first admin's (one workflow per
-    onboarding instead of two: see BENCHMARKS.md).
+    """One invitation's life inside a workflow: `InvitationWorkflow` runs one per member,
+    replacement or taken-over invitation, and `PartnerOnboardingWorkflow` runs its
+    partner's first admin's (one workflow per onboarding instead of two).
 
     It sends the invitation, resends it each time its TTL passes and expires it after the
-    last send. Everything that changes it arrives as an update (accept, resend, cancel)
-    and is decided here, one at a time: an acceptance racing the expiry timer ends in one
-    deterministic state (an acceptance under way when the timer fires wins; one arriving
-    after the expiry is decided is answered "expired").
+    last send. Updates (accept, resend, cancel) and the `closed_elsewhere` signal change
+    it, one at a time under one lock, which the expiry takes too: an acceptance under way
+    when the timer fires wins; one arriving after the expiry was decided is answered
+    "expired".
     """
 
     def __init__(self, input: InvitationInput) -> None:
         self._input = input
-        self._state = InvitationState.PENDING
-        self._opened = False
-        self._refusal: Refusal | None = None
-        self._sends = 0  # every send of this invitation, over all runs: the ledger's key
-        self._round_sends = 0  # sends since the invitation was opened or resent by hand
-        self._send_due = True
-        self._sending = False
-        self._deadline: datetime | None = None
-        self._next_send_at: datetime | None = None
-        self._expires_at: datetime | None = None
-        self._last_error: str | None = None
-        self._busy = False  # an accept or cancel is being recorded
-        self._requested_by = input.reopened_by  # who asked for the next send by hand
+        self._data = InvitationData(requested_by=input.take_over.actor if input.take_over else None)
+        self._lock = asyncio.Lock()
 
     @property
     def state(self) -> InvitationState:
-        return self._state
+        return self._data.state
 
-    def opened_elsewhere(self, refusal: Refusal | None = None) -> None:
-        """Its row was created by another step (the partner's registration), or, with a
-        refusal, this invitation is not run here and every update is refused."""
-        self._refusal = refusal
-        self._opened = True
+    def stored_by_registration(self) -> None:
+        """Its row was stored with the partner: nothing to create."""
+        self._data.ready = True
 
-    async def open(self) -> None:
-        """Creates the invitation's row, or revives it, when this run was started for that."""
+    def refuse(self, refusal: Refused) -> None:
+        """It will not run here: every update is answered with this refusal."""
+        self._data.refusal = refusal
+        self._data.ready = True
+
+    async def create_or_take_over(self) -> None:
+        """Creates its row, or takes a stored one over, as the run's input says."""
+        data, input = self._data, self._input
         try:
-            if self._input.create is not None:
+            if input.create is not None:
                 await database_step(
-                    PartnerStore.create_invitation,
+                    InvitationStore.create_invitation,
                     CreateInvitationInput(
-                        invitation_id=self._input.invitation_id,
-                        invitation=self._input.create,
-                        max_sends=self._input.max_sends,
+                        invitation_id=input.invitation_id, invitation=input.create, max_sends=input.timing.max_sends
                     ),
                     summary="create: check domain, membership and pending invitations",
                 )
-            elif self._input.reopened_by is not None:
-                reopened = await database_step(
-                    PartnerStore.reopen_invitation,
-                    ReopenInvitationInput(invitation_id=self._input.invitation_id, actor=self._input.reopened_by),
-                    summary="revive the expired invitation",
+            elif input.take_over is not None:
+                taken = await database_step(
+                    InvitationStore.reopen_invitation,
+                    ReopenInvitationInput(
+                        invitation_id=input.invitation_id,
+                        take_over=input.take_over,
+                        workflow_id=workflow.info().workflow_id,
+                    ),
+                    summary="take the invitation over (revive it if expired)",
                 )
-                self._sends = reopened.sends
-                self._set_state(reopened.state)
-        except STEP_FAILURES as err:
-            self._refusal = refusal_of(err, OPENING_REFUSALS)
-            if self._refusal is None:
+                data.sends = taken.sends
+                workflow.upsert_search_attributes([search.INVITATION_STATE.value_set(InvitationState.PENDING.value)])
+                if not input.take_over.revive:
+                    # Adopted without a new mail: it ends when its last send would have.
+                    data.sending = Sending.IDLE
+                    data.round_sends = input.timing.max_sends
+                    data.deadline = data.expires_at = taken.expires_at or workflow.now()
+        except ApplicationError as err:
+            data.refusal = Refused.found_in(err)
+            if data.refusal is None:
                 raise
         finally:
-            self._opened = True
+            data.ready = True
 
     async def run(self) -> InvitationResult:
-        """Once opened: sends, waits, resends and expires until the invitation is closed."""
-        if self._refusal is not None:
-            return InvitationResult(state=None, sends=0, refusal=self._refusal)
-        ttl = timedelta(seconds=self._input.ttl_seconds)
-        while self._state is InvitationState.PENDING:
-            if self._send_due:
-                self._send_due = False
+        """Once ready: sends, waits, resends and expires until the invitation is closed."""
+        data = self._data
+        if data.refusal is not None:
+            return InvitationResult(state=None, sends=0, refused=data.refusal.code)
+        ttl = timedelta(seconds=self._input.timing.ttl_seconds)
+        while data.state is InvitationState.PENDING:
+            if data.sending is Sending.DUE:
                 await self._send(ttl)
                 continue
-            assert self._deadline is not None
+            assert data.deadline is not None
             try:
                 await workflow.wait_condition(
-                    lambda: self._state is not InvitationState.PENDING or self._send_due,
-                    timeout=max(self._deadline - workflow.now(), timedelta(0)),
+                    lambda: data.state is not InvitationState.PENDING or data.sending is Sending.DUE,
+                    timeout=max(data.deadline - workflow.now(), timedelta(0)),
                     timeout_summary="time-to-live of the last send",
                 )
             except TimeoutError:
-                # An acceptance or cancellation under way wins over the timer.
-                await workflow.wait_condition(lambda: not self._busy)
-                if self._state is not InvitationState.PENDING or self._send_due:
-                    continue
-                if self._round_sends >= self._input.max_sends:
-                    await self._close(InvitationState.EXPIRED, reason=f"not accepted after {self._round_sends} sends")
-                else:
-                    self._send_due = True
-        return InvitationResult(state=self._state, sends=self._sends)
+                async with self._lock:  # an acceptance or cancellation under way goes first
+                    if self._changed_meanwhile():
+                        continue
+                    if data.round_sends >= self._input.timing.max_sends:
+                        await self._close(
+                            InvitationState.EXPIRED, reason=f"not accepted after {data.round_sends} sends"
+                        )
+                    else:
+                        data.sending = Sending.DUE
+        return InvitationResult(state=data.state, sends=data.sends)
+
+    def _changed_meanwhile(self) -> bool:
+        """Closed, or a send asked for, while the timer fired."""
+        return self._data.state is not InvitationState.PENDING or self._data.sending is Sending.DUE
 
     # --- what the handlers do --------------------------------------------------------------
 
-    async def opened(self) -> InvitationStatus:
-        await workflow.wait_condition(lambda: self._opened)
-        if self._refusal is not None:
-            raise refused(self._refusal)
+    async def ready(self) -> InvitationStatus:
+        await workflow.wait_condition(lambda: self._data.ready)
+        if self._data.refusal is not None:
+            raise self._data.refusal
         return self.status()
 
     async def accept(self, request: AcceptRequest) -> AcceptResult:
-        # A second click waits for the first and then answers "already accepted".
-        await workflow.wait_condition(lambda: self._opened and not self._busy)
-        if self._refusal is not None:
-            raise refused(self._refusal)
-        if self._state is not InvitationState.PENDING:
-            return AcceptResult(state=self._state, newly_accepted=False)
-        with self._recording():
+        await workflow.wait_condition(lambda: self._data.ready)
+        async with self._lock:  # a second click waits for the first, then hears "already accepted"
+            if self._data.refusal is not None:
+                raise self._data.refusal
+            if self._data.state is not InvitationState.PENDING:
+                return AcceptResult(state=self._data.state, newly_accepted=False)
             outcome = await database_step(
-                PartnerStore.accept_invitation,
+                InvitationStore.accept_invitation,
                 AcceptInvitationInput(invitation_id=self._input.invitation_id, send_number=request.send_number),
                 summary="accept: record the acceptance and its effect",
             )
-        self._set_state(outcome.state)
+            self._set_state(outcome.state)
         return AcceptResult(state=outcome.state, newly_accepted=outcome.state is InvitationState.ACCEPTED)
 
     async def resend(self, request: ResendRequest) -> InvitationStatus:
         await self._pending_turn()
-        if self._sending:
+        data = self._data
+        if data.sending is Sending.IN_FLIGHT:
             # A send under way (a reminder, or a revived run's first send) is the new
             # mail: mailing again seconds later would only confuse the invitee.
-            self._round_sends = 1
+            data.round_sends = 1
         else:
-            self._requested_by = request.actor
-            self._round_sends = 0
-            self._send_due = True
-        await workflow.wait_condition(
-            lambda: self._state is not InvitationState.PENDING or not (self._send_due or self._sending)
-        )
+            data.requested_by = request.actor
+            data.round_sends = 0
+            data.sending = Sending.DUE
+        await workflow.wait_condition(lambda: data.state is not InvitationState.PENDING or data.sending is Sending.IDLE)
         return self.status()
 
     async def cancel(self, request: CancelRequest) -> InvitationStatus:
-        await self._pending_turn()
-        with self._recording():
+        await workflow.wait_condition(lambda: self._data.ready)
+        async with self._lock:
+            self._require_pending()
             await self._close(InvitationState.CANCELLED, reason="cancelled by hand", actor=request.actor)
         return self.status()
 
-    async def withdraw(self, request: WithdrawRequest) -> None:
-        await workflow.wait_condition(lambda: self._opened and not self._busy)
-        if self._refusal is not None or self._state is not InvitationState.PENDING:
-            return
-        with self._recording():
+    async def closed_elsewhere(self, request: ClosedElsewhere) -> None:
+        await workflow.wait_condition(lambda: self._data.ready)
+        async with self._lock:
+            if self._data.refusal is not None or self._data.state is not InvitationState.PENDING:
+                return
             # The transaction that closed it decided the state; recording it is a no-op.
             await self._close(request.state, reason=request.reason)
 
     def status(self) -> InvitationStatus:
+        data = self._data
         return InvitationStatus(
             invitation_id=self._input.invitation_id,
-            state=self._state,
-            sends=self._sends,
-            max_sends=self._input.max_sends,
-            next_send_at=self._next_send_at,
-            expires_at=self._expires_at,
-            last_error=self._last_error,
+            state=data.state,
+            sends=data.sends,
+            max_sends=self._input.timing.max_sends,
+            next_send_at=data.next_send_at,
+            expires_at=data.expires_at,
+            last_error=data.last_error,
         )
 
     # --- steps -------------------------------------------------------------------------
 
     async def _pending_turn(self) -> None:
-        """This update's turn, once the invitation exists and nothing else is being
-        recorded; refused unless the invitation is still pending."""
-        await workflow.wait_condition(lambda: self._opened and not self._busy)
-        if self._refusal is not None:
-            raise refused(self._refusal)
-        if self._state is not InvitationState.PENDING:
-            raise refused(_closed_refusal(self._state))
+        """This update's turn, once nothing else is being recorded; refused unless the
+        invitation is still pending."""
+        await workflow.wait_condition(lambda: self._data.ready)
+        async with self._lock:
+            self._require_pending()
 
-    @contextlib.contextmanager
-    def _recording(self) -> Iterator[None]:
-        """An acceptance or cancellation under way: other updates and the expiry wait for it."""
-        self._busy = True
-        try:
-            yield
-        finally:
-            self._busy = False
+    def _require_pending(self) -> None:
+        if self._data.refusal is not None:
+            raise self._data.refusal
+        if (state := self._data.state) is not InvitationState.PENDING:
+            raise Refused(ErrorCode.closed_invitation(state.value), f"The invitation is {state.value}.")
 
     async def _send(self, ttl: timedelta) -> None:
-        self._sends += 1
-        self._round_sends += 1
-        left = self._input.max_sends - self._round_sends
+        data, max_sends = self._data, self._input.timing.max_sends
+        data.sends += 1
+        data.round_sends += 1
         now = workflow.now()
-        self._deadline = now + ttl
-        self._next_send_at = self._deadline if left > 0 else None
-        self._expires_at = now + ttl * (left + 1)
+        data.deadline = now + ttl
+        left = max_sends - data.round_sends
+        data.next_send_at = data.deadline if left > 0 else None
+        data.expires_at = now + ttl * (left + 1)
+        data.sending = Sending.IN_FLIGHT
+        requested_by, data.requested_by = data.requested_by, None
         self._describe()
-        self._sending = True
-        requested_by, self._requested_by = self._requested_by, None
         try:
             sent = await workflow.execute_activity_method(
                 Mailer.send_invitation,
                 SendInvitationInput(
                     invitation_id=self._input.invitation_id,
-                    send_number=self._sends,
-                    next_send_at=self._next_send_at,
-                    expires_at=self._expires_at,
+                    send_number=data.sends,
+                    next_send_at=data.next_send_at,
+                    expires_at=data.expires_at,
                     requested_by=requested_by,
                 ),
-                summary=f"send e-mail {self._round_sends} of {self._input.max_sends}",
+                summary=f"send e-mail {data.round_sends} of {max_sends}",
                 **MAIL_STEP,
             )
         except ActivityError as err:
-            if isinstance(err.cause, ApplicationError) and err.cause.type == UNDELIVERABLE:
-                self._last_error = err.cause.message
-                await self._close(InvitationState.UNDELIVERABLE, reason=err.cause.message)
-                return
-            raise
+            if not (isinstance(err.cause, ApplicationError) and err.cause.type == UNDELIVERABLE):
+                raise
+            data.last_error = err.cause.message
+            async with self._lock:
+                if data.state is InvitationState.PENDING:
+                    await self._close(InvitationState.UNDELIVERABLE, reason=err.cause.message)
+            return
         finally:
-            self._sending = False
+            if data.sending is Sending.IN_FLIGHT:
+                data.sending = Sending.IDLE
         if sent.outcome is SendOutcome.CLOSED:
             # Closed in the database by a transaction outside this workflow: mirror it.
             self._set_state(sent.state)
 
     async def _close(self, state: InvitationState, *, reason: str, actor: str = "system") -> None:
+        """Records a decision of this workflow; the caller holds the lock."""
         # Decided now, before the activity records it: an update arriving meanwhile
         # answers with this state instead of racing it.
         self._set_state(state)
-        self._next_send_at = None
+        self._data.next_send_at = None
         recorded = await database_step(
-            PartnerStore.close_invitation,
+            InvitationStore.close_invitation,
             CloseInvitationInput(invitation_id=self._input.invitation_id, state=state, reason=reason, actor=actor),
             summary=f"record: invitation {state.value}",
         )
         self._set_state(recorded.state)
 
     def _set_state(self, state: InvitationState) -> None:
-        if state is not self._state:
-            self._state = state
+        if state is not self._data.state:
+            self._data.state = state
             workflow.upsert_search_attributes([search.INVITATION_STATE.value_set(state.value)])
         self._describe()
 
     def _describe(self) -> None:
-        if self._state is InvitationState.PENDING:
-            expires = f"{self._expires_at:%Y-%m-%d %H:%M} UTC" if self._expires_at else "-"
+        data = self._data
+        if data.state is InvitationState.PENDING:
+            expires = f"{data.expires_at:%Y-%m-%d %H:%M} UTC" if data.expires_at else "-"
             workflow.set_current_details(
                 f"waiting for acceptance by someone at {self._input.invitee_domain}, "
-                f"send {self._round_sends} of {self._input.max_sends}, expires {expires}"
+                f"send {data.round_sends} of {self._input.timing.max_sends}, expires {expires}"
             )
         else:
-            reason = f": {self._last_error}" if self._last_error else ""
-            workflow.set_current_details(f"{self._state.value} after {self._sends} send(s){reason}")
+            reason = f": {data.last_error}" if data.last_error else ""
+            workflow.set_current_details(f"{data.state.value} after {data.sends} send(s){reason}")
 
 
 class InvitationHandlers:
@@ -304,9 +316,10 @@ class InvitationHandlers:
     _invitation: Invitation
 
     @workflow.update
-    async def opened(self) -> InvitationStatus:
-        """Answers once the invitation exists (or was refused): its creator's answer."""
-        return await self._invitation.opened()
+    async def ready(self) -> InvitationStatus:
+        """Answers once the invitation exists, or with the refusal that stopped it: the
+        answer to whoever started the run."""
+        return await self._invitation.ready()
 
     @workflow.update
     async def accept(self, request: AcceptRequest) -> AcceptResult:
@@ -322,10 +335,10 @@ class InvitationHandlers:
         return await self._invitation.cancel(request)
 
     @workflow.signal
-    async def withdraw(self, request: WithdrawRequest) -> None:
-        """Closed elsewhere (superseded by a newer admin invitation, or the partner was
-        deactivated) in a transaction that already stopped its links: stop here too."""
-        await self._invitation.withdraw(request)
+    async def closed_elsewhere(self, request: ClosedElsewhere) -> None:
+        """Closed by a transaction outside this workflow (superseded by a newer admin
+        invitation, or the partner was deactivated), which already stopped its links."""
+        await self._invitation.closed_elsewhere(request)
 
     @workflow.query
     def status(self) -> InvitationStatus:
@@ -334,7 +347,7 @@ class InvitationHandlers:
 
 @workflow.defn
 class InvitationWorkflow(InvitationHandlers):
-    """`invitation-{id}`: one member, replacement or revived invitation."""
+    """`invitation-{id}`: one member, replacement or taken-over invitation."""
 
     @workflow.init
     def __init__(self, input: InvitationInput) -> None:
@@ -342,23 +355,19 @@ class InvitationWorkflow(InvitationHandlers):
 
     @workflow.run
     async def run(self, input: InvitationInput) -> InvitationResult:
-        await self._invitation.open()
+        await self._invitation.create_or_take_over()
         result = await self._invitation.run()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 
 
-def _closed_refusal(state: InvitationState) -> Refusal:
-    return Refusal(code=closed_invitation(state.value).value, detail=f"The invitation is {state.value}.")
-
-
-async def withdraw(invitation_id: UUID, owner: str | None, state: InvitationState, reason: str) -> None:
-    """Tells the workflow running an invitation (`owner`; None: its own
-    `invitation-{id}`) that a transaction closed it, from another workflow."""
+async def tell_closed(invitation: RunningInvitation, state: InvitationState, reason: str) -> None:
+    """From another workflow: tells the workflow that runs an invitation that a
+    transaction closed it."""
     try:
-        await workflow.get_external_workflow_handle(owner or invitation_workflow_id(invitation_id)).signal(
-            InvitationWorkflow.withdraw, WithdrawRequest(state=state, reason=reason)
+        await workflow.get_external_workflow_handle(invitation.workflow_id).signal(
+            InvitationWorkflow.closed_elsewhere, ClosedElsewhere(state=state, reason=reason)
         )
     except ApplicationError:
         # Its workflow is gone (closed, or its history past retention): nothing to stop.
-        workflow.logger.info("invitation %s has no running workflow to withdraw", invitation_id)
+        workflow.logger.info("invitation %s has no running workflow to tell", invitation.invitation_id)

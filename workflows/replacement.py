@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from uuid import UUID
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.store import PartnerStore
+    from activities.invitations import InvitationStore
     from partners import search
+    from partners.errors import Refused
     from partners.ids import invitation_workflow_id
     from partners.models import (
         CreateInvitationInput,
-        InvitationInput,
         InvitationPurpose,
         InvitationResult,
         InvitationState,
@@ -24,12 +25,10 @@ with workflow.unsafe.imports_passed_through():
         ReplacementResult,
         ReplacementStarted,
         Role,
+        invitation_input,
     )
-    from workflows.invitation import OPENING_REFUSALS, InvitationWorkflow, withdraw
-    from workflows.refusals import STEP_FAILURES, refusal_of, refused
+    from workflows.invitation import InvitationWorkflow, tell_closed
     from workflows.steps import database_step
-
-REPLACEMENT_REFUSALS = OPENING_REFUSALS | {"already_admin"}
 
 
 @dataclass
@@ -50,19 +49,19 @@ class AdminReplacementWorkflow:
         self._input = input
         self._current: _Invitation | None = None
         self._requests = 0
-        self._busy = False
+        self._lock = asyncio.Lock()  # one request at a time
         self._outcome: InvitationState | None = None
 
     @workflow.run
     async def run(self, input: ReplacementInput) -> ReplacementResult:
         while True:
-            await workflow.wait_condition(lambda: self._requests > 0 and not self._busy)
+            await workflow.wait_condition(lambda: self._requests > 0 and not self._lock.locked())
             current = self._current
             if current is None:  # every request so far was refused
                 break
             workflow.set_current_details(f"waiting for the new admin to accept invitation {current.id}")
             result = await current.handle
-            await workflow.wait_condition(lambda: not self._busy)
+            await workflow.wait_condition(lambda: not self._lock.locked())
             await workflow.wait_condition(workflow.all_handlers_finished)
             if self._current is current:  # no newer request came meanwhile
                 self._outcome = result.state
@@ -73,65 +72,55 @@ class AdminReplacementWorkflow:
 
     @workflow.update
     async def replace(self, request: ReplaceAdminRequest) -> ReplacementStarted:
-        await workflow.wait_condition(lambda: not self._busy)
-        self._busy = True
-        try:
-            return await self._replace(request)
-        finally:
-            self._busy = False
-            self._requests += 1
+        async with self._lock:
+            try:
+                return await self._replace(request)
+            finally:
+                self._requests += 1
 
     async def _replace(self, request: ReplaceAdminRequest) -> ReplacementStarted:
-        invitation_id = workflow.uuid4()
+        input, invitation_id = self._input, workflow.uuid4()
         try:
             created = await database_step(
-                PartnerStore.create_invitation,
+                InvitationStore.create_invitation,
                 CreateInvitationInput(
                     invitation_id=invitation_id,
                     invitation=NewInvitation(
-                        partner_id=self._input.partner_id,
-                        person=request.person,
+                        partner_id=input.partner_id,
+                        invitee=request.invitee,
                         role=Role.ADMIN,
                         purpose=InvitationPurpose.ADMIN_REPLACEMENT,
                         invited_by=request.actor,
                     ),
-                    max_sends=self._input.max_sends,
+                    max_sends=input.timing.max_sends,
                 ),
                 summary="create the new admin's invitation, superseding a pending one",
             )
-        except STEP_FAILURES as err:
-            refusal = refusal_of(err, REPLACEMENT_REFUSALS)
-            if refusal is None:
-                raise
-            raise refused(refusal) from None
+        except ApplicationError as err:
+            raise Refused.found_in(err) or err from None
         # The superseding transaction already stopped their links; stop their workflows.
         for old in created.superseded:
-            await withdraw(
-                old, created.workflow_ids.get(old), InvitationState.SUPERSEDED, f"superseded by {invitation_id}"
-            )
-        purpose = created.purpose or InvitationPurpose.ADMIN_REPLACEMENT
+            await tell_closed(old, InvitationState.SUPERSEDED, f"superseded by {invitation_id}")
         handle = await workflow.start_child_workflow(
             InvitationWorkflow.run,
-            InvitationInput(
-                invitation_id=invitation_id,
-                partner_id=self._input.partner_id,
-                enterprise_id=self._input.enterprise_id,
-                purpose=purpose,
-                invitee_domain=request.person.domain,
-                ttl_seconds=self._input.ttl_seconds,
-                max_sends=self._input.max_sends,
+            invitation_input(
+                invitation_id,
+                partner_id=input.partner_id,
+                enterprise_id=input.enterprise_id,
+                purpose=created.purpose,
+                invitee_email=request.invitee.email,
+                timing=input.timing,
             ),
             id=invitation_workflow_id(invitation_id),
+            # The invitation is a promise to a person: it outlives this workflow.
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(search.ENTERPRISE_ID, self._input.enterprise_id),
-                    SearchAttributePair(search.PARTNER_ID, str(self._input.partner_id)),
-                    SearchAttributePair(search.INVITEE_DOMAIN, request.person.domain),
-                    SearchAttributePair(search.INVITATION_STATE, InvitationState.PENDING.value),
-                ]
+            search_attributes=search.attributes(
+                input.enterprise_id,
+                input.partner_id,
+                invitee_domain=request.invitee.domain,
+                invitation_state=InvitationState.PENDING.value,
             ),
             static_summary="Admin replacement invitation",
         )
         self._current = _Invitation(invitation_id, handle)
-        return ReplacementStarted(invitation_id=invitation_id, purpose=purpose)
+        return ReplacementStarted(invitation_id=invitation_id, purpose=created.purpose)

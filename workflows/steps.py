@@ -34,10 +34,6 @@ MAIL_STEP: dict[str, Any] = {
     ),
 }
 
-# Executions that recorded this marker run their database steps as local activities;
-# older ones (before 2026-11-24) replay them as the normal activities they recorded.
-LOCAL_DATABASE_STEPS = "local-database-steps"
-
 Store = TypeVar("Store")
 Input = TypeVar("Input")
 Output = TypeVar("Output")
@@ -48,7 +44,6 @@ async def database_step(method: Callable[[Store, Input], Awaitable[Output]], arg
     holds the workflow task and its result lands in that task's completion, which saves
     three server round trips (schedule, poll, complete) and a workflow task per step
     (measured in BENCHMARKS.md). Only for steps of a few milliseconds: a long local
-    activity holds the workflow task."""
-    if workflow.patched(LOCAL_DATABASE_STEPS):
-        return await workflow.execute_local_activity_method(method, arg, summary=summary, **DATABASE_STEP)
-    return await workflow.execute_activity_method(method, arg, summary=summary, **DATABASE_STEP)
+    activity holds the workflow task. A refusal arrives as the `ApplicationError` itself
+    (no `ActivityError` around it): `Refused.found_in` reads it."""
+    return await workflow.execute_local_activity_method(method, arg, summary=summary, **DATABASE_STEP)

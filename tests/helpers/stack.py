@@ -17,8 +17,7 @@ from pydantic import SecretStr
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.mail import Mailer, SmtpSettings
-from activities.store import PartnerStore
+from activities.stores import Stores
 from devstack.mailcatcher import MailCatcher, ReceivedMail
 from devstack.net import free_port
 from partners.settings import Settings
@@ -84,7 +83,7 @@ class Stack:
     env: WorkflowEnvironment
     settings: Settings
     client: Client
-    store: PartnerStore
+    stores: Stores
     pool: asyncpg.Pool
     mail: MailCatcher
     http: httpx.AsyncClient
@@ -156,12 +155,13 @@ async def running_stack(
     env: WorkflowEnvironment,
     pool: asyncpg.Pool,
     mail: MailCatcher,
-    store_class: type[PartnerStore] = PartnerStore,
     client: Client | None = None,
     with_worker: bool = True,
+    stores: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Stack]:
-    """The API on a real port and, unless `with_worker` is False, a worker in this process."""
+    """The API on a real port and, unless `with_worker` is False, a worker in this process.
+    `stores` swaps store classes for subclasses (see `Stores.build`)."""
     client = client or env.client
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -173,14 +173,12 @@ async def running_stack(
         portal_api_token=SecretStr(API_TOKEN),
         **{"api_metrics_port": 0, "temporal_task_queue": f"test-{uuid.uuid4()}", **overrides},
     )
-    store = store_class.from_settings(pool, settings)
-    mailer = Mailer(store, SmtpSettings.from_settings(settings), link_base=base_url)
-    services = Services(settings=settings, client=client, store=store, api_token=API_TOKEN.encode())
+    services = Services.build(settings, client, pool, **(stores or {}))
     # log_config=None as in production: uvicorn's loggers, its access log too, go to the root.
     server = _QuietServer(uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_config=None))
     async with contextlib.AsyncExitStack() as running:
         if with_worker:
-            await running.enter_async_context(build_worker(client, settings, store, mailer))
+            await running.enter_async_context(build_worker(client, settings, services.stores))
         serving = asyncio.create_task(server.serve())
         try:
             async with asyncio.timeout(10):
@@ -190,7 +188,7 @@ async def running_stack(
             # connection the server is closing fails with ReadError, and a POST is not retried.
             limits = httpx.Limits(keepalive_expiry=2.0)
             async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:
-                yield Stack(env, settings, client, store, pool, mail, http, base_url)
+                yield Stack(env, settings, client, services.stores, pool, mail, http, base_url)
         finally:
             server.should_exit = True
             await serving

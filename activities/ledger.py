@@ -1,0 +1,142 @@
+"""SendLedger: one row per (invitation, send number), so that a mail goes out once.
+
+Only the mail activity uses it: it records the link's token hash and the send before
+talking to SMTP, and the send as done after.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from activities.sql import audit
+from partners.errors import ErrorCode, Refused
+from partners.messages import Locale
+from partners.models import InvitationState, Role, SendFailure
+
+
+@dataclass(frozen=True)
+class SendTicket:
+    """What the mail activity needs to compose one send; None fields when nothing is to send."""
+
+    closed: bool
+    already_sent: bool
+    state: InvitationState = InvitationState.PENDING
+    email: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    role: Role = Role.MEMBER
+    partner_name: str = ""
+    enterprise_name: str = ""
+    invited_by: str = ""
+    expires_at: datetime | None = None
+    locale: Locale = Locale.PT_BR
+    partner_id: UUID | None = None
+    has_logo: bool = False
+
+
+class SendLedger:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def begin_send(
+        self,
+        invitation_id: UUID,
+        send_number: int,
+        token_hash: bytes,
+        next_send_at: datetime | None,
+        expires_at: datetime,
+    ) -> SendTicket:
+        async with self._pool.acquire() as db, db.transaction():
+            row = await db.fetchrow(
+                "SELECT i.email, i.first_name, i.last_name, i.role, i.state, i.invited_by, i.locale, i.partner_id,"
+                " p.logo IS NOT NULL AS has_logo,"
+                " p.name AS partner_name, coalesce(e.display_name, e.id) AS enterprise_name"
+                " FROM invitations i JOIN partners p ON p.id = i.partner_id"
+                " JOIN enterprises e ON e.id = p.enterprise_id"
+                " WHERE i.id = $1 FOR UPDATE OF i",
+                invitation_id,
+            )
+            if row is None:
+                raise Refused(ErrorCode.NOT_FOUND, "No such invitation.")
+            if row["state"] != InvitationState.PENDING:
+                return SendTicket(closed=True, already_sent=False, state=InvitationState(row["state"]))
+            status = await db.fetchval(
+                "SELECT status FROM invitation_sends WHERE invitation_id = $1 AND send_number = $2",
+                invitation_id,
+                send_number,
+            )
+            if status == "sent":
+                return SendTicket(closed=False, already_sent=True)
+            await db.execute(
+                "INSERT INTO invitation_sends (invitation_id, send_number, status)"
+                " VALUES ($1, $2, 'sending') ON CONFLICT (invitation_id, send_number)"
+                " DO UPDATE SET attempts = invitation_sends.attempts + 1",
+                invitation_id,
+                send_number,
+            )
+            await db.execute(
+                "INSERT INTO invitation_tokens (token_hash, invitation_id, send_number) VALUES ($1, $2, $3)",
+                token_hash,
+                invitation_id,
+                send_number,
+            )
+            await db.execute(
+                "UPDATE invitations SET sends = greatest(sends, $2), next_send_at = $3, expires_at = $4 WHERE id = $1",
+                invitation_id,
+                send_number,
+                next_send_at,
+                expires_at,
+            )
+        return SendTicket(
+            closed=False,
+            already_sent=False,
+            email=row["email"],
+            first_name=row["first_name"],
+            last_name=row["last_name"],
+            role=Role(row["role"]),
+            partner_name=row["partner_name"],
+            enterprise_name=row["enterprise_name"],
+            invited_by=row["invited_by"],
+            expires_at=expires_at,
+            locale=Locale(row["locale"]),
+            partner_id=row["partner_id"],
+            has_logo=row["has_logo"],
+        )
+
+    async def record_send_failure(self, failure: SendFailure) -> None:
+        """Shown in the partner view while the mail is retried; cleared by the next success."""
+        await self._pool.execute(
+            "UPDATE invitations SET last_error = $2 WHERE id = $1 AND state = 'pending'",
+            failure.invitation_id,
+            failure.error,
+        )
+
+    async def finish_send(self, invitation_id: UUID, send_number: int, requested_by: str | None = None) -> None:
+        async with self._pool.acquire() as db, db.transaction():
+            row = await db.fetchrow(
+                "UPDATE invitation_sends s SET status = 'sent', sent_at = now()"
+                " FROM invitations i JOIN partners p ON p.id = i.partner_id"
+                " WHERE s.invitation_id = $1 AND s.send_number = $2 AND i.id = s.invitation_id"
+                " RETURNING p.enterprise_id, i.partner_id, s.attempts",
+                invitation_id,
+                send_number,
+            )
+            if row is None:
+                return
+            await db.execute(
+                "UPDATE invitations SET last_error = NULL WHERE id = $1 AND state = 'pending'", invitation_id
+            )
+            await audit(
+                db,
+                row["enterprise_id"],
+                row["partner_id"],
+                requested_by or "system",
+                "invitation_resent" if requested_by else "invitation_sent",
+                invitation_id=str(invitation_id),
+                send_number=send_number,
+                attempts=row["attempts"],
+            )

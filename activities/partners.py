@@ -1,0 +1,176 @@
+"""PartnerStore: the partner aggregate's writes, registration and deactivation."""
+
+from __future__ import annotations
+
+import asyncpg
+from temporalio import activity
+
+from activities.metrics import count
+from activities.sql import audit, require_registered_domain
+from partners.errors import ErrorCode, Refused
+from partners.messages import Locale
+from partners.models import (
+    DeactivatePartnerInput,
+    DeactivatePartnerOutput,
+    PartnerStatus,
+    RegisterPartnerInput,
+    Registration,
+    RunningInvitation,
+)
+
+
+class PartnerStore:
+    def __init__(self, pool: asyncpg.Pool, *, default_partner_limit: int, default_locale: Locale) -> None:
+        self._pool = pool
+        self._default_partner_limit = default_partner_limit
+        self._default_locale = default_locale
+
+    @activity.defn
+    async def register_partner(self, input: RegisterPartnerInput) -> Registration:
+        """R2, R3 and R6 in one transaction, serialised per enterprise by its row lock;
+        the first admin's invitation is stored with the partner."""
+        partner = input.partner
+        registration = Registration(partner_id=input.partner_id, invitation_id=input.invitation_id)
+        async with self._pool.acquire() as db, db.transaction():
+            # A retry after a commit whose answer was lost finds its own partner.
+            if await db.fetchval("SELECT 1 FROM partners WHERE id = $1", input.partner_id):
+                return registration
+            require_registered_domain(partner.admin.email, partner.domains)
+            await db.execute(
+                "INSERT INTO enterprises (id) VALUES ($1) ON CONFLICT (id) DO NOTHING", input.enterprise_id
+            )
+            # The enterprise row lock makes concurrent registrations count one after another.
+            enterprise = await db.fetchrow(
+                "SELECT partner_limit, locale FROM enterprises WHERE id = $1 FOR UPDATE", input.enterprise_id
+            )
+            assert enterprise is not None
+            limit = enterprise["partner_limit"]
+            if limit is None:
+                limit = self._default_partner_limit
+            used = await db.fetchval(
+                "SELECT count(*) FROM partners WHERE enterprise_id = $1 AND status <> 'deactivated'",
+                input.enterprise_id,
+            )
+            if used >= limit:
+                raise Refused(
+                    ErrorCode.PARTNER_LIMIT_REACHED,
+                    f"The enterprise has {used} partners, its limit is {limit}.",
+                    limit=limit,
+                )
+            taken = await db.fetch(
+                "SELECT domain FROM partner_domains"
+                " WHERE enterprise_id = $1 AND domain = ANY($2::text[]) AND NOT released ORDER BY domain",
+                input.enterprise_id,
+                partner.domains,
+            )
+            if taken:
+                names = [r["domain"] for r in taken]
+                raise Refused(
+                    ErrorCode.DOMAIN_TAKEN,
+                    f"Already registered for another partner: {', '.join(names)}.",
+                    domains=names,
+                )
+            await db.execute(
+                "UPDATE enterprises SET display_name = coalesce($2, display_name),"
+                " locale = coalesce($3, locale) WHERE id = $1",
+                input.enterprise_id,
+                partner.enterprise_name,
+                partner.locale,
+            )
+            await db.execute(
+                "INSERT INTO partners (id, enterprise_id, name, status, created_by) VALUES ($1, $2, $3, 'pending', $4)",
+                input.partner_id,
+                input.enterprise_id,
+                partner.name,
+                input.actor,
+            )
+            await db.execute(
+                "INSERT INTO partner_domains (partner_id, enterprise_id, domain) SELECT $1, $2, unnest($3::text[])",
+                input.partner_id,
+                input.enterprise_id,
+                partner.domains,
+            )
+            await db.execute(
+                "INSERT INTO invitations (id, partner_id, email, first_name, last_name, role,"
+                " purpose, state, max_sends, invited_by, locale, workflow_id)"
+                " VALUES ($1, $2, $3, $4, $5, 'admin', 'first_admin', 'pending', $6, $7, $8, $9)",
+                input.invitation_id,
+                input.partner_id,
+                partner.admin.email,
+                partner.admin.first_name,
+                partner.admin.last_name,
+                input.max_sends,
+                input.actor,
+                partner.locale or enterprise["locale"] or self._default_locale,
+                input.workflow_id,
+            )
+            await audit(
+                db,
+                input.enterprise_id,
+                input.partner_id,
+                input.actor,
+                "partner_registered",
+                name=partner.name,
+                domains=partner.domains,
+                admin=partner.admin.email,
+                invitation_id=str(input.invitation_id),
+            )
+        activity.logger.info("partner registered", extra={"partner_id": input.partner_id})
+        count("partners_registered", "Partners registered (pending until their admin accepts).")
+        return registration
+
+    @activity.defn
+    async def deactivate_partner(self, input: DeactivatePartnerInput) -> DeactivatePartnerOutput:
+        """R10 in one transaction under the partner's row lock, the lock grants take too:
+        a grant racing this either commits first (and this refuses) or is refused."""
+        async with self._pool.acquire() as db, db.transaction():
+            partner = await db.fetchrow(
+                "SELECT enterprise_id, status FROM partners WHERE id = $1 FOR UPDATE", input.partner_id
+            )
+            if partner is None:
+                raise Refused(ErrorCode.NOT_FOUND, "No such partner.")
+            if partner["status"] == PartnerStatus.DEACTIVATED:
+                return DeactivatePartnerOutput(newly_deactivated=False)
+            apis = await db.fetch(
+                "SELECT ref, name FROM partner_grants"
+                " WHERE partner_id = $1 AND kind = 'api' AND revoked_at IS NULL ORDER BY ref",
+                input.partner_id,
+            )
+            if apis:
+                raise Refused(
+                    ErrorCode.API_ACCESS_GRANTED,
+                    f"Revoke every API first: {', '.join(r['ref'] for r in apis)}.",
+                    apis=[dict(r) for r in apis],
+                )
+            await db.execute(
+                "UPDATE partners SET status = 'deactivated', deactivated_at = now() WHERE id = $1", input.partner_id
+            )
+            # The slot (R2) and the domains (R3) are free for a new partner.
+            await db.execute("UPDATE partner_domains SET released = true WHERE partner_id = $1", input.partner_id)
+            await db.execute("UPDATE members SET active = false WHERE partner_id = $1 AND active", input.partner_id)
+            await db.execute(
+                "UPDATE partner_grants SET revoked_at = now(), revoked_by = $2"
+                " WHERE partner_id = $1 AND revoked_at IS NULL",
+                input.partner_id,
+                input.actor,
+            )
+            cancelled = [
+                RunningInvitation(invitation_id=r["id"], workflow_id=r["workflow_id"])
+                for r in await db.fetch(
+                    "UPDATE invitations SET state = 'cancelled', closed_at = now(), next_send_at = NULL,"
+                    " last_error = 'partner deactivated' WHERE partner_id = $1 AND state = 'pending'"
+                    " RETURNING id, workflow_id",
+                    input.partner_id,
+                )
+            ]
+            await audit(
+                db,
+                partner["enterprise_id"],
+                input.partner_id,
+                input.actor,
+                "partner_deactivated",
+                cancelled_invitations=[str(c.invitation_id) for c in cancelled],
+            )
+        activity.logger.info("partner deactivated", extra={"partner_id": input.partner_id})
+        count("partners_deactivated", "Partners deactivated.")
+        return DeactivatePartnerOutput(newly_deactivated=True, cancelled=cancelled)

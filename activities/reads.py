@@ -1,0 +1,166 @@
+"""ReadModel: what the API and the invitation pages show, read from PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from activities.sql import is_active_admin
+from partners.models import InvitationPurpose, PartnerStatus, Role
+from partners.views import (
+    GRANT_COLUMNS,
+    AdminView,
+    AuditEntry,
+    AuditPage,
+    GrantView,
+    InvitationDetail,
+    InvitationPage,
+    InvitationView,
+    MemberView,
+    PartnerSummary,
+    PartnerView,
+)
+
+
+class ReadModel:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def ping(self) -> None:
+        await self._pool.fetchval("SELECT 1")
+
+    async def list_partners(self, enterprise_id: str) -> list[PartnerSummary]:
+        rows = await self._pool.fetch(
+            f"SELECT {_SUMMARY_COLUMNS} FROM partners p WHERE p.enterprise_id = $1"  # noqa: S608 (constant)
+            " ORDER BY p.created_at, p.id",
+            enterprise_id,
+        )
+        return [PartnerSummary(**dict(r)) for r in rows]
+
+    async def get_partner(self, partner_id: UUID) -> PartnerView | None:
+        async with (
+            self._pool.acquire() as db,
+            db.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            row = await db.fetchrow(
+                f"SELECT {_SUMMARY_COLUMNS}, p.activated_at, p.deactivated_at, p.logo IS NOT NULL AS has_logo"  # noqa: S608
+                " FROM partners p WHERE p.id = $1",
+                partner_id,
+            )
+            if row is None:
+                return None
+            members = [
+                MemberView(**dict(r))
+                for r in await db.fetch(
+                    "SELECT first_name, last_name, email, role, joined_at FROM members"
+                    " WHERE partner_id = $1 AND active ORDER BY joined_at, email",
+                    partner_id,
+                )
+            ]
+            invitations = [
+                InvitationView(**dict(r))
+                for r in await db.fetch(
+                    f"SELECT {_INVITATION_COLUMNS} FROM invitations i"  # noqa: S608 (constant)
+                    " WHERE i.partner_id = $1 ORDER BY i.created_at, i.id",
+                    partner_id,
+                )
+            ]
+            grants = [
+                GrantView(**dict(r))
+                for r in await db.fetch(
+                    f"SELECT {GRANT_COLUMNS} FROM partner_grants"  # noqa: S608 (constant)
+                    " WHERE partner_id = $1 AND revoked_at IS NULL ORDER BY granted_at, ref",
+                    partner_id,
+                )
+            ]
+        admin_invitation = next((i for i in reversed(invitations) if i.role is Role.ADMIN), None)
+        admin_replacement = next(
+            (i for i in reversed(invitations) if i.purpose is InvitationPurpose.ADMIN_REPLACEMENT), None
+        )
+        admin = next((m for m in members if m.role is Role.ADMIN), None)
+        admin_view: AdminView | None = None
+        if admin is not None:
+            admin_view = AdminView(
+                first_name=admin.first_name,
+                last_name=admin.last_name,
+                email=admin.email,
+                status="active",
+            )
+        elif admin_invitation is not None and row["status"] == PartnerStatus.PENDING:
+            admin_view = AdminView(
+                first_name=admin_invitation.first_name,
+                last_name=admin_invitation.last_name,
+                email=admin_invitation.email,
+                status="invited",
+            )
+        return PartnerView(
+            **dict(row),
+            admin=admin_view,
+            admin_invitation=admin_invitation,
+            admin_replacement=admin_replacement,
+            members=members,
+            invitations=invitations,
+            grants=grants,
+        )
+
+    async def is_active_admin(self, partner_id: UUID, email: str) -> bool:
+        async with self._pool.acquire() as db:
+            return await is_active_admin(db, partner_id, email)
+
+    async def get_invitation(self, invitation_id: UUID) -> InvitationDetail | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_INVITATION_COLUMNS}, i.partner_id, p.enterprise_id, p.status AS partner_status"  # noqa: S608
+            " FROM invitations i JOIN partners p ON p.id = i.partner_id WHERE i.id = $1",
+            invitation_id,
+        )
+        return None if row is None else InvitationDetail(**dict(row))
+
+    async def invitation_workflow(self, invitation_id: UUID) -> str | None:
+        """The id of the workflow that runs the invitation (where its updates go)."""
+        owner: str | None = await self._pool.fetchval(
+            "SELECT workflow_id FROM invitations WHERE id = $1", invitation_id
+        )
+        return owner
+
+    async def invitation_page(self, token_hash: bytes) -> InvitationPage | None:
+        row = await self._pool.fetchrow(
+            "SELECT i.id AS invitation_id, i.workflow_id, i.state, i.role, i.first_name, p.enterprise_id,"
+            " coalesce(e.display_name, e.id) AS enterprise_name, p.name AS partner_name,"
+            " i.partner_id, p.status AS partner_status, t.send_number, i.locale, p.logo IS NOT NULL AS has_logo"
+            " FROM invitation_tokens t JOIN invitations i ON i.id = t.invitation_id"
+            " JOIN partners p ON p.id = i.partner_id JOIN enterprises e ON e.id = p.enterprise_id"
+            " WHERE t.token_hash = $1",
+            token_hash,
+        )
+        return None if row is None else InvitationPage(**dict(row))
+
+    async def get_logo(self, partner_id: UUID) -> tuple[bytes, str, datetime] | None:
+        row = await self._pool.fetchrow(
+            "SELECT logo, logo_type, logo_updated_at FROM partners WHERE id = $1 AND logo IS NOT NULL", partner_id
+        )
+        return None if row is None else (row["logo"], row["logo_type"], row["logo_updated_at"])
+
+    async def audit(self, partner_id: UUID, *, limit: int, before: int | None) -> AuditPage:
+        rows = await self._pool.fetch(
+            "SELECT id, at, actor, action, details FROM audit_log"
+            " WHERE partner_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+            partner_id,
+            before,
+            limit + 1,
+        )
+        entries = [AuditEntry(**dict(r)) for r in rows[:limit]]
+        return AuditPage(entries=entries, next_before=entries[-1].id if len(rows) > limit else None)
+
+
+_INVITATION_COLUMNS = (
+    "i.id, i.first_name, i.last_name, i.email, i.role, i.purpose, i.state, i.sends, i.max_sends,"
+    " i.next_send_at, i.expires_at, i.last_error, i.locale, i.invited_by, i.created_at"
+)
+
+_SUMMARY_COLUMNS = (
+    "p.id, p.enterprise_id, p.name, p.status, p.created_at,"
+    " array(SELECT d.domain FROM partner_domains d WHERE d.partner_id = p.id ORDER BY d.domain)"
+    " AS domains"
+)

@@ -1,0 +1,79 @@
+"""SQL shared by the stores: the audit row, the partner's lock, and the checks that
+several writes make inside their own transaction."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+from uuid import UUID
+
+import asyncpg
+
+from partners.errors import ErrorCode, Refused
+from partners.models import PartnerStatus
+from partners.rules import email_domain_is_registered, normalize_email
+
+Db: TypeAlias = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+
+async def audit(db: Db, enterprise_id: str, partner_id: UUID | None, actor: str, action: str, **details: Any) -> None:
+    """R11: appended in the transaction of the change it records."""
+    await db.execute(
+        "INSERT INTO audit_log (enterprise_id, partner_id, actor, action, details) VALUES ($1, $2, $3, $4, $5)",
+        enterprise_id,
+        partner_id,
+        actor,
+        action,
+        details,
+    )
+
+
+def refuse_if_deactivated(status: str) -> None:
+    """R10: after deactivation every operation on the partner is refused, saying why."""
+    if status == PartnerStatus.DEACTIVATED:
+        raise Refused(ErrorCode.PARTNER_DEACTIVATED, "The partner is deactivated.")
+
+
+def require_active(status: str) -> None:
+    refuse_if_deactivated(status)
+    if status != PartnerStatus.ACTIVE:
+        raise Refused(ErrorCode.PARTNER_NOT_ACTIVE, "The partner is not active yet.")
+
+
+async def lock_partner(db: Db, partner_id: UUID) -> asyncpg.Record:
+    """The partner's row lock, taken by every write that deactivation must not race (R10).
+    Answers its enterprise, status and enterprise locale; refuses a deactivated one."""
+    partner = await db.fetchrow(
+        "SELECT p.enterprise_id, p.status, e.locale FROM partners p JOIN enterprises e ON e.id = p.enterprise_id"
+        " WHERE p.id = $1 FOR UPDATE OF p",
+        partner_id,
+    )
+    if partner is None:
+        raise Refused(ErrorCode.NOT_FOUND, "No such partner.")
+    refuse_if_deactivated(partner["status"])
+    return partner
+
+
+async def is_active_admin(db: Db, partner_id: UUID, email: str) -> bool:
+    """R5: the one Admin of a partner is who invites its members."""
+    return bool(
+        await db.fetchval(
+            "SELECT 1 FROM members WHERE partner_id = $1 AND email = $2 AND role = 'admin' AND active",
+            partner_id,
+            email,
+        )
+    )
+
+
+def require_registered_domain(email: str, domains: list[str]) -> None:
+    """R6 for every invitation, the first admin's included."""
+    if not email_domain_is_registered(normalize_email(email), domains):
+        raise Refused(
+            ErrorCode.DOMAIN_NOT_REGISTERED, "The e-mail domain is not one of the partner's domains.", domains=domains
+        )
+
+
+async def partner_domains(db: Db, partner_id: UUID) -> list[str]:
+    rows = await db.fetch(
+        "SELECT domain FROM partner_domains WHERE partner_id = $1 AND NOT released ORDER BY domain", partner_id
+    )
+    return [r["domain"] for r in rows]

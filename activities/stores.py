@@ -1,0 +1,55 @@
+"""Every store of one process, built once over one pool."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from activities.grants import GrantStore
+from activities.invitations import InvitationStore
+from activities.ledger import SendLedger
+from activities.partners import PartnerStore
+from activities.reads import ReadModel
+from partners.settings import Settings
+
+
+@dataclass(frozen=True)
+class Stores:
+    partners: PartnerStore
+    invitations: InvitationStore
+    ledger: SendLedger
+    grants: GrantStore
+    reads: ReadModel
+
+    @classmethod
+    def build(
+        cls,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        *,
+        partners: type[PartnerStore] = PartnerStore,
+        invitations: type[InvitationStore] = InvitationStore,
+        ledger: type[SendLedger] = SendLedger,
+    ) -> Stores:
+        """The classes can be swapped for subclasses (the tests slow a real step down)."""
+        locale = settings.default_locale
+        return cls(
+            partners=partners(pool, default_partner_limit=settings.partner_limit, default_locale=locale),
+            invitations=invitations(pool, default_locale=locale),
+            ledger=ledger(pool),
+            grants=GrantStore(pool),
+            reads=ReadModel(pool),
+        )
+
+    def activities(self) -> list[Any]:
+        """The database steps the workflows run."""
+        return [
+            self.partners.register_partner,
+            self.partners.deactivate_partner,
+            self.invitations.create_invitation,
+            self.invitations.reopen_invitation,
+            self.invitations.accept_invitation,
+            self.invitations.close_invitation,
+        ]

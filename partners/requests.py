@@ -1,0 +1,99 @@
+"""What the portal API accepts: request bodies, validated and normalised on the way in.
+
+Only the API decodes these. Workflows and activities receive their own models
+(partners.models), built from these once they are valid: an API field can change
+without breaking the decoding of a running workflow, and decoding a workflow input does
+not validate e-mail addresses again.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from partners.messages import Locale
+from partners.models import GrantKind, Invitee, NewPartner
+from partners.rules import has_control_characters, normalize_domain, normalize_email
+
+
+def _no_control_characters(value: object) -> object:
+    if isinstance(value, str) and has_control_characters(value):
+        raise ValueError("control characters (CR, LF, NUL, ...) are not allowed")
+    return value
+
+
+def _email(value: str) -> str:
+    return normalize_email(value).address
+
+
+# Control characters are refused before stripping: "Ada\n" is refused, not trimmed.
+PersonName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    BeforeValidator(_no_control_characters),
+]
+PartnerName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=120),
+    BeforeValidator(_no_control_characters),
+]
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
+Domain = Annotated[str, StringConstraints(max_length=253), AfterValidator(normalize_domain)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PersonIn(_Request):
+    first_name: PersonName
+    last_name: PersonName
+    email: Email = Field(description="Normalised: lower case, domain in IDNA/punycode.")
+
+    def invitee(self) -> Invitee:
+        return Invitee(first_name=self.first_name, last_name=self.last_name, email=self.email)
+
+
+class RegisterPartnerRequest(_Request):
+    name: PartnerName
+    enterprise_name: PartnerName | None = Field(
+        default=None, description="How invitations name the enterprise; kept for later ones."
+    )
+    domains: list[Domain] = Field(min_length=1, max_length=20)
+    admin: PersonIn
+    locale: Locale | None = Field(
+        default=None,
+        description="Language of the enterprise's invitations (pt-BR or en); kept for later ones.",
+    )
+
+    def model_post_init(self, context: object, /) -> None:
+        # Two spellings of one domain (`Acme.com`, `acme.com.`) are one domain.
+        object.__setattr__(self, "domains", list(dict.fromkeys(self.domains)))
+
+    def new_partner(self) -> NewPartner:
+        return NewPartner(
+            name=self.name,
+            enterprise_name=self.enterprise_name,
+            domains=self.domains,
+            admin=self.admin.invitee(),
+            locale=self.locale,
+        )
+
+
+class InviteMemberRequest(PersonIn):
+    locale: Locale | None = Field(
+        default=None, description="Language of this invitation; the enterprise's when absent."
+    )
+
+
+GrantRef = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$"),
+]
+
+
+class GrantRequest(_Request):
+    kind: GrantKind
+    ref: GrantRef = Field(description="The product's or API's id in the Service Catalog.")
+    name: PartnerName
