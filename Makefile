@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # each time. An installed image has its bytecode; here it is written before a run.
 COMPILE := $(BIN)/python -m compileall -q partners workflows activities starter worker.py
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench histories clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+
+# Re-records tests/histories/ from real runs: after a workflow change, before the first
+# release tag (after it, a change goes behind workflow.patched: see tests/test_replay.py).
+histories: $(STAMP)
+	mkdir -p tests/histories && rm -f tests/histories/*.json
+	RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/test_replay.py -k record
+	$(BIN)/python -m pytest -q tests/test_replay.py
 
 # Sizes: make bench BENCH_ARGS="--n 200 --clicks 100 --pending 10000"
 bench: $(STAMP)
