@@ -6,11 +6,17 @@ lock, whichever path created or revived it.
 
 from __future__ import annotations
 
+import math
+import re
+from datetime import timedelta
+from uuid import UUID
+
 import asyncpg
 from temporalio import activity
 
 from activities.metrics import count
 from activities.sql import (
+    Db,
     audit,
     is_active_admin,
     lock_partner,
@@ -30,6 +36,7 @@ from partners.models import (
     CreateInvitationInput,
     CreateInvitationOutput,
     InvitationPurpose,
+    InvitationRef,
     InvitationState,
     PartnerStatus,
     ReopenInvitationInput,
@@ -46,7 +53,7 @@ class InvitationStore:
 
     @activity.defn
     async def create_invitation(self, input: CreateInvitationInput) -> CreateInvitationOutput:
-        """R5, R6, R7 and R8 for an invitation of a partner that exists: one transaction."""
+        """An invitation of a partner that exists, admitted (R5-R8) in one transaction."""
         new = input.invitation
         async with self._pool.acquire() as db, db.transaction():
             # The partner row lock serialises invitations of one partner.
@@ -56,59 +63,16 @@ class InvitationStore:
                 return CreateInvitationOutput(
                     enterprise_id=partner["enterprise_id"], purpose=InvitationPurpose(existing)
                 )
-            purpose = new.purpose
-            if new.role is Role.ADMIN:
-                # R8 for an active partner; for a pending one, the first admin's invitation
-                # is re-targeted: the new one activates the partner on acceptance (R4).
-                pending_partner = partner["status"] == PartnerStatus.PENDING
-                purpose = InvitationPurpose.FIRST_ADMIN if pending_partner else InvitationPurpose.ADMIN_REPLACEMENT
-            else:
-                require_active(partner["status"])
-            if new.purpose is InvitationPurpose.MEMBER and not await is_active_admin(
-                db, new.partner_id, new.invited_by
-            ):
-                raise Refused(ErrorCode.FORBIDDEN, "Only the partner's Admin invites its members.")
-            require_registered_domain(new.invitee.email, await partner_domains(db, new.partner_id))
-            if new.role is Role.ADMIN and await is_active_admin(db, new.partner_id, new.invitee.email):
-                raise Refused(ErrorCode.ALREADY_ADMIN, "This person is already the partner's Admin.")
-            if new.role is Role.MEMBER and await db.fetchval(
-                "SELECT 1 FROM members WHERE partner_id = $1 AND email = $2 AND active",
+            purpose, superseded = await _admit(
+                db,
+                partner,
                 new.partner_id,
+                input.invitation_id,
                 new.invitee.email,
-            ):
-                raise Refused(ErrorCode.ALREADY_MEMBER, "This person is already a member of the partner.")
-            superseded: list[RunningInvitation] = []
-            if new.role is Role.ADMIN:
-                # R8: a newer admin invitation supersedes a pending one; its links stop now.
-                superseded = [
-                    RunningInvitation(invitation_id=r["id"], workflow_id=r["workflow_id"])
-                    for r in await db.fetch(
-                        "UPDATE invitations SET state = 'superseded', closed_at = now(), next_send_at = NULL"
-                        " WHERE partner_id = $1 AND role = 'admin' AND state = 'pending' RETURNING id, workflow_id",
-                        new.partner_id,
-                    )
-                ]
-                for old in superseded:
-                    await audit(
-                        db,
-                        partner["enterprise_id"],
-                        new.partner_id,
-                        new.invited_by,
-                        "invitation_superseded",
-                        invitation_id=str(old.invitation_id),
-                        by=str(input.invitation_id),
-                    )
-            pending = await db.fetchval(
-                "SELECT id FROM invitations WHERE partner_id = $1 AND email = $2 AND state = 'pending'",
-                new.partner_id,
-                new.invitee.email,
+                new.role,
+                actor=new.invited_by,
+                inviting_member=new.purpose is InvitationPurpose.MEMBER,
             )
-            if pending is not None:
-                raise Refused(
-                    ErrorCode.ALREADY_INVITED,
-                    "A pending invitation exists for this address.",
-                    invitation_id=str(pending),
-                )
             await db.execute(
                 "INSERT INTO invitations (id, partner_id, email, first_name, last_name, role,"
                 " purpose, state, max_sends, invited_by, locale, workflow_id)"
@@ -140,66 +104,114 @@ class InvitationStore:
 
     @activity.defn
     async def reopen_invitation(self, input: ReopenInvitationInput) -> ReopenInvitationOutput:
-        """A run takes the invitation over (its workflow is gone): adopts it while pending,
-        revives it when expired and asked to; any other state is refused with its code."""
+        """A run takes the invitation over (its workflow is gone): adopts it while pending;
+        for a resend (`revive`) revives it when expired or undeliverable, as a new
+        invitation in every rule (R7), with new links only. Any other state is refused
+        with its code; so is a resend past the daily limit."""
+        take_over = input.take_over
         async with self._pool.acquire() as db, db.transaction():
             row = await db.fetchrow(
-                "SELECT i.state, i.sends, i.email, i.expires_at, i.partner_id, p.enterprise_id, p.status"
+                "SELECT i.state, i.sends, i.email, i.role, i.expires_at, i.partner_id,"
+                " p.enterprise_id, p.status, e.locale"
                 " FROM invitations i JOIN partners p ON p.id = i.partner_id"
-                " WHERE i.id = $1 FOR UPDATE OF i, p",
+                " JOIN enterprises e ON e.id = p.enterprise_id WHERE i.id = $1 FOR UPDATE OF i, p",
                 input.invitation_id,
             )
             if row is None:
                 raise Refused(ErrorCode.NOT_FOUND, "No such invitation.")
             refuse_if_deactivated(row["status"])
+            manual = [
+                r["created_at"]
+                for r in await db.fetch(
+                    "SELECT created_at FROM invitation_sends WHERE invitation_id = $1 AND requested_by IS NOT NULL"
+                    " AND created_at > now() - interval '24 hours' ORDER BY created_at",
+                    input.invitation_id,
+                )
+            ]
+            if take_over.revive and len(manual) >= input.resend_daily_limit:
+                wait = manual[0] + timedelta(hours=24) - await db.fetchval("SELECT now()")
+                raise Refused(
+                    ErrorCode.RESEND_TOO_SOON,
+                    f"At most {input.resend_daily_limit} sends by hand per 24 hours.",
+                    retry_after=max(1, math.ceil(wait.total_seconds())),
+                )
             state = InvitationState(row["state"])
             if state is InvitationState.PENDING:
                 await db.execute(
                     "UPDATE invitations SET workflow_id = $2 WHERE id = $1", input.invitation_id, input.workflow_id
                 )
-                return ReopenInvitationOutput(sends=row["sends"], revived=False, expires_at=row["expires_at"])
-            if not (state is InvitationState.EXPIRED and input.take_over.revive):
+                return ReopenInvitationOutput(
+                    sends=row["sends"], revived=False, expires_at=row["expires_at"], manual_sends=manual
+                )
+            if not (take_over.revive and state in (InvitationState.EXPIRED, InvitationState.UNDELIVERABLE)):
                 raise Refused(ErrorCode.closed_invitation(state.value), f"The invitation is {state.value}.")
-            if await db.fetchval(
-                "SELECT 1 FROM invitations WHERE partner_id = $1 AND email = $2 AND state = 'pending'",
-                row["partner_id"],
-                row["email"],
-            ):
-                raise Refused(ErrorCode.ALREADY_INVITED, "A newer invitation for this address is pending.")
+            purpose, superseded = await _admit(
+                db, row, row["partner_id"], input.invitation_id, row["email"], Role(row["role"]), actor=take_over.actor
+            )
             await db.execute(
-                "UPDATE invitations SET state = 'pending', closed_at = NULL, last_error = NULL, workflow_id = $2"
-                " WHERE id = $1",
+                "UPDATE invitations SET state = 'pending', purpose = $3, closed_at = NULL, last_error = NULL,"
+                " next_send_at = NULL, expires_at = NULL, workflow_id = $2, live_from_send = sends + 1 WHERE id = $1",
                 input.invitation_id,
                 input.workflow_id,
+                purpose.value,
             )
             await audit(
                 db,
                 row["enterprise_id"],
                 row["partner_id"],
-                input.take_over.actor,
+                take_over.actor,
                 "invitation_revived",
                 invitation_id=str(input.invitation_id),
                 sends=row["sends"],
+                was=state.value,
             )
-        return ReopenInvitationOutput(sends=row["sends"], revived=True)
+        return ReopenInvitationOutput(sends=row["sends"], revived=True, manual_sends=manual, superseded=superseded)
 
     @activity.defn
     async def accept_invitation(self, input: AcceptInvitationInput) -> AcceptInvitationOutput:
         """Acceptance and its effect in one transaction: the partner is never half-onboarded."""
         async with self._pool.acquire() as db, db.transaction():
             row = await db.fetchrow(
-                "SELECT i.partner_id, i.email, i.first_name, i.last_name, i.role, i.purpose,"
-                " i.state, p.enterprise_id, p.status AS partner_status"
+                "SELECT i.partner_id, i.email, i.first_name, i.last_name, i.role, i.purpose, i.state,"
+                " i.expires_at, i.sends, i.live_from_send, p.enterprise_id, p.status AS partner_status, now() AS now"
                 " FROM invitations i JOIN partners p ON p.id = i.partner_id"
                 " WHERE i.id = $1 FOR UPDATE OF i, p",
                 input.invitation_id,
             )
-            if row is None:
-                raise Refused(ErrorCode.NOT_FOUND, "No such invitation.")
+            # Proof of the link: the hash of a token mailed for this invitation's current
+            # period. Access to Temporal alone accepts nothing.
+            send_number = None
+            if row is not None and _HASH.fullmatch(input.token_hash):
+                send_number = await db.fetchval(
+                    "SELECT send_number FROM invitation_tokens WHERE token_hash = $1 AND invitation_id = $2",
+                    bytes.fromhex(input.token_hash),
+                    input.invitation_id,
+                )
+            if row is None or send_number is None or send_number < row["live_from_send"]:
+                raise Refused(ErrorCode.INVALID_LINK, "Not a valid link for this invitation.")
             partner_status = PartnerStatus(row["partner_status"])
             if row["state"] != InvitationState.PENDING:
                 # Already decided, by this activity's earlier attempt or by another path.
                 return AcceptInvitationOutput(state=InvitationState(row["state"]), partner_status=partner_status)
+            # R7: expiry is judged where the link is used, by when it was clicked (trusted
+            # within a minute: an acceptance under way when the timer fires still wins).
+            clicked_at = min(max(input.clicked_at, row["now"] - _CLICK_SKEW), row["now"])
+            if row["expires_at"] is not None and clicked_at >= row["expires_at"]:
+                await db.execute(
+                    "UPDATE invitations SET state = 'expired', closed_at = now(), next_send_at = NULL WHERE id = $1",
+                    input.invitation_id,
+                )
+                await audit(
+                    db,
+                    row["enterprise_id"],
+                    row["partner_id"],
+                    "system",
+                    "invitation_expired",
+                    invitation_id=str(input.invitation_id),
+                    sends=row["sends"],
+                    reason="link used after the invitation expired",
+                )
+                return AcceptInvitationOutput(state=InvitationState.EXPIRED, partner_status=partner_status)
             previous_admin = None
             if row["role"] == Role.ADMIN:
                 # R8: in this one transaction the old Admin becomes Member, the new one Admin;
@@ -214,7 +226,9 @@ class InvitationStore:
                 "INSERT INTO members (partner_id, email, first_name, last_name, role)"
                 " VALUES ($1, $2, $3, $4, $5)"
                 " ON CONFLICT (partner_id, email) DO UPDATE"
-                " SET role = EXCLUDED.role, active = true, joined_at = now()",
+                # R7: an acceptance never lowers an active Admin's role.
+                " SET role = CASE WHEN members.active AND members.role = 'admin' THEN 'admin' ELSE EXCLUDED.role END,"
+                " active = true, joined_at = now()",
                 row["partner_id"],
                 row["email"],
                 row["first_name"],
@@ -236,7 +250,7 @@ class InvitationStore:
                 "invitation_accepted",
                 invitation_id=str(input.invitation_id),
                 role=row["role"],
-                send_number=input.send_number,
+                send_number=send_number,
             )
             if partner_status is not PartnerStatus(row["partner_status"]):
                 await audit(*who, "partner_activated")
@@ -253,6 +267,14 @@ class InvitationStore:
         )
         count("partners_invitations_accepted", "Invitations accepted.", purpose=row["purpose"])
         return AcceptInvitationOutput(state=InvitationState.ACCEPTED, partner_status=partner_status)
+
+    @activity.defn
+    async def stored_state(self, input: InvitationRef) -> CloseInvitationOutput:
+        """The state a transaction elsewhere left the invitation in."""
+        state = await self._pool.fetchval("SELECT state FROM invitations WHERE id = $1", input.invitation_id)
+        if state is None:
+            raise Refused(ErrorCode.NOT_FOUND, "No such invitation.")
+        return CloseInvitationOutput(state=InvitationState(state))
 
     @activity.defn
     async def close_invitation(self, input: CloseInvitationInput) -> CloseInvitationOutput:
@@ -289,3 +311,74 @@ class InvitationStore:
             "partners_invitations_closed", "Invitations closed without acceptance, by state.", state=input.state.value
         )
         return CloseInvitationOutput(state=input.state)
+
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+_CLICK_SKEW = timedelta(minutes=1)
+
+
+async def _admit(
+    db: Db,
+    partner: asyncpg.Record,
+    partner_id: UUID,
+    invitation_id: UUID,
+    email: str,
+    role: Role,
+    *,
+    actor: str,
+    inviting_member: bool = False,
+) -> tuple[InvitationPurpose, list[RunningInvitation]]:
+    """Every check an invitation passes when it is created or revived, under the
+    partner's row lock (R5-R8); answers its purpose and the admin invitations it
+    supersedes (their links stop in this transaction)."""
+    if role is Role.ADMIN:
+        # For a pending partner, the first admin's invitation is re-targeted: the new one
+        # activates the partner on acceptance (R4); for an active one, a replacement (R8).
+        pending_partner = partner["status"] == PartnerStatus.PENDING
+        purpose = InvitationPurpose.FIRST_ADMIN if pending_partner else InvitationPurpose.ADMIN_REPLACEMENT
+    else:
+        require_active(partner["status"])
+        purpose = InvitationPurpose.MEMBER
+    if inviting_member and not await is_active_admin(db, partner_id, actor):
+        raise Refused(ErrorCode.FORBIDDEN, "Only the partner's Admin invites its members.")
+    require_registered_domain(email, await partner_domains(db, partner_id))
+    if role is Role.ADMIN and await is_active_admin(db, partner_id, email):
+        raise Refused(ErrorCode.ALREADY_ADMIN, "This person is already the partner's Admin.")
+    if role is Role.MEMBER and await db.fetchval(
+        "SELECT 1 FROM members WHERE partner_id = $1 AND email = $2 AND active", partner_id, email
+    ):
+        raise Refused(ErrorCode.ALREADY_MEMBER, "This person is already a member of the partner.")
+    superseded: list[RunningInvitation] = []
+    if role is Role.ADMIN:
+        # R8: at most one live admin invitation; the newest request wins.
+        superseded = [
+            RunningInvitation(invitation_id=r["id"], workflow_id=r["workflow_id"])
+            for r in await db.fetch(
+                "UPDATE invitations SET state = 'superseded', closed_at = now(), next_send_at = NULL"
+                " WHERE partner_id = $1 AND role = 'admin' AND state = 'pending' AND id <> $2"
+                " RETURNING id, workflow_id",
+                partner_id,
+                invitation_id,
+            )
+        ]
+        for old in superseded:
+            await audit(
+                db,
+                partner["enterprise_id"],
+                partner_id,
+                actor,
+                "invitation_superseded",
+                invitation_id=str(old.invitation_id),
+                by=str(invitation_id),
+            )
+    pending = await db.fetchval(
+        "SELECT id FROM invitations WHERE partner_id = $1 AND email = $2 AND state = 'pending' AND id <> $3",
+        partner_id,
+        email,
+        invitation_id,
+    )
+    if pending is not None:
+        raise Refused(
+            ErrorCode.ALREADY_INVITED, "A pending invitation exists for this address.", invitation_id=str(pending)
+        )
+    return purpose, superseded

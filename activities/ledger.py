@@ -49,6 +49,7 @@ class SendLedger:
         token_hash: bytes,
         next_send_at: datetime | None,
         expires_at: datetime,
+        requested_by: str | None = None,
     ) -> SendTicket:
         async with self._pool.acquire() as db, db.transaction():
             row = await db.fetchrow(
@@ -72,11 +73,12 @@ class SendLedger:
             if status == "sent":
                 return SendTicket(closed=False, already_sent=True)
             await db.execute(
-                "INSERT INTO invitation_sends (invitation_id, send_number, status)"
-                " VALUES ($1, $2, 'sending') ON CONFLICT (invitation_id, send_number)"
+                "INSERT INTO invitation_sends (invitation_id, send_number, status, requested_by)"
+                " VALUES ($1, $2, 'sending', $3) ON CONFLICT (invitation_id, send_number)"
                 " DO UPDATE SET attempts = invitation_sends.attempts + 1",
                 invitation_id,
                 send_number,
+                requested_by,
             )
             await db.execute(
                 "INSERT INTO invitation_tokens (token_hash, invitation_id, send_number) VALUES ($1, $2, $3)",

@@ -34,7 +34,7 @@ class SmtpSettings:
     port: int
     username: str | None
     password: str | None
-    starttls: bool
+    tls: str  # opportunistic | none | starttls | implicit
     timeout: float
     mail_from: str
 
@@ -46,7 +46,7 @@ class SmtpSettings:
             port=settings.smtp_port,
             username=settings.smtp_username,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            starttls=settings.smtp_starttls,
+            tls=settings.smtp_tls,
             timeout=settings.smtp_timeout,
             mail_from=settings.mail_from,
         )
@@ -77,6 +77,7 @@ class Mailer:
             token_hash(token),
             input.next_send_at,
             input.expires_at,
+            input.requested_by,
         )
         if ticket.closed:
             return SendInvitationOutput(outcome=SendOutcome.CLOSED, state=ticket.state)
@@ -142,6 +143,10 @@ class Mailer:
         return message
 
     async def _deliver(self, message: EmailMessage) -> None:
+        """Only the relay's permanent refusal of the recipient (5xx at RCPT) is final:
+        that mailbox will not take the mail. A 5xx anywhere else (greeting, STARTTLS,
+        authentication, MAIL FROM, DATA) says our side is misconfigured; it is raised
+        as it is, retried with backoff, and goes out once the relay is fixed."""
         smtp = self._smtp
         try:
             await aiosmtplib.send(
@@ -150,7 +155,9 @@ class Mailer:
                 port=smtp.port,
                 username=smtp.username,
                 password=smtp.password,
-                start_tls=smtp.starttls,
+                use_tls=smtp.tls == "implicit",
+                # None: STARTTLS when the server offers it.
+                start_tls={"starttls": True, "none": False, "implicit": False}.get(smtp.tls),
                 timeout=smtp.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as err:
@@ -160,7 +167,7 @@ class Mailer:
             raise
         except aiosmtplib.SMTPResponseException as err:
             if err.code >= 500:
-                raise _undeliverable(err.code, err.message) from None
+                count("partners_mail_configuration_faults", "Permanent SMTP errors not about the recipient.")
             raise
 
 

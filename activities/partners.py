@@ -17,11 +17,20 @@ from partners.models import (
     Registration,
     RunningInvitation,
 )
+from partners.rules import public_mail_domains
 
 
 class PartnerStore:
-    def __init__(self, pool: asyncpg.Pool, *, default_partner_limit: int, default_locale: Locale) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        default_partner_limit: int,
+        default_locale: Locale,
+        blocked_domains: frozenset[str] = frozenset(),
+    ) -> None:
         self._pool = pool
+        self._blocked_domains = blocked_domains
         self._default_partner_limit = default_partner_limit
         self._default_locale = default_locale
 
@@ -35,6 +44,12 @@ class PartnerStore:
             # A retry after a commit whose answer was lost finds its own partner.
             if await db.fetchval("SELECT 1 FROM partners WHERE id = $1", input.partner_id):
                 return registration
+            if public := public_mail_domains(partner.domains, self._blocked_domains):
+                raise Refused(
+                    ErrorCode.DOMAIN_NOT_ALLOWED,
+                    f"Public mail providers' domains are never a partner's: {', '.join(public)}.",
+                    domains=public,
+                )
             require_registered_domain(partner.admin.email, partner.domains)
             await db.execute(
                 "INSERT INTO enterprises (id) VALUES ($1) ON CONFLICT (id) DO NOTHING", input.enterprise_id

@@ -126,7 +126,9 @@ class ReadModel:
 
     async def invitation_page(self, token_hash: bytes) -> InvitationPage | None:
         row = await self._pool.fetchrow(
-            "SELECT i.id AS invitation_id, i.workflow_id, i.state, i.role, i.first_name, p.enterprise_id,"
+            # A link of a period before a revival belongs to an expired invitation (R7).
+            "SELECT i.id AS invitation_id, i.workflow_id, i.role, i.first_name, p.enterprise_id, i.expires_at,"
+            " CASE WHEN t.send_number < i.live_from_send THEN 'expired' ELSE i.state END AS state,"
             " coalesce(e.display_name, e.id) AS enterprise_name, p.name AS partner_name,"
             " i.partner_id, p.status AS partner_status, t.send_number, i.locale, p.logo IS NOT NULL AS has_logo"
             " FROM invitation_tokens t JOIN invitations i ON i.id = t.invitation_id"

@@ -36,7 +36,12 @@ class Stores:
         """The classes can be swapped for subclasses (the tests slow a real step down)."""
         locale = settings.default_locale
         return cls(
-            partners=partners(pool, default_partner_limit=settings.partner_limit, default_locale=locale),
+            partners=partners(
+                pool,
+                default_partner_limit=settings.partner_limit,
+                default_locale=locale,
+                blocked_domains=settings.extra_blocked_domains,
+            ),
             invitations=invitations(pool, default_locale=locale),
             ledger=ledger(pool),
             grants=GrantStore(pool),
@@ -52,4 +57,5 @@ class Stores:
             self.invitations.reopen_invitation,
             self.invitations.accept_invitation,
             self.invitations.close_invitation,
+            self.invitations.stored_state,
         ]

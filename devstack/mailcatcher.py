@@ -67,6 +67,7 @@ class ReceivedMail:
 class _Faults:
     refused_recipients: dict[str, str] = field(default_factory=dict)
     temporary_failures: int = 0
+    refused_senders: int = 0
     delay: float = 0.0
 
 
@@ -111,6 +112,11 @@ class MailCatcher:
         with self._lock:
             self._faults.refused_recipients[address.lower()] = reply
 
+    def accept_recipient(self, address: str) -> None:
+        """The mailbox is back."""
+        with self._lock:
+            self._faults.refused_recipients.pop(address.lower(), None)
+
     def delay_next(self, seconds: float) -> None:
         """The next message is kept at once but answered only after `seconds`: a server
         that took the mail and whose "250" is late (or, if the client dies, never heard)."""
@@ -127,6 +133,12 @@ class MailCatcher:
         """The next `count` messages are answered 421 (try again later)."""
         with self._lock:
             self._faults.temporary_failures = count
+
+    def refuse_next_senders(self, count: int) -> None:
+        """The next `count` MAIL FROM commands are answered 553: a relay that does not
+        let us send from our address (our configuration, not the recipient's mailbox)."""
+        with self._lock:
+            self._faults.refused_senders = count
 
     # --- what was received ------------------------------------------------------------
 
@@ -164,6 +176,15 @@ class MailCatcher:
 class _Handler:
     def __init__(self, catcher: MailCatcher) -> None:
         self._catcher = catcher
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]) -> str:
+        with self._catcher._lock:
+            if self._catcher._faults.refused_senders > 0:
+                self._catcher._faults.refused_senders -= 1
+                return "553 5.7.1 sender address not allowed"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
         with self._catcher._lock:

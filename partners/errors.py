@@ -38,6 +38,7 @@ class ErrorCode(StrEnum):
     PARTNER_LIMIT_REACHED = ("partner_limit_reached", 409, "Partner limit reached")
     DOMAIN_TAKEN = ("domain_taken", 409, "Domain already registered for another partner")
     DOMAIN_NOT_REGISTERED = ("domain_not_registered", 422, "E-mail domain not registered for the partner")
+    DOMAIN_NOT_ALLOWED = ("domain_not_allowed", 422, "A public mail provider's domain is never a partner's domain")
     ALREADY_INVITED = ("already_invited", 409, "A pending invitation exists for this address")
     ALREADY_MEMBER = ("already_member", 409, "Already a member of the partner")
     PARTNER_NOT_ACTIVE = ("partner_not_active", 409, "The partner is not active yet")
@@ -52,6 +53,9 @@ class ErrorCode(StrEnum):
     API_ACCESS_GRANTED = ("api_access_granted", 409, "API access is still granted")
     LOGO_TOO_LARGE = ("logo_too_large", 413, "Logo too large")
     UNSUPPORTED_LOGO = ("unsupported_logo", 415, "Logo must be a PNG, JPEG or WebP image")
+    PAYLOAD_TOO_LARGE = ("payload_too_large", 413, "Request body too large")
+    RESEND_TOO_SOON = ("resend_too_soon", 429, "Resent too recently or too often; see Retry-After")
+    INVALID_LINK = ("invalid_link", 404, "Not a valid invitation link")
     CONFLICT = ("conflict", 409, "Conflict")
     UNAVAILABLE = ("unavailable", 503, "Service temporarily unavailable")
 

@@ -70,10 +70,13 @@ class NewPartner(BaseModel):
 
 
 class InvitationTiming(BaseModel):
-    """R7: how long each send waits for a click, and how many sends before expiry."""
+    """R7: how long each send waits for a click, how many sends before expiry, and how
+    often a person may resend it by hand."""
 
     ttl_seconds: int
     max_sends: int
+    resend_cooldown_seconds: int
+    resend_daily_limit: int
 
 
 class RunningInvitation(BaseModel):
@@ -217,6 +220,9 @@ class InvitationResult(BaseModel):
 
 class ResendRequest(BaseModel):
     actor: str
+    # An operator (the CLI) is not held by the cooldown, only by the daily limit: they
+    # resend deliberately, say right after fixing the relay.
+    operator: bool = False
 
 
 class CancelRequest(BaseModel):
@@ -225,16 +231,18 @@ class CancelRequest(BaseModel):
 
 class ClosedElsewhere(BaseModel):
     """Signal: a transaction outside the workflow closed the invitation (superseded by a
-    newer admin invitation, cancelled by the partner's deactivation)."""
+    newer admin invitation, cancelled by the partner's deactivation). It carries no
+    state: the workflow reads the stored one, so a forged signal changes nothing."""
 
-    state: InvitationState
     reason: str
 
 
 class AcceptRequest(BaseModel):
-    """The `accept` update; the link's token never travels, only which send it was from."""
+    """The `accept` update: proof of the link (its token's SHA-256, never the token) and
+    when it was clicked (expiry is judged by that, R7)."""
 
-    send_number: int | None = None
+    token_hash: str
+    clicked_at: datetime
 
 
 class AcceptResult(BaseModel):
@@ -263,19 +271,28 @@ class ReopenInvitationInput(BaseModel):
     invitation_id: UUID
     take_over: TakeOver
     workflow_id: str
+    resend_daily_limit: int
 
 
 class ReopenInvitationOutput(BaseModel):
-    """A pending invitation, taken over: its sends so far and when it expires."""
+    """A pending invitation, taken over: its sends so far, when it expires, the manual
+    sends of the last 24 h, and the admin invitations a revival superseded (R8)."""
 
     sends: int
     revived: bool
     expires_at: datetime | None = None
+    manual_sends: list[datetime] = []
+    superseded: list[RunningInvitation] = []
+
+
+class InvitationRef(BaseModel):
+    invitation_id: UUID
 
 
 class AcceptInvitationInput(BaseModel):
     invitation_id: UUID
-    send_number: int | None = None
+    token_hash: str
+    clicked_at: datetime
 
 
 class AcceptInvitationOutput(BaseModel):

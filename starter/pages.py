@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -125,16 +126,25 @@ async def _find(request: Request, token: str) -> InvitationPage | None:
 async def _lookup(request: Request, token: str) -> InvitationPage | HTMLResponse:
     """The invitation behind a link, or the page to answer instead: every bad link gets
     the same one, and a client that tried too many gets 429 whatever it sends next."""
+    # Looked up first: a valid link is never refused because of someone's bad attempts.
+    page = await _find(request, token)
+    if page is not None:
+        return _expired_by_now(page)
     limiter: BadTokenLimiter = request.app.state.link_limiter
     client = request.client.host if request.client else "unknown"
     if (wait := limiter.retry_after(client)) is not None:
         response = _bilingual(request, "too_many.html", "too_many_title", 429)
         response.headers["Retry-After"] = str(wait)
         return response
-    page = await _find(request, token)
-    if page is None:
-        limiter.miss(client)
-        return _invalid(request)
+    limiter.miss(client)
+    return _invalid(request)
+
+
+def _expired_by_now(page: InvitationPage) -> InvitationPage:
+    """R7: past its expiry the invitation is expired where its link is used, even before
+    its workflow's timer (worker down, a mail still retrying) has recorded it."""
+    if page.state is InvitationState.PENDING and page.expires_at is not None and page.expires_at <= datetime.now(UTC):
+        return page.model_copy(update={"state": InvitationState.EXPIRED})
     return page
 
 
@@ -158,7 +168,9 @@ async def accept_invitation(request: Request, token: str) -> HTMLResponse:
     services: Services = request.app.state.services
     handle = services.client.get_workflow_handle(page.workflow_id)
     try:
-        result = await handle.execute_update(InvitationWorkflow.accept, AcceptRequest(send_number=page.send_number))
+        result = await handle.execute_update(
+            InvitationWorkflow.accept, AcceptRequest(token_hash=token_hash(token).hex(), clicked_at=datetime.now(UTC))
+        )
     except (WorkflowUpdateFailedError, RPCError) as err:
         if isinstance(err, RPCError) and err.status is not RPCStatusCode.NOT_FOUND:
             raise

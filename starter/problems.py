@@ -58,6 +58,8 @@ def problem_response(
         **extra,
     }
     headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if code is ErrorCode.UNAUTHORIZED else {})}
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(extra["retry_after"])
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 

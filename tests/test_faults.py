@@ -167,7 +167,8 @@ async def test_postgres_down_during_activities_then_back(
     pool = await create_pool(dsn, size=5)
     await migrate(pool)
     try:
-        async with running_stack(dev_env, pool, mail) as stack:
+        # No resend cooldown: the resend comes right after the first send on purpose.
+        async with running_stack(dev_env, pool, mail, resend_cooldown=0) as stack:
             partner = await stack.active_partner()
             member = f"mo@{partner.domain}"
             invitation = (await stack.invite(partner, member)).json()

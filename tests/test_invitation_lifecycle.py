@@ -90,7 +90,10 @@ async def test_resend_revives_an_expired_invitation(time_stack: Stack) -> None:
     assert revived.json()["state"] == "pending"
     assert (revived.json()["live"]["sends"], revived.json()["live"]["state"]) == (4, "pending")
     mails = await time_stack.delivered(email, 4)
-    assert 'data-outcome="expired"' not in (await time_stack.http.get(old[0].link)).text, "pending again"
+    # R7: a revived invitation is a new one with new links; the expired period's stay dead.
+    for mail in old:
+        assert 'data-outcome="expired"' in (await time_stack.http.get(mail.link)).text
+    assert 'data-outcome="expired"' in (await time_stack.http.post(f"{old[0].link}/accept")).text
     page = await time_stack.http.post(f"{mails[-1].link}/accept")
     assert 'data-outcome="accepted"' in page.text
     view = (await time_stack.http.get(f"/v1/partners/{partner.id}", headers=holder(partner.enterprise))).json()
@@ -141,8 +144,35 @@ async def test_permanent_smtp_refusal_makes_it_undeliverable(time_stack: Stack) 
     assert invitation["state"] == "undeliverable"
     assert invitation["last_error"].startswith("550") and "mailbox does not exist" in invitation["last_error"]
     assert time_stack.mail.mails_to(email) == []
+    # The mailbox comes back: the account holder resends, and the mail goes out.
+    time_stack.mail.accept_recipient(email)
     resend = await time_stack.http.post(f"/v1/invitations/{invitation_id}/resend", headers=holder(partner.enterprise))
-    assert (resend.status_code, resend.json()["code"]) == (409, "invitation_undeliverable")
+    assert resend.status_code == 200, resend.text
+    assert resend.json()["state"] == "pending"
+    [mail] = await time_stack.delivered(email)
+    assert 'data-outcome="accepted"' in (await time_stack.http.post(f"{mail.link}/accept")).text
+
+
+async def test_permanent_smtp_error_not_about_the_recipient_is_retried(time_stack: Stack) -> None:
+    """A 5xx at MAIL FROM is our relay configuration, not the invitee's mailbox: retried
+    with backoff, shown meanwhile, and the mail goes out once the relay takes it."""
+    partner = await time_stack.active_partner()
+    email = f"cfg@{partner.domain}"
+    time_stack.mail.refuse_next_senders(2)
+
+    invitation_id = await _member_invitation(time_stack, partner, email)
+    await time_stack.env.sleep(timedelta(minutes=2))  # the activity's retry backoff
+
+    [mail] = await time_stack.delivered(email)
+    live = await _status(time_stack, invitation_id)
+    assert (live.state, live.sends) == (InvitationState.PENDING, 1)
+    audit = await time_stack.pool.fetchval(
+        "SELECT details->>'attempts' FROM audit_log WHERE action = 'invitation_sent'"
+        " AND details->>'invitation_id' = $1",
+        invitation_id,
+    )
+    assert audit == "3"
+    assert mail.link
 
 
 # --- the first admin's invitation, which its partner's onboarding runs ---------------------
@@ -165,6 +195,7 @@ async def test_first_admin_invitation_resent_and_cancelled_through_its_onboardin
     await time_stack.delivered(admin)
 
     shown = await time_stack.http.get(f"/v1/invitations/{invitation_id}", headers=holder(enterprise))
+    await time_stack.env.sleep(timedelta(seconds=61))  # past the resend cooldown
     resent = await time_stack.http.post(f"/v1/invitations/{invitation_id}/resend", headers=holder(enterprise))
 
     assert (shown.json()["live"]["state"], shown.json()["live"]["sends"]) == ("pending", 1)

@@ -11,7 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -34,6 +34,7 @@ from partners.models import (
     CreateInvitationInput,
     CreateInvitationOutput,
     InvitationPurpose,
+    InvitationRef,
     InvitationResult,
     InvitationState,
     InvitationTiming,
@@ -51,7 +52,10 @@ from worker import sandbox_runner
 from workflows.invitation import InvitationWorkflow
 
 TTL = timedelta(days=3)
-TIMING = InvitationTiming(ttl_seconds=int(TTL.total_seconds()), max_sends=3)
+TIMING = InvitationTiming(
+    ttl_seconds=int(TTL.total_seconds()), max_sends=3, resend_cooldown_seconds=60, resend_daily_limit=5
+)
+LINK = AcceptRequest(token_hash="ab" * 32, clicked_at=datetime.now(UTC))  # the doubles take any link
 
 
 @dataclass
@@ -95,8 +99,18 @@ class Doubles:
             self.state = input.state
         return CloseInvitationOutput(state=self.state)
 
+    @activity.defn(name="stored_state")
+    async def stored_state(self, input: InvitationRef) -> CloseInvitationOutput:
+        return CloseInvitationOutput(state=self.state)
+
     def activities(self) -> list[Any]:
-        return [self.create_invitation, self.send_invitation, self.accept_invitation, self.close_invitation]
+        return [
+            self.create_invitation,
+            self.send_invitation,
+            self.accept_invitation,
+            self.close_invitation,
+            self.stored_state,
+        ]
 
 
 @dataclass
@@ -170,8 +184,8 @@ async def test_accepted_after_the_first_send(machine: Machine) -> None:
 
     # Two clicks at once: the second waits for the first and hears "already accepted".
     accepted, again = await asyncio.gather(
-        handle.execute_update(InvitationWorkflow.accept, AcceptRequest(send_number=1)),
-        handle.execute_update(InvitationWorkflow.accept, AcceptRequest(send_number=1)),
+        handle.execute_update(InvitationWorkflow.accept, LINK),
+        handle.execute_update(InvitationWorkflow.accept, LINK),
     )
 
     assert sorted([accepted.newly_accepted, again.newly_accepted]) == [False, True]
@@ -187,7 +201,7 @@ async def test_acceptance_under_way_when_the_last_ttl_ends_wins(machine: Machine
     await machine.env.sleep(3 * TTL - timedelta(seconds=1))  # just before the expiry
     machine.doubles.accept_delay = 3.0  # the acceptance outlasts what is left of the TTL
 
-    accepted = await handle.execute_update(InvitationWorkflow.accept, AcceptRequest(send_number=3))
+    accepted = await handle.execute_update(InvitationWorkflow.accept, LINK)
 
     assert accepted.state is InvitationState.ACCEPTED
     assert (await machine.result(handle)).state is InvitationState.ACCEPTED
@@ -226,9 +240,7 @@ async def test_superseded_elsewhere_stops_it(machine: Machine) -> None:
     await handle.execute_update(InvitationWorkflow.ready)
     machine.doubles.state = InvitationState.SUPERSEDED  # the superseding transaction committed
 
-    await handle.signal(
-        InvitationWorkflow.closed_elsewhere, ClosedElsewhere(state=InvitationState.SUPERSEDED, reason="newer")
-    )
+    await handle.signal(InvitationWorkflow.closed_elsewhere, ClosedElsewhere(reason="newer"))
 
     result = await machine.result(handle)
     assert (result.state, result.sends) == (InvitationState.SUPERSEDED, 1)

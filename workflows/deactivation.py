@@ -8,7 +8,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.partners import PartnerStore
     from partners.errors import Refused
-    from partners.models import DeactivatePartnerInput, DeactivationInput, DeactivationResult, InvitationState
+    from partners.models import DeactivatePartnerInput, DeactivationInput, DeactivationResult
     from workflows.invitation import tell_closed
     from workflows.steps import database_step
 
@@ -46,7 +46,7 @@ class PartnerDeactivationWorkflow:
         self._decided = True
         workflow.set_current_details(f"deactivated; {len(done.cancelled)} invitation(s) cancelled")
         for invitation in done.cancelled:
-            await tell_closed(invitation, InvitationState.CANCELLED, "partner deactivated")
+            await tell_closed(invitation, "partner deactivated")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return DeactivationResult(deactivated=True)
 

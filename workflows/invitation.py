@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from activities.invitations import InvitationStore
@@ -24,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         CloseInvitationInput,
         CreateInvitationInput,
         InvitationInput,
+        InvitationRef,
         InvitationResult,
         InvitationState,
         InvitationStatus,
@@ -54,6 +58,9 @@ class InvitationData:
     sending: Sending = Sending.DUE
     requested_by: str | None = None  # who asked for the next send by hand
     deadline: datetime | None = None  # when the last send's time-to-live ends
+    last_send_at: datetime | None = None
+    manual_sends: list[datetime] = field(default_factory=list)  # sends by hand, for the 24 h limit
+    revival_unanswered: bool = False  # the resend that revived this run has not been answered yet
     next_send_at: datetime | None = None
     expires_at: datetime | None = None
     last_error: str | None = None
@@ -108,12 +115,19 @@ class Invitation:
                         invitation_id=input.invitation_id,
                         take_over=input.take_over,
                         workflow_id=workflow.info().workflow_id,
+                        resend_daily_limit=input.timing.resend_daily_limit,
                     ),
-                    summary="take the invitation over (revive it if expired)",
+                    summary="take the invitation over (revive it if expired or undeliverable)",
                 )
                 data.sends = taken.sends
+                data.manual_sends = list(taken.manual_sends)
                 workflow.upsert_search_attributes([search.INVITATION_STATE.value_set(InvitationState.PENDING.value)])
-                if not input.take_over.revive:
+                for old in taken.superseded:
+                    await tell_closed(old, f"superseded by the revived {input.invitation_id}")
+                if input.take_over.revive:
+                    data.revival_unanswered = True
+                    data.manual_sends.append(workflow.now())
+                else:
                     # Adopted without a new mail: it ends when its last send would have.
                     data.sending = Sending.IDLE
                     data.round_sends = input.timing.max_sends
@@ -175,7 +189,11 @@ class Invitation:
                 return AcceptResult(state=self._data.state, newly_accepted=False)
             outcome = await database_step(
                 InvitationStore.accept_invitation,
-                AcceptInvitationInput(invitation_id=self._input.invitation_id, send_number=request.send_number),
+                AcceptInvitationInput(
+                    invitation_id=self._input.invitation_id,
+                    token_hash=request.token_hash,
+                    clicked_at=request.clicked_at,
+                ),
                 summary="accept: record the acceptance and its effect",
             )
             self._set_state(outcome.state)
@@ -184,16 +202,43 @@ class Invitation:
     async def resend(self, request: ResendRequest) -> InvitationStatus:
         await self._pending_turn()
         data = self._data
-        if data.sending is Sending.IN_FLIGHT:
-            # A send under way (a reminder, or a revived run's first send) is the new
-            # mail: mailing again seconds later would only confuse the invitee.
-            data.round_sends = 1
+        if data.revival_unanswered:
+            # The resend that started this run: its mail is the revival's first send.
+            data.revival_unanswered = False
         else:
-            data.requested_by = request.actor
-            data.round_sends = 0
-            data.sending = Sending.DUE
+            self._require_resend_allowed(cooldown=not request.operator)
+            data.manual_sends.append(workflow.now())
+            if data.sending is Sending.IN_FLIGHT:
+                # A send under way (a reminder) is the new mail: mailing again seconds
+                # later would only confuse the invitee.
+                data.round_sends = 1
+            else:
+                data.requested_by = request.actor
+                data.round_sends = 0
+                data.sending = Sending.DUE
         await workflow.wait_condition(lambda: data.state is not InvitationState.PENDING or data.sending is Sending.IDLE)
         return self.status()
+
+    def _require_resend_allowed(self, *, cooldown: bool) -> None:
+        """R7: resending by hand is rate-limited, per invitation: not within the cooldown
+        of the last send, at most the daily limit in any 24 h."""
+        data, timing, now = self._data, self._input.timing, workflow.now()
+        wait_after = timedelta(seconds=timing.resend_cooldown_seconds)
+        if cooldown and data.last_send_at is not None and now - data.last_send_at < wait_after:
+            wait = data.last_send_at + wait_after - now
+            raise Refused(
+                ErrorCode.RESEND_TOO_SOON,
+                f"Sent {int((now - data.last_send_at).total_seconds())} s ago; wait before resending.",
+                retry_after=max(1, math.ceil(wait.total_seconds())),
+            )
+        data.manual_sends = [at for at in data.manual_sends if now - at < timedelta(hours=24)]
+        if len(data.manual_sends) >= timing.resend_daily_limit:
+            wait = data.manual_sends[0] + timedelta(hours=24) - now
+            raise Refused(
+                ErrorCode.RESEND_TOO_SOON,
+                f"At most {timing.resend_daily_limit} sends by hand per 24 hours.",
+                retry_after=max(1, math.ceil(wait.total_seconds())),
+            )
 
     async def cancel(self, request: CancelRequest) -> InvitationStatus:
         await workflow.wait_condition(lambda: self._data.ready)
@@ -207,8 +252,14 @@ class Invitation:
         async with self._lock:
             if self._data.refusal is not None or self._data.state is not InvitationState.PENDING:
                 return
-            # The transaction that closed it decided the state; recording it is a no-op.
-            await self._close(request.state, reason=request.reason)
+            # The transaction that closed it decided the state: read it, do not take the
+            # signal's word for it (a made-up signal changes nothing).
+            stored = await database_step(
+                InvitationStore.stored_state,
+                InvitationRef(invitation_id=self._input.invitation_id),
+                summary=f"read the state a transaction elsewhere left ({request.reason})",
+            )
+            self._set_state(stored.state)
 
     def status(self) -> InvitationStatus:
         data = self._data
@@ -246,6 +297,7 @@ class Invitation:
         left = max_sends - data.round_sends
         data.next_send_at = data.deadline if left > 0 else None
         data.expires_at = now + ttl * (left + 1)
+        data.last_send_at = now
         data.sending = Sending.IN_FLIGHT
         requested_by, data.requested_by = data.requested_by, None
         self._describe()
@@ -260,15 +312,19 @@ class Invitation:
                     requested_by=requested_by,
                 ),
                 summary=f"send e-mail {data.round_sends} of {max_sends}",
+                # R7: a mail that cannot go out (4xx for days) does not keep the
+                # invitation pending past its expiry.
+                schedule_to_close_timeout=data.expires_at - now,
                 **MAIL_STEP,
             )
         except ActivityError as err:
-            if not (isinstance(err.cause, ApplicationError) and err.cause.type == UNDELIVERABLE):
+            closing = _closing_failure(err)
+            if closing is None:
                 raise
-            data.last_error = err.cause.message
+            state, data.last_error = closing
             async with self._lock:
                 if data.state is InvitationState.PENDING:
-                    await self._close(InvitationState.UNDELIVERABLE, reason=err.cause.message)
+                    await self._close(state, reason=data.last_error)
             return
         finally:
             if data.sending is Sending.IN_FLIGHT:
@@ -309,6 +365,19 @@ class Invitation:
             workflow.set_current_details(f"{data.state.value} after {data.sends} send(s){reason}")
 
 
+def _closing_failure(err: ActivityError) -> tuple[InvitationState, str] | None:
+    """The state a failed send closes the invitation in, with why; None to fail the run."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == UNDELIVERABLE:
+        return InvitationState.UNDELIVERABLE, cause.message
+    if err.retry_state is RetryState.TIMEOUT:
+        # Out of time (the schedule-to-close bound, the invitation's expiry): the server
+        # gives up with the last attempt's failure, or a timeout when none was left.
+        last = cause.cause if isinstance(cause, ActivityTimeout) and cause.cause is not None else cause
+        return InvitationState.EXPIRED, f"expired before its mail could be sent: {last}"
+    return None
+
+
 class InvitationHandlers:
     """The updates, signal and query of a workflow that runs an `Invitation`: the same
     names wherever an invitation runs, so the pages and the API address it alike."""
@@ -325,14 +394,27 @@ class InvitationHandlers:
     async def accept(self, request: AcceptRequest) -> AcceptResult:
         return await self._invitation.accept(request)
 
+    @accept.validator
+    def _validate_accept(self, request: AcceptRequest) -> None:
+        if not _TOKEN_HASH.fullmatch(request.token_hash):
+            raise ValueError("token_hash must be the link token's SHA-256, in lower-case hex")
+
     @workflow.update
     async def resend(self, request: ResendRequest) -> InvitationStatus:
         """Sends a new mail now and restarts the TTL with a fresh budget of sends."""
         return await self._invitation.resend(request)
 
+    @resend.validator
+    def _validate_resend(self, request: ResendRequest) -> None:
+        _require_actor(request.actor)
+
     @workflow.update
     async def cancel(self, request: CancelRequest) -> InvitationStatus:
         return await self._invitation.cancel(request)
+
+    @cancel.validator
+    def _validate_cancel(self, request: CancelRequest) -> None:
+        _require_actor(request.actor)
 
     @workflow.signal
     async def closed_elsewhere(self, request: ClosedElsewhere) -> None:
@@ -361,12 +443,21 @@ class InvitationWorkflow(InvitationHandlers):
         return result
 
 
-async def tell_closed(invitation: RunningInvitation, state: InvitationState, reason: str) -> None:
+_TOKEN_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def _require_actor(actor: str) -> None:
+    """Who asked, for the audit log: an e-mail address or `operator:<name>`."""
+    if not (0 < len(actor) <= 320) or any(c.isspace() for c in actor):
+        raise ValueError("actor must name who asks (an e-mail address or operator:<name>)")
+
+
+async def tell_closed(invitation: RunningInvitation, reason: str) -> None:
     """From another workflow: tells the workflow that runs an invitation that a
     transaction closed it."""
     try:
         await workflow.get_external_workflow_handle(invitation.workflow_id).signal(
-            InvitationWorkflow.closed_elsewhere, ClosedElsewhere(state=state, reason=reason)
+            InvitationWorkflow.closed_elsewhere, ClosedElsewhere(reason=reason)
         )
     except ApplicationError:
         # Its workflow is gone (closed, or its history past retention): nothing to stop.

@@ -78,6 +78,18 @@ class AdminReplacementWorkflow:
             finally:
                 self._requests += 1
 
+    @replace.validator
+    def _validate_replace(self, request: ReplaceAdminRequest) -> None:
+        """Temporal is no back door: only what the API would have sent is taken."""
+        invitee = request.invitee
+        if not (invitee.first_name.strip() and invitee.last_name.strip()):
+            raise ValueError("the new admin needs a first and a last name")
+        local, _, domain = invitee.email.partition("@")
+        if not (local and "." in domain) or invitee.email != invitee.email.strip().lower():
+            raise ValueError("email must be a normalised e-mail address")
+        if not request.actor or any(c.isspace() for c in request.actor):
+            raise ValueError("actor must name who asks")
+
     async def _replace(self, request: ReplaceAdminRequest) -> ReplacementStarted:
         input, invitation_id = self._input, workflow.uuid4()
         try:
@@ -100,7 +112,7 @@ class AdminReplacementWorkflow:
             raise Refused.found_in(err) or err from None
         # The superseding transaction already stopped their links; stop their workflows.
         for old in created.superseded:
-            await tell_closed(old, InvitationState.SUPERSEDED, f"superseded by {invitation_id}")
+            await tell_closed(old, f"superseded by {invitation_id}")
         handle = await workflow.start_child_workflow(
             InvitationWorkflow.run,
             invitation_input(

@@ -60,6 +60,9 @@ CREATE TABLE invitations (
     state        text NOT NULL CHECK (state IN
                      ('pending', 'accepted', 'expired', 'cancelled', 'superseded', 'undeliverable')),
     sends        integer NOT NULL DEFAULT 0,
+    -- R7: links of sends before this one belong to an expired period (the invitation was
+    -- revived since) and accept nothing.
+    live_from_send integer NOT NULL DEFAULT 1,
     max_sends    integer NOT NULL,
     next_send_at timestamptz,
     expires_at   timestamptz,
@@ -85,6 +88,7 @@ CREATE TABLE invitation_sends (
     send_number   integer NOT NULL,
     status        text NOT NULL CHECK (status IN ('sending', 'sent')),
     attempts      integer NOT NULL DEFAULT 1,
+    requested_by  text,  -- who resent it by hand; NULL for the automatic sends
     created_at    timestamptz NOT NULL DEFAULT now(),
     sent_at       timestamptz,
     PRIMARY KEY (invitation_id, send_number)
