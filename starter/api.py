@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from partners import logs
 from partners.settings import Settings
 from starter import pages, portal, problems
+from starter.bodies import BoundedBodies
 from starter.limits import BadTokenLimiter
 from starter.metrics import ApiMetrics
 from starter.services import Services, open_services
@@ -50,35 +55,59 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     )
     metrics.install(app)
     problems.install(app)
+    app.add_middleware(BoundedBodies)
     app.include_router(portal.router)
     app.include_router(pages.router)
 
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> JSONResponse:
+        """Liveness: the process answers. Whether it can serve is /readyz."""
+        return JSONResponse({"status": "ok"})
+
     @app.get(
-        "/healthz",
+        "/readyz",
         tags=["operations"],
         responses={
-            503: {"description": "The database or Temporal does not answer", "content": {"application/json": {}}}
+            503: {
+                "description": "PostgreSQL, Temporal or every worker is missing",
+                "content": {"application/json": {}},
+            }
         },
     )
-    async def healthz() -> JSONResponse:
-        state: Services = app.state.services
-        checks = {}
-        try:
-            async with asyncio.timeout(2):
-                await state.stores.reads.ping()
-            checks["database"] = "ok"
-        except Exception as err:  # any failure is "not healthy", the reason is the answer
-            checks["database"] = f"failing: {type(err).__name__}"
-        try:
-            async with asyncio.timeout(2):
-                await state.client.service_client.check_health()
-            checks["temporal"] = "ok"
-        except Exception as err:
-            checks["temporal"] = f"failing: {type(err).__name__}"
-        healthy = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if healthy else "failing", **checks}, 200 if healthy else 503)
+    async def readyz() -> JSONResponse:
+        """Readiness: PostgreSQL and Temporal answer, and at least one worker polls the
+        task queue (without one, every registration would wait and answer 503)."""
+        services: Services = app.state.services
+        checks = {
+            "database": await _check(services.stores.reads.ping()),
+            "temporal": await _check(services.client.service_client.check_health()),
+            "workers": await _check(_has_poller(services)),
+        }
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ready else "failing", **checks}, 200 if ready else 503)
 
     return app
+
+
+async def _check(call: Awaitable[Any]) -> str:
+    try:
+        async with asyncio.timeout(2):
+            await call
+        return "ok"
+    except Exception as err:  # any failure is "not ready"; the reason is the answer
+        return f"failing: {type(err).__name__}: {err}"[:200]
+
+
+async def _has_poller(services: Services) -> None:
+    described = await services.client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=services.client.namespace,
+            task_queue=TaskQueue(name=services.settings.temporal_task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    if not described.pollers:
+        raise LookupError(f"no worker polls the task queue {services.settings.temporal_task_queue}")
 
 
 def run() -> None:

@@ -56,6 +56,7 @@ IDEMPOTENCY_NAMESPACE = uuid.UUID("8f0b6c1e-3a55-4d6f-9a51-6e1d0b7c2a90")
 
 class Commands:
     def __init__(self, services: Services) -> None:
+        self._temporal = services.temporal
         self._settings = services.settings
         self._client = services.client
         self._reads = services.stores.reads
@@ -97,7 +98,9 @@ class Commands:
             static_summary=summary,
         )
         try:
-            return await self._client.execute_update_with_start_workflow(update, *args, start_workflow_operation=start)
+            return await self._temporal(
+                self._client.execute_update_with_start_workflow(update, *args, start_workflow_operation=start)
+            )
         except WorkflowUpdateFailedError as err:
             raise Refused.found_in(err) or err from None
 
@@ -246,7 +249,7 @@ class Commands:
         detail = await self._authorized_invitation(actor, invitation_id)
         handle = self._client.get_workflow_handle(await self._workflow_of(invitation_id))
         try:
-            live = await handle.query(InvitationWorkflow.status)
+            live = await self._temporal(handle.query(InvitationWorkflow.status))
         except (RPCError, WorkflowQueryFailedError):
             live = None  # its history is gone (retention) or it never ran here
         return detail.model_copy(update={"live": live})
@@ -279,7 +282,9 @@ class Commands:
         live: InvitationStatus | None = None
         if workflow_id != invitation_workflow_id(invitation_id):
             try:
-                live = await self._client.get_workflow_handle(workflow_id).execute_update(update, request)
+                live = await self._temporal(
+                    self._client.get_workflow_handle(workflow_id).execute_update(update, request)
+                )
             except WorkflowUpdateFailedError as err:
                 raise Refused.found_in(err) or err from None
             except RPCError as err:

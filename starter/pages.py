@@ -168,8 +168,11 @@ async def accept_invitation(request: Request, token: str) -> HTMLResponse:
     services: Services = request.app.state.services
     handle = services.client.get_workflow_handle(page.workflow_id)
     try:
-        result = await handle.execute_update(
-            InvitationWorkflow.accept, AcceptRequest(token_hash=token_hash(token).hex(), clicked_at=datetime.now(UTC))
+        result = await services.temporal(
+            handle.execute_update(
+                InvitationWorkflow.accept,
+                AcceptRequest(token_hash=token_hash(token).hex(), clicked_at=datetime.now(UTC)),
+            )
         )
     except (WorkflowUpdateFailedError, RPCError) as err:
         if isinstance(err, RPCError) and err.status is not RPCStatusCode.NOT_FOUND:

@@ -115,9 +115,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OSError)
     async def _database(_: Request, err: Exception) -> JSONResponse:
         log.warning("a server did not answer: %s", type(err).__name__)
-        return problem_response(ErrorCode.UNAVAILABLE, "A server did not answer; try again.")
+        return problem_response(ErrorCode.UNAVAILABLE, "A server did not answer; try again.", retry_after=5)
 
     @app.exception_handler(RPCError)
     async def _temporal(_: Request, err: RPCError) -> JSONResponse:
         log.warning("Temporal call failed: %s %s", err.status, err.message)
-        return problem_response(ErrorCode.UNAVAILABLE, "The workflow service did not answer; try again.")
+        return problem_response(ErrorCode.UNAVAILABLE, "The workflow service did not answer; try again.", retry_after=5)

@@ -3,19 +3,24 @@ the API, the local run (`make run`) and the tests."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.runtime import Runtime
 
 from activities.database import open_pool
 from activities.stores import Stores
+from partners.errors import ErrorCode, Refused
 from partners.settings import Settings
 from worker import connect_client
+
+T = TypeVar("T")
+RETRY_AFTER_SECONDS = 5  # what a 503 tells the portal to wait before trying again
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,20 @@ class Services:
         return cls(
             settings=settings, client=client, stores=Stores.build(pool, settings, **store_classes), api_token=token
         )
+
+    async def temporal(self, call: Awaitable[T]) -> T:
+        """A call to Temporal, bounded: with no worker on the task queue an update would
+        wait for one indefinitely; the caller hears 503 and when to try again instead."""
+        try:
+            async with asyncio.timeout(self.settings.temporal_call_timeout):
+                return await call
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            # The SDK turns the cancellation of a waiting update into its own error.
+            raise Refused(
+                ErrorCode.UNAVAILABLE,
+                "The workflow service did not answer in time; try again.",
+                retry_after=RETRY_AFTER_SECONDS,
+            ) from None
 
 
 @contextlib.asynccontextmanager

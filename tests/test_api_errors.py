@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -225,10 +229,12 @@ async def test_not_found(dev_stack: Stack) -> None:
 async def test_openapi_and_health(dev_stack: Stack) -> None:
     openapi = (await dev_stack.http.get("/openapi.json")).json()
     health = await dev_stack.http.get("/healthz")
+    ready = await dev_stack.http.get("/readyz")
 
     assert "/v1/enterprises/{enterprise_id}/partners" in openapi["paths"]
     assert "/invitations/{token}/accept" in openapi["paths"]
-    assert health.json() == {"status": "ok", "database": "ok", "temporal": "ok"}
+    assert health.json() == {"status": "ok"}
+    assert ready.json() == {"status": "ok", "database": "ok", "temporal": "ok", "workers": "ok"}
 
 
 async def test_bad_links_all_get_the_same_answer_and_brute_force_gets_429(
@@ -260,3 +266,97 @@ async def test_bad_links_all_get_the_same_answer_and_brute_force_gets_429(
         assert valid.status_code == 200 and 'id="accept"' in valid.text
         partner = await stack.pool.fetchval("SELECT status FROM partners WHERE enterprise_id = $1", enterprise)
         assert partner == "pending", "nothing was accepted"
+
+
+# --- bodies are bounded before they are read ------------------------------------------------
+
+
+async def _stream(total: int, sent: list[int], chunk: int = 64 * 1024) -> AsyncIterator[bytes]:
+    """A chunked body (no Content-Length), counting what the client got to send."""
+    while sent[0] < total:
+        sent[0] += chunk
+        yield b"x" * chunk
+
+
+async def test_an_unauthenticated_huge_body_costs_nothing(dev_stack: Stack) -> None:
+    sent = [0]
+    enterprise = new_enterprise()
+    try:
+        answer = await dev_stack.http.post(
+            f"/v1/enterprises/{enterprise}/partners",
+            content=_stream(300 * 1024 * 1024, sent),
+            headers={"Content-Type": "application/json"},
+        )
+        assert (answer.status_code, answer.json()["code"]) == (401, "unauthorized")
+    except httpx.TransportError:
+        pass  # the server answered and closed before the client stopped sending
+    assert sent[0] < 32 * 1024 * 1024, f"the server read {sent[0]} bytes of a body it had no need for"
+
+
+async def _raw_post(stack: Stack, method: str, path: str, headers: dict[str, str], total: int) -> tuple[int, Any]:
+    """A chunked upload over a plain socket that reads the answer while it still sends,
+    as curl does: httpx writes the whole body before it reads, and so never sees a 413
+    from a server that stops reading."""
+    host, port = stack.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, "Transfer-Encoding": "chunked"}.items())
+    writer.write(f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{head}\r\n".encode())
+    chunk, answer = b"x" * (16 * 1024), b""
+    with contextlib.suppress(ConnectionError):
+        for _ in range(total // len(chunk)):
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            await writer.drain()
+            with contextlib.suppress(TimeoutError):  # answered already? stop sending
+                answer = await asyncio.wait_for(reader.read(65536), 0.01)
+            if answer:
+                break
+    async with asyncio.timeout(10):
+        while not answer.endswith(b"}"):
+            answer += await reader.read(65536)
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+async def test_bodies_over_the_bound_get_413_and_change_nothing(dev_stack: Stack) -> None:
+    enterprise, domain = new_enterprise(), unique_domain()
+    body = partner_body(domain, name="N" * 10) | {"padding": "x" * (70 * 1024)}
+    declared = await dev_stack.http.post(
+        f"/v1/enterprises/{enterprise}/partners", json=body, headers=holder(enterprise)
+    )
+    chunked = await _raw_post(
+        dev_stack,
+        "POST",
+        f"/v1/enterprises/{enterprise}/partners",
+        {**holder(enterprise), "Content-Type": "application/json"},
+        1024 * 1024,
+    )
+
+    assert (declared.status_code, declared.json()["code"]) == (413, "payload_too_large")
+    assert (chunked[0], chunked[1]["code"]) == (413, "payload_too_large")
+    assert await dev_stack.pool.fetchval("SELECT count(*) FROM partners WHERE enterprise_id = $1", enterprise) == 0
+    partner = await dev_stack.active_partner()
+    status, logo = await _raw_post(
+        dev_stack,
+        "PUT",
+        f"/v1/partners/{partner.id}/logo",
+        {**holder(partner.enterprise), "Content-Type": "image/png"},
+        2 * 1024 * 1024,
+    )
+    assert (status, logo["code"]) == (413, "logo_too_large")
+
+
+async def test_with_no_worker_the_api_answers_503_and_never_hangs(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    async with running_stack(dev_env, pool, mail, with_worker=False, temporal_call_timeout=1.5) as stack:
+        enterprise, domain = new_enterprise(), unique_domain()
+        async with asyncio.timeout(10):
+            registered = await stack.register(enterprise, domain)
+            ready = await stack.http.get("/readyz")
+
+        assert (registered.status_code, registered.json()["code"]) == (503, "unavailable")
+        assert int(registered.headers["retry-after"]) > 0
+        assert ready.status_code == 503
+        assert ready.json()["workers"].startswith("failing") and ready.json()["database"] == "ok"
+        assert (await stack.http.get("/healthz")).status_code == 200, "alive, only not ready"
