@@ -10,6 +10,7 @@ import asyncpg
 from activities.grants import GrantStore
 from activities.invitations import InvitationStore
 from activities.ledger import SendLedger
+from activities.link_attempts import LinkAttempts
 from activities.partners import PartnerStore
 from activities.reads import ReadModel
 from partners.settings import Settings
@@ -22,6 +23,7 @@ class Stores:
     ledger: SendLedger
     grants: GrantStore
     reads: ReadModel
+    link_attempts: LinkAttempts
 
     @classmethod
     def build(
@@ -46,6 +48,9 @@ class Stores:
             ledger=ledger(pool),
             grants=GrantStore(pool),
             reads=ReadModel(pool),
+            link_attempts=LinkAttempts(
+                pool, limit=settings.link_attempt_limit, window_seconds=settings.link_attempt_window
+            ),
         )
 
     def activities(self) -> list[Any]:

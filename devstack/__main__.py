@@ -131,6 +131,7 @@ async def main() -> None:
                     host=settings.api_host,
                     port=settings.api_port,
                     log_level="warning",
+                    proxy_headers=False,
                 )
             )
             base = f"http://{settings.api_host}:{settings.api_port}"

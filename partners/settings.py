@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Invitation links: bad tokens a client may try per window before it gets 429.
     link_attempt_limit: int = Field(default=20, ge=1)
     link_attempt_window: int = Field(default=600, ge=1, description="seconds")
+    # Proxies whose X-Forwarded-For names the client (comma-separated addresses or
+    # networks, "*" for any): the link limiter counts per client.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

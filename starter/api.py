@@ -14,12 +14,12 @@ from fastapi.responses import JSONResponse
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from partners import logs
 from partners.settings import Settings
 from starter import pages, portal, problems
 from starter.bodies import BoundedBodies
-from starter.limits import BadTokenLimiter
 from starter.metrics import ApiMetrics
 from starter.services import Services, open_services
 
@@ -30,11 +30,11 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     """With `services`, the caller owns the connections (tests, the local run); without,
     the app opens them from `settings` on start-up and closes them on shutdown."""
     metrics = ApiMetrics()
+    configured = services.settings if services is not None else (settings or Settings())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own = services.settings if services is not None else (settings or Settings())
-        app.state.link_limiter = BadTokenLimiter(own.link_attempt_limit, own.link_attempt_window)
+        own = configured
         if own.api_metrics_port:
             metrics.serve(own.api_metrics_port)
         try:
@@ -56,6 +56,9 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     metrics.install(app)
     problems.install(app)
     app.add_middleware(BoundedBodies)
+    # The client's address from X-Forwarded-For only when the peer is a trusted proxy
+    # (FORWARDED_ALLOW_IPS); uvicorn's own handling is off (proxy_headers=False).
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=configured.forwarded_allow_ips)
     app.include_router(portal.router)
     app.include_router(pages.router)
 
@@ -123,5 +126,6 @@ def run() -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,
+        proxy_headers=False,
         timeout_graceful_shutdown=30,
     )

@@ -27,7 +27,6 @@ from partners.messages import Locale
 from partners.models import AcceptRequest, InvitationState, PartnerStatus
 from partners.rules import TOKEN_PATTERN, token_hash
 from partners.views import InvitationPage
-from starter.limits import BadTokenLimiter
 from starter.services import Services
 from workflows.invitation import InvitationWorkflow
 
@@ -130,13 +129,14 @@ async def _lookup(request: Request, token: str) -> InvitationPage | HTMLResponse
     page = await _find(request, token)
     if page is not None:
         return _expired_by_now(page)
-    limiter: BadTokenLimiter = request.app.state.link_limiter
+    # The client's address as the trusted proxies (FORWARDED_ALLOW_IPS) report it.
+    limiter = request.app.state.services.stores.link_attempts
     client = request.client.host if request.client else "unknown"
-    if (wait := limiter.retry_after(client)) is not None:
+    if (wait := await limiter.retry_after(client)) is not None:
         response = _bilingual(request, "too_many.html", "too_many_title", 429)
         response.headers["Retry-After"] = str(wait)
         return response
-    limiter.miss(client)
+    await limiter.miss(client)
     return _invalid(request)
 
 

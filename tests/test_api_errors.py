@@ -360,3 +360,27 @@ async def test_with_no_worker_the_api_answers_503_and_never_hangs(
         assert ready.status_code == 503
         assert ready.json()["workers"].startswith("failing") and ready.json()["database"] == "ok"
         assert (await stack.http.get("/healthz")).status_code == 200, "alive, only not ready"
+
+
+async def test_the_link_limiter_counts_per_client_across_api_processes(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    """Two API processes share one count (PostgreSQL); the client is who the trusted
+    proxy names, an IPv6 client counts per /64, and other clients are not held."""
+    async with (
+        running_stack(dev_env, pool, mail, link_attempt_limit=4) as first,
+        running_stack(dev_env, pool, mail, link_attempt_limit=4, with_worker=False) as second,
+    ):
+        unknown = "/invitations/" + "C" * 43
+        attacker = [{"X-Forwarded-For": f"2001:db8:7:{i}::1"} for i in range(1)] + [
+            {"X-Forwarded-For": f"2001:db8:7:0:{i}::9"} for i in range(1, 4)
+        ]
+        answers = []
+        for i, headers in enumerate(attacker):  # four addresses of one /64, through both APIs
+            answers.append((await (first if i % 2 else second).http.get(unknown, headers=headers)).status_code)
+        blocked = await first.http.get(unknown, headers={"X-Forwarded-For": "2001:db8:7::abcd"})
+        other = await second.http.get(unknown, headers={"X-Forwarded-For": "2001:db8:8::1"})
+
+        assert answers == [404, 404, 404, 404]
+        assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+        assert other.status_code == 404, "another client is not held"

@@ -129,3 +129,11 @@ CREATE TABLE audit_log (
     details       jsonb NOT NULL DEFAULT '{}'::jsonb
 );
 CREATE INDEX audit_log_by_partner ON audit_log (partner_id, id DESC);
+
+-- Bad invitation-link attempts per client (an IPv4 address or an IPv6 /64) in the
+-- current window, shared by every API process; rows of past windows are deleted.
+CREATE TABLE link_attempts (
+    client       text PRIMARY KEY,
+    window_start timestamptz NOT NULL,
+    misses       integer NOT NULL
+);

@@ -175,7 +175,9 @@ async def running_stack(
     )
     services = Services.build(settings, client, pool, **(stores or {}))
     # log_config=None as in production: uvicorn's loggers, its access log too, go to the root.
-    server = _QuietServer(uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_config=None))
+    server = _QuietServer(
+        uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_config=None, proxy_headers=False)
+    )
     async with contextlib.AsyncExitStack() as running:
         if with_worker:
             await running.enter_async_context(build_worker(client, settings, services.stores))
