@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # each time. An installed image has its bytecode; here it is written before a run.
 COMPILE := $(BIN)/python -m compileall -q partners workflows activities starter worker.py
 
-.PHONY: run test lint format bench histories clean
+.PHONY: run test lint format bench histories lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ histories: $(STAMP)
 	mkdir -p tests/histories && rm -f tests/histories/*.json
 	RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/test_replay.py -k record
 	$(BIN)/python -m pytest -q tests/test_replay.py
+
+# The production image installs requirements.lock: exact versions with hashes of the
+# service's dependencies. Refresh it after changing them in pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url -o requirements.lock pyproject.toml
 
 # Sizes: make bench BENCH_ARGS="--n 200 --clicks 100 --pending 10000"
 bench: $(STAMP)

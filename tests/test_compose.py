@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +46,47 @@ def test_services_waited_for_as_healthy_have_a_health_check() -> None:
     }
 
     assert waited and all("healthcheck" in services[name] for name in waited)
+
+
+def test_only_the_api_is_published_and_the_ui_is_local_and_read_only() -> None:
+    services = _compose()["services"]
+    published = {name: service.get("ports", []) for name, service in services.items() if service.get("ports")}
+
+    assert published == {"api": ["8000:8000"], "temporal-ui": ["127.0.0.1:8233:8080"]}
+    assert services["temporal-ui"]["environment"]["TEMPORAL_DISABLE_WRITE_ACTIONS"].endswith(":-true}")
+
+
+def test_no_secret_has_a_default() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    secrets = re.findall(r"\$\{(\w*(?:PASSWORD|TOKEN)\w*)(:?[-?])", text)
+
+    assert secrets and all(kind == ":?" for _, kind in secrets), secrets
+
+
+def test_the_service_and_temporal_use_their_own_roles_not_the_superuser() -> None:
+    compose = _compose()
+    roles = compose["configs"]["database-roles"]["content"]
+
+    assert "postgresql://partners:" in compose["x-app-environment"]["DATABASE_URL"]
+    assert compose["services"]["temporal"]["environment"]["POSTGRES_USER"] == "temporal"
+    assert "CREATE ROLE partners LOGIN PASSWORD" in roles and "SUPERUSER" not in roles
+
+
+def test_the_image_installs_exact_hashed_versions_of_every_dependency() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    lock = (ROOT / "requirements.lock").read_text()
+    pinned = dict(re.findall(r"^([a-z0-9_.-]+)==(\S+) \\", lock, re.MULTILINE))
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+
+    assert "pip install --require-hashes -r requirements.lock" in dockerfile
+    assert "pip install --no-deps ." in dockerfile
+    for requirement in declared:
+        name = re.split(r"[\[<>=!~ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in pinned, f"{name} is not in requirements.lock: run make lock"
+    assert lock.count("--hash=sha256:") >= len(pinned)
+
+
+def test_the_api_stops_after_its_drain() -> None:
+    grace = _compose()["services"]["api"]["stop_grace_period"]
+
+    assert int(grace.rstrip("s")) > 30  # uvicorn's timeout_graceful_shutdown
