@@ -129,3 +129,7 @@ def run() -> None:
         proxy_headers=False,
         timeout_graceful_shutdown=30,
     )
+
+
+if __name__ == "__main__":
+    run()

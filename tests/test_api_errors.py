@@ -253,16 +253,17 @@ async def test_bad_links_all_get_the_same_answer_and_brute_force_gets_429(
             "%00" + token[3:],  # malformed
             "a" * 5000,  # huge
         ]
-        answers = [await stack.http.post(f"/invitations/{t}/accept") for t in bad]
+        client = {"X-Forwarded-For": "192.0.2.44"}  # a client of its own: the count is shared
+        answers = [await stack.http.post(f"/invitations/{t}/accept", headers=client) for t in bad]
         statuses = {(r.status_code, 'data-outcome="invalid"' in r.text) for r in answers}
         assert statuses == {(404, True)}, "one generic answer, whatever was wrong"
         assert len({r.text for r in answers}) == 1
 
-        blocked = await stack.http.get(f"/invitations/{'B' * 43}")  # one more guess
+        blocked = await stack.http.get(f"/invitations/{'B' * 43}", headers=client)  # one more guess
         assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
         assert 'data-outcome="too_many_attempts"' in blocked.text
         # A valid link is never refused because of bad attempts: it is looked up first.
-        valid = await stack.http.get(mail_.link)
+        valid = await stack.http.get(mail_.link, headers=client)
         assert valid.status_code == 200 and 'id="accept"' in valid.text
         partner = await stack.pool.fetchval("SELECT status FROM partners WHERE enterprise_id = $1", enterprise)
         assert partner == "pending", "nothing was accepted"
