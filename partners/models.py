@@ -79,6 +79,27 @@ class InvitationTiming(BaseModel):
     resend_daily_limit: int
 
 
+class CarriedInvitation(BaseModel):
+    """An invitation's state, handed to the next run of the workflow that runs it when
+    its history grows long (continue-as-new): resent by hand every day, an invitation
+    would otherwise grow its history without bound."""
+
+    invitation_id: UUID
+    sends: int
+    round_sends: int
+    deadline: datetime | None
+    next_send_at: datetime | None
+    expires_at: datetime | None
+    last_send_at: datetime | None
+    manual_sends: list[datetime]
+    last_error: str | None
+
+
+# Events after which a run hands its invitation to a new run (or sooner, when the server
+# suggests it): replaying a history this long stays cheap.
+HISTORY_LIMIT = 2_000
+
+
 class RunningInvitation(BaseModel):
     """An invitation a transaction closed, and the workflow that runs it (to be told)."""
 
@@ -95,6 +116,8 @@ class OnboardingInput(BaseModel):
     actor: str
     partner: NewPartner
     timing: InvitationTiming
+    # A continued run: the partner is registered, its first admin's invitation goes on.
+    carried: CarriedInvitation | None = None
 
 
 class OnboardingPhase(StrEnum):
@@ -172,6 +195,8 @@ class InvitationInput(BaseModel):
     # stored by another step (the partner's registration).
     create: NewInvitation | None = None
     take_over: TakeOver | None = None
+    carried: CarriedInvitation | None = None  # a continued run
+    history_limit: int = HISTORY_LIMIT
 
 
 def invitation_input(
@@ -184,6 +209,7 @@ def invitation_input(
     timing: InvitationTiming,
     create: NewInvitation | None = None,
     take_over: TakeOver | None = None,
+    carried: CarriedInvitation | None = None,
 ) -> InvitationInput:
     """The one way an invitation's run is described, wherever it runs."""
     return InvitationInput(
@@ -195,6 +221,7 @@ def invitation_input(
         timing=timing,
         create=create,
         take_over=take_over,
+        carried=carried,
     )
 
 

@@ -119,7 +119,7 @@ class Machine:
     doubles: Doubles
     task_queue: str
 
-    async def start(self) -> WorkflowHandle[InvitationWorkflow, InvitationResult]:
+    async def start(self, **overrides: Any) -> WorkflowHandle[InvitationWorkflow, InvitationResult]:
         invitation_id = uuid.uuid4()
         invitee = Invitee(first_name="Mel", last_name="Member", email="mel@partner.example")
         return await self.env.client.start_workflow(
@@ -138,7 +138,7 @@ class Machine:
                     purpose=InvitationPurpose.MEMBER,
                     invited_by="admin@partner.example",
                 ),
-            ),
+            ).model_copy(update=overrides),
             id=f"invitation-{invitation_id}",
             task_queue=self.task_queue,
         )
@@ -270,3 +270,30 @@ async def test_refused_creation_answers_every_update_with_the_refusal(machine: M
     result = await machine.result(handle)
     assert (result.state, result.refused, result.sends) == (None, ErrorCode.ALREADY_MEMBER, 0)
     assert machine.doubles.sends == []
+
+
+async def test_a_long_history_continues_as_new_with_the_invitation_as_it_was(machine: Machine) -> None:
+    timing = TIMING.model_copy(update={"resend_daily_limit": 100})
+    handle = await machine.start(history_limit=40, timing=timing)
+    first_run = (await handle.describe()).run_id
+    await handle.execute_update(InvitationWorkflow.ready)
+
+    for _ in range(8):  # resent by hand, day after day: each adds events
+        await machine.env.sleep(timedelta(hours=1))
+        resent = await handle.execute_update(InvitationWorkflow.resend, ResendRequest(actor="admin@partner.example"))
+        assert resent.state is InvitationState.PENDING
+
+    # The latest run, followed by hand (the time-skipping server's result does not
+    # follow a continue-as-new chain).
+    latest = (await handle.describe()).run_id
+    continued = machine.env.client.get_workflow_handle_for(InvitationWorkflow.run, handle.id, run_id=latest)
+    # Only the handles the environment started skip time by themselves.
+    async with asyncio.timeout(30), machine.env.time_skipping_unlocked():  # type: ignore[attr-defined]
+        result = await continued.result()
+    # The last resend restarted the round: two reminders after it, then the expiry.
+    assert (result.state, result.sends) == (InvitationState.EXPIRED, 11)
+    assert [s.send_number for s in machine.doubles.sends] == list(range(1, 12)), "the ledger's key goes on"
+    assert (await handle.describe()).run_id != first_run
+    history = await machine.env.client.get_workflow_handle(handle.id, run_id=first_run).fetch_history()
+    assert history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+    assert len(history.events) < 80, "the history stayed bounded"

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         AcceptRequest,
         AcceptResult,
         CancelRequest,
+        CarriedInvitation,
         ClosedElsewhere,
         CloseInvitationInput,
         CreateInvitationInput,
@@ -82,6 +83,33 @@ class Invitation:
         self._input = input
         self._data = InvitationData(requested_by=input.take_over.actor if input.take_over else None)
         self._lock = asyncio.Lock()
+        if (carried := input.carried) is not None:  # a continued run: where the last one stopped
+            self._data = InvitationData(
+                ready=True,
+                sends=carried.sends,
+                round_sends=carried.round_sends,
+                sending=Sending.IDLE,
+                deadline=carried.deadline,
+                next_send_at=carried.next_send_at,
+                expires_at=carried.expires_at,
+                last_send_at=carried.last_send_at,
+                manual_sends=list(carried.manual_sends),
+                last_error=carried.last_error,
+            )
+
+    def carry(self) -> CarriedInvitation:
+        data = self._data
+        return CarriedInvitation(
+            invitation_id=self._input.invitation_id,
+            sends=data.sends,
+            round_sends=data.round_sends,
+            deadline=data.deadline,
+            next_send_at=data.next_send_at,
+            expires_at=data.expires_at,
+            last_send_at=data.last_send_at,
+            manual_sends=data.manual_sends,
+            last_error=data.last_error,
+        )
 
     @property
     def state(self) -> InvitationState:
@@ -99,6 +127,8 @@ class Invitation:
     async def create_or_take_over(self) -> None:
         """Creates its row, or takes a stored one over, as the run's input says."""
         data, input = self._data, self._input
+        if input.carried is not None:
+            return
         try:
             if input.create is not None:
                 await database_step(
@@ -139,8 +169,9 @@ class Invitation:
         finally:
             data.ready = True
 
-    async def run(self) -> InvitationResult:
-        """Once ready: sends, waits, resends and expires until the invitation is closed."""
+    async def run(self) -> InvitationResult | None:
+        """Once ready: sends, waits, resends and expires until the invitation is closed.
+        None: the history is long; the caller continues as new with `carry()`."""
         data = self._data
         if data.refusal is not None:
             return InvitationResult(state=None, sends=0, refused=data.refusal.code)
@@ -148,6 +179,12 @@ class Invitation:
         while data.state is InvitationState.PENDING:
             if data.sending is Sending.DUE:
                 await self._send(ttl)
+                continue
+            if self._history_is_long():
+                # Hand over once no update is under way (none may be cut off).
+                await workflow.wait_condition(lambda: workflow.all_handlers_finished() or self._changed_meanwhile())
+                if not self._changed_meanwhile():
+                    return None
                 continue
             assert data.deadline is not None
             try:
@@ -167,6 +204,10 @@ class Invitation:
                     else:
                         data.sending = Sending.DUE
         return InvitationResult(state=data.state, sends=data.sends)
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._input.history_limit
 
     def _changed_meanwhile(self) -> bool:
         """Closed, or a send asked for, while the timer fired."""
@@ -439,6 +480,10 @@ class InvitationWorkflow(InvitationHandlers):
     async def run(self, input: InvitationInput) -> InvitationResult:
         await self._invitation.create_or_take_over()
         result = await self._invitation.run()
+        if result is None:
+            workflow.continue_as_new(
+                input.model_copy(update={"create": None, "take_over": None, "carried": self._invitation.carry()})
+            )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 

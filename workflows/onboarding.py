@@ -45,7 +45,7 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
     def __init__(self, input: OnboardingInput) -> None:
         self._input = input
         self._phase = OnboardingPhase.REGISTERING
-        self._invitation_id = workflow.uuid4()
+        self._invitation_id = input.carried.invitation_id if input.carried else workflow.uuid4()
         self._invitation = Invitation(
             invitation_input(
                 self._invitation_id,
@@ -54,6 +54,7 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
                 purpose=InvitationPurpose.FIRST_ADMIN,
                 invitee_email=input.partner.admin.email,
                 timing=input.timing,
+                carried=input.carried,
             )
         )
         self._invitation_state: InvitationState | None = None
@@ -61,6 +62,27 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
 
     @workflow.run
     async def run(self, input: OnboardingInput) -> OnboardingResult:
+        if input.carried is None:
+            refused = await self._register(input)
+            if refused is not None:
+                return refused
+        else:
+            self._invitation_state = InvitationState.PENDING
+            self._set_phase(OnboardingPhase.AWAITING_ADMIN)
+        result = await self._invitation.run()
+        if result is None:  # a long history: the invitation goes on in a new run
+            workflow.continue_as_new(input.model_copy(update={"carried": self._invitation.carry()}))
+        self._invitation_state = result.state
+        phase = {
+            InvitationState.ACCEPTED: OnboardingPhase.ACTIVE,
+            InvitationState.SUPERSEDED: OnboardingPhase.RETARGETED,
+        }.get(result.state or InvitationState.EXPIRED, OnboardingPhase.ADMIN_NOT_ACCEPTED)
+        self._set_phase(phase)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return OnboardingResult(phase=self._phase, invitation_state=result.state)
+
+    async def _register(self, input: OnboardingInput) -> OnboardingResult | None:
+        """Stores the partner and its first admin's invitation; the result of a refusal."""
         try:
             await database_step(
                 PartnerStore.register_partner,
@@ -83,7 +105,6 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
             self._set_phase(OnboardingPhase.REFUSED)
             await workflow.wait_condition(workflow.all_handlers_finished)
             return OnboardingResult(phase=self._phase, refused=self._refusal.code)
-
         self._invitation_state = InvitationState.PENDING
         self._invitation.stored_by_registration()
         self._set_phase(
@@ -91,15 +112,7 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
             search.INVITATION_STATE.value_set(InvitationState.PENDING.value),
             search.INVITEE_DOMAIN.value_set(input.partner.admin.domain),
         )
-        result = await self._invitation.run()
-        self._invitation_state = result.state
-        phase = {
-            InvitationState.ACCEPTED: OnboardingPhase.ACTIVE,
-            InvitationState.SUPERSEDED: OnboardingPhase.RETARGETED,
-        }.get(result.state or InvitationState.EXPIRED, OnboardingPhase.ADMIN_NOT_ACCEPTED)
-        self._set_phase(phase)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return OnboardingResult(phase=self._phase, invitation_state=result.state)
+        return None
 
     @workflow.update
     async def registration(self) -> Registration:
