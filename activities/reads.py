@@ -31,6 +31,16 @@ class ReadModel:
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
 
+    async def mail_fault(self) -> str | None:
+        """The newest permanent SMTP error on a pending invitation, if any: the relay
+        refuses us (a 5xx at RCPT would have made it undeliverable), a configuration
+        fault that holds every mail until fixed."""
+        row = await self._pool.fetchrow(
+            "SELECT last_error, count(*) OVER () AS held FROM invitations"
+            " WHERE state = 'pending' AND last_error ~ '^5[0-9][0-9] ' ORDER BY created_at DESC LIMIT 1"
+        )
+        return None if row is None else f"{row['held']} invitation(s) held, last: {row['last_error']}"[:300]
+
     async def list_partners(self, enterprise_id: str) -> list[PartnerSummary]:
         rows = await self._pool.fetch(
             f"SELECT {_SUMMARY_COLUMNS} FROM partners p WHERE p.enterprise_id = $1"  # noqa: S608 (constant)

@@ -87,7 +87,11 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
             "workers": await _check(_has_poller(services)),
         }
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ready else "failing", **checks}, 200 if ready else 503)
+        # The relay refusing us does not make this process unready (it serves
+        # everything else); it is said here for whoever watches readiness.
+        fault = await services.stores.reads.mail_fault() if checks["database"] == "ok" else None
+        mail = "ok" if fault is None else f"degraded: the SMTP relay refuses us: {fault}"
+        return JSONResponse({"status": "ok" if ready else "failing", **checks, "mail": mail}, 200 if ready else 503)
 
     return app
 

@@ -234,7 +234,7 @@ async def test_openapi_and_health(dev_stack: Stack) -> None:
     assert "/v1/enterprises/{enterprise_id}/partners" in openapi["paths"]
     assert "/invitations/{token}/accept" in openapi["paths"]
     assert health.json() == {"status": "ok"}
-    assert ready.json() == {"status": "ok", "database": "ok", "temporal": "ok", "workers": "ok"}
+    assert ready.json() == {"status": "ok", "database": "ok", "temporal": "ok", "workers": "ok", "mail": "ok"}
 
 
 async def test_bad_links_all_get_the_same_answer_and_brute_force_gets_429(
