@@ -35,6 +35,7 @@ class SmtpSettings:
     username: str | None
     password: str | None
     tls: str  # opportunistic | none | starttls | implicit
+    ca_file: str | None
     timeout: float
     mail_from: str
 
@@ -44,9 +45,11 @@ class SmtpSettings:
         return cls(
             host=settings.smtp_host,
             port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            # Empty (as compose files set them) means unset: no login, the system's CAs.
+            username=settings.smtp_username or None,
+            password=(settings.smtp_password.get_secret_value() or None) if settings.smtp_password else None,
             tls=settings.smtp_tls,
+            ca_file=settings.smtp_ca_file or None,
             timeout=settings.smtp_timeout,
             mail_from=settings.mail_from,
         )
@@ -158,6 +161,7 @@ class Mailer:
                 use_tls=smtp.tls == "implicit",
                 # None: STARTTLS when the server offers it.
                 start_tls={"starttls": True, "none": False, "implicit": False}.get(smtp.tls),
+                cert_bundle=smtp.ca_file,
                 timeout=smtp.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as err:

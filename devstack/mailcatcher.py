@@ -11,6 +11,7 @@ import email
 import email.policy
 import functools
 import re
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ class ReceivedMail:
     recipients: list[str]
     data: bytes
     received_at: datetime
+    tls: bool = False  # the conversation was encrypted (STARTTLS or implicit TLS)
 
     @functools.cached_property
     def message(self) -> EmailMessage:
@@ -79,7 +81,13 @@ class MailCatcher:
         port: int = 0,
         store_dir: Path | None = None,
         on_mail: Callable[[ReceivedMail], None] | None = None,
+        tls: ssl.SSLContext | None = None,
+        tls_mode: str = "starttls",
     ) -> None:
+        """`tls`: serve TLS with this context, offered as STARTTLS (and required before
+        MAIL) or, with `tls_mode="implicit"`, from the first byte."""
+        self._tls = tls
+        self._tls_mode = tls_mode
         self._host = host
         self._port = port or free_port()
         self._store_dir = store_dir
@@ -98,7 +106,12 @@ class MailCatcher:
     def start(self) -> None:
         if self._store_dir is not None:
             self._store_dir.mkdir(parents=True, exist_ok=True)
-        self._controller = Controller(_Handler(self), hostname=self._host, port=self._port)
+        options: dict[str, Any] = {}
+        if self._tls is not None and self._tls_mode == "implicit":
+            options["ssl_context"] = self._tls
+        elif self._tls is not None:
+            options.update(tls_context=self._tls, require_starttls=True)
+        self._controller = Controller(_Handler(self), hostname=self._host, port=self._port, **options)
         self._controller.start()
 
     def stop(self) -> None:
@@ -159,8 +172,8 @@ class MailCatcher:
                 await asyncio.sleep(0.05)
         return found
 
-    def _receive(self, recipients: list[str], data: bytes) -> None:
-        mail = ReceivedMail([r.lower() for r in recipients], data, datetime.now(UTC))
+    def _receive(self, recipients: list[str], data: bytes, tls: bool = False) -> None:
+        mail = ReceivedMail([r.lower() for r in recipients], data, datetime.now(UTC), tls)
         with self._lock:
             self._mails.append(mail)
             for recipient in mail.recipients:
@@ -201,7 +214,12 @@ class _Handler:
             if self._catcher._faults.temporary_failures > 0:
                 self._catcher._faults.temporary_failures -= 1
                 return "421 4.3.2 service not available, try again later"
-        self._catcher._receive(list(envelope.rcpt_tos), envelope.original_content or envelope.content)
+        self._catcher._receive(
+            list(envelope.rcpt_tos),
+            envelope.original_content or envelope.content,
+            # STARTTLS sets session.ssl; implicit TLS shows only on the transport.
+            session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
+        )
         if delay:
             await asyncio.sleep(delay)
         return "250 OK: queued"

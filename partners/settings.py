@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # none: plain SMTP; starttls: required; implicit: TLS from the first byte (port 465);
     # opportunistic (the default): STARTTLS when the server offers it.
     smtp_tls: Literal["opportunistic", "none", "starttls", "implicit"] = "opportunistic"
+    # PEM file of the CA (or certificate) to trust for the relay, e.g. a private CA;
+    # unset: the system's trust store.
+    smtp_ca_file: str | None = None
     smtp_timeout: float = Field(default=30.0, gt=0)
     mail_from: str = "Partner Portal <no-reply@partners.localhost>"
 

@@ -385,3 +385,20 @@ async def test_the_link_limiter_counts_per_client_across_api_processes(
         assert answers == [404, 404, 404, 404]
         assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
         assert other.status_code == 404, "another client is not held"
+
+
+async def test_an_untrusted_peer_cannot_pick_its_address_with_x_forwarded_for(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    """Only FORWARDED_ALLOW_IPS name the client: here 127.0.0.1 is not trusted, so a new
+    X-Forwarded-For on every try does not escape the limit."""
+    async with running_stack(
+        dev_env, pool, mail, link_attempt_limit=3, forwarded_allow_ips="192.0.2.1", with_worker=False
+    ) as stack:
+        unknown = "/invitations/" + "E" * 43
+        answers = [
+            (await stack.http.get(unknown, headers={"X-Forwarded-For": f"198.51.100.{i}"})).status_code
+            for i in range(5)
+        ]
+
+        assert answers[-1] == 429 and answers.count(404) <= 3, answers

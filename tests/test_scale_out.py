@@ -151,11 +151,16 @@ async def test_three_workers_two_apis_a_worker_killed(
         )
         assert {r["status"]: r["count"] for r in statuses} == {"active": PARTNERS}
         ledger = await pool.fetch(
-            "SELECT i.email, s.status, s.attempts FROM invitation_sends s JOIN invitations i ON i.id = s.invitation_id"
-            " JOIN partners p ON p.id = i.partner_id WHERE p.enterprise_id = ANY($1)",
+            "SELECT i.email, i.state, s.status, s.attempts FROM invitation_sends s"
+            " JOIN invitations i ON i.id = s.invitation_id JOIN partners p ON p.id = i.partner_id"
+            " WHERE p.enterprise_id = ANY($1)",
             enterprises,
         )
-        assert len(ledger) == PARTNERS and {r["status"] for r in ledger} == {"sent"}, "no mail lost"
+        assert len(ledger) == PARTNERS and {r["state"] for r in ledger} == {"accepted"}, "no mail lost"
+        # 'sending' is an outcome the ledger could not learn: the killed worker had handed
+        # the mail to SMTP, and the invitee accepted it before the retry came.
+        for row in ledger:
+            assert row["status"] == "sent" or mail.mails_to(row["email"]), row
         attempts = {r["email"]: r["attempts"] for r in ledger}
         for _, admin in onboarded:
             received = len(mail.mails_to(admin))

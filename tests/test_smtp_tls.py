@@ -1,0 +1,83 @@
+"""SMTP_TLS against a real TLS relay (aiosmtpd with a certificate made here): STARTTLS
+required, implicit TLS, and a relay that offers no STARTTLS when it is required."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from devstack.mailcatcher import MailCatcher
+from tests.helpers.stack import new_enterprise, running_stack, unique_domain
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "relay.pem", folder / "relay.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def _relay(certificate: tuple[Path, Path], mode: str) -> Iterator[MailCatcher]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    relay = MailCatcher(tls=context, tls_mode=mode)
+    relay.start()
+    yield relay
+    relay.stop()
+
+
+@pytest.fixture
+def starttls_relay(certificate: tuple[Path, Path]) -> Iterator[MailCatcher]:
+    yield from _relay(certificate, "starttls")
+
+
+@pytest.fixture
+def implicit_relay(certificate: tuple[Path, Path]) -> Iterator[MailCatcher]:
+    yield from _relay(certificate, "implicit")
+
+
+@pytest.mark.parametrize("mode", ["starttls", "implicit", "opportunistic"])
+async def test_mail_goes_out_encrypted(
+    mode: str,
+    dev_env: WorkflowEnvironment,
+    pool: asyncpg.Pool,
+    certificate: tuple[Path, Path],
+    starttls_relay: MailCatcher,
+    implicit_relay: MailCatcher,
+) -> None:
+    relay = implicit_relay if mode == "implicit" else starttls_relay
+    async with running_stack(dev_env, pool, relay, smtp_tls=mode, smtp_ca_file=str(certificate[0])) as stack:
+        partner = await stack.active_partner()  # the admin's mail went through this relay
+
+        [mail] = relay.mails_to(partner.admin)
+        assert mail.tls, f"{mode}: the conversation was encrypted"
+
+
+async def test_required_starttls_against_a_plain_relay_sends_nothing_in_clear(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    async with running_stack(dev_env, pool, mail, smtp_tls="starttls") as stack:
+        enterprise, domain = new_enterprise(), unique_domain()
+        created = (await stack.register(enterprise, domain)).json()
+        async with asyncio.timeout(20):  # the attempt fails, is retried, and says why
+            while not (
+                error := await stack.pool.fetchval(
+                    "SELECT last_error FROM invitations WHERE id = $1::uuid", created["admin_invitation"]["id"]
+                )
+            ):
+                await asyncio.sleep(0.1)
+
+        assert "STARTTLS" in error.upper() or "TLS" in error.upper(), error
+        assert mail.mails_to(f"ada@{domain}") == []
