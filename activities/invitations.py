@@ -18,6 +18,7 @@ from activities.metrics import count
 from activities.sql import (
     Db,
     audit,
+    close_pending_invitations,
     is_active_admin,
     lock_partner,
     partner_domains,
@@ -351,16 +352,7 @@ async def _admit(
     superseded: list[RunningInvitation] = []
     if role is Role.ADMIN:
         # R8: at most one live admin invitation; the newest request wins.
-        superseded = [
-            RunningInvitation(invitation_id=r["id"], workflow_id=r["workflow_id"])
-            for r in await db.fetch(
-                "UPDATE invitations SET state = 'superseded', closed_at = now(), next_send_at = NULL"
-                " WHERE partner_id = $1 AND role = 'admin' AND state = 'pending' AND id <> $2"
-                " RETURNING id, workflow_id",
-                partner_id,
-                invitation_id,
-            )
-        ]
+        superseded = await close_pending_invitations(db, partner_id, "superseded", admin_only=True, keep=invitation_id)
         for old in superseded:
             await audit(
                 db,

@@ -6,7 +6,7 @@ import asyncpg
 from temporalio import activity
 
 from activities.metrics import count
-from activities.sql import audit, require_registered_domain
+from activities.sql import audit, close_pending_invitations, require_registered_domain
 from partners.errors import ErrorCode, Refused
 from partners.messages import Locale
 from partners.models import (
@@ -15,7 +15,6 @@ from partners.models import (
     PartnerStatus,
     RegisterPartnerInput,
     Registration,
-    RunningInvitation,
 )
 from partners.rules import public_mail_domains
 
@@ -169,15 +168,7 @@ class PartnerStore:
                 input.partner_id,
                 input.actor,
             )
-            cancelled = [
-                RunningInvitation(invitation_id=r["id"], workflow_id=r["workflow_id"])
-                for r in await db.fetch(
-                    "UPDATE invitations SET state = 'cancelled', closed_at = now(), next_send_at = NULL,"
-                    " last_error = 'partner deactivated' WHERE partner_id = $1 AND state = 'pending'"
-                    " RETURNING id, workflow_id",
-                    input.partner_id,
-                )
-            ]
+            cancelled = await close_pending_invitations(db, input.partner_id, "cancelled", reason="partner deactivated")
             await audit(
                 db,
                 partner["enterprise_id"],

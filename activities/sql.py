@@ -9,7 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from partners.errors import ErrorCode, Refused
-from partners.models import PartnerStatus
+from partners.models import PartnerStatus, RunningInvitation
 from partners.rules import email_domain_is_registered, normalize_email
 
 Db: TypeAlias = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -77,3 +77,28 @@ async def partner_domains(db: Db, partner_id: UUID) -> list[str]:
         "SELECT domain FROM partner_domains WHERE partner_id = $1 AND NOT released ORDER BY domain", partner_id
     )
     return [r["domain"] for r in rows]
+
+
+async def close_pending_invitations(
+    db: Db,
+    partner_id: UUID,
+    state: str,
+    *,
+    admin_only: bool = False,
+    keep: UUID | None = None,
+    reason: str | None = None,
+) -> list[RunningInvitation]:
+    """Closes a partner's pending invitations in this transaction (their links stop now)
+    and answers the workflows that run them, to be told."""
+    rows = await db.fetch(
+        "UPDATE invitations SET state = $2, closed_at = now(), next_send_at = NULL,"
+        " last_error = coalesce($5, last_error)"
+        " WHERE partner_id = $1 AND state = 'pending' AND (NOT $3 OR role = 'admin') AND id IS DISTINCT FROM $4"
+        " RETURNING id, workflow_id",
+        partner_id,
+        state,
+        admin_only,
+        keep,
+        reason,
+    )
+    return [RunningInvitation(invitation_id=r["id"], workflow_id=r["workflow_id"]) for r in rows]

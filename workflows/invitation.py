@@ -85,30 +85,14 @@ class Invitation:
         self._lock = asyncio.Lock()
         if (carried := input.carried) is not None:  # a continued run: where the last one stopped
             self._data = InvitationData(
-                ready=True,
-                sends=carried.sends,
-                round_sends=carried.round_sends,
-                sending=Sending.IDLE,
-                deadline=carried.deadline,
-                next_send_at=carried.next_send_at,
-                expires_at=carried.expires_at,
-                last_send_at=carried.last_send_at,
-                manual_sends=list(carried.manual_sends),
-                last_error=carried.last_error,
+                ready=True, sending=Sending.IDLE, **carried.model_dump(exclude={"invitation_id"})
             )
 
     def carry(self) -> CarriedInvitation:
-        data = self._data
+        """What a continued run needs: the fields both share."""
+        fields = CarriedInvitation.model_fields.keys() - {"invitation_id"}
         return CarriedInvitation(
-            invitation_id=self._input.invitation_id,
-            sends=data.sends,
-            round_sends=data.round_sends,
-            deadline=data.deadline,
-            next_send_at=data.next_send_at,
-            expires_at=data.expires_at,
-            last_send_at=data.last_send_at,
-            manual_sends=data.manual_sends,
-            last_error=data.last_error,
+            invitation_id=self._input.invitation_id, **{name: getattr(self._data, name) for name in fields}
         )
 
     @property
