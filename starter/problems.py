@@ -74,9 +74,11 @@ def install(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = original()
-            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema(
-                ref_template="#/components/schemas/{model}"
-            )
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            # Its definitions (ErrorCode) go beside it, where its $refs point.
+            schemas.update(problem.pop("$defs", {}))
+            schemas["Problem"] = problem
             app.openapi_schema = schema
         return app.openapi_schema
 
