@@ -6,8 +6,6 @@ lock, whichever path created or revived it.
 
 from __future__ import annotations
 
-import math
-import re
 from datetime import timedelta
 from uuid import UUID
 
@@ -29,21 +27,18 @@ from activities.sql import (
 from partners.errors import ErrorCode, Refused
 from partners.ids import invitation_workflow_id
 from partners.messages import Locale
-from partners.models import (
+from partners.models import InvitationPurpose, InvitationState, PartnerStatus, Role, RunningInvitation
+from partners.rules import TOKEN_HASH_PATTERN, resend_limit_refusal
+from partners.steps import (
     AcceptInvitationInput,
     AcceptInvitationOutput,
     CloseInvitationInput,
     CloseInvitationOutput,
     CreateInvitationInput,
     CreateInvitationOutput,
-    InvitationPurpose,
     InvitationRef,
-    InvitationState,
-    PartnerStatus,
     ReopenInvitationInput,
     ReopenInvitationOutput,
-    Role,
-    RunningInvitation,
 )
 
 
@@ -61,9 +56,7 @@ class InvitationStore:
             partner = await lock_partner(db, new.partner_id)
             existing = await db.fetchval("SELECT purpose FROM invitations WHERE id = $1", input.invitation_id)
             if existing is not None:  # a retry after the commit
-                return CreateInvitationOutput(
-                    enterprise_id=partner["enterprise_id"], purpose=InvitationPurpose(existing)
-                )
+                return CreateInvitationOutput(purpose=InvitationPurpose(existing))
             purpose, superseded = await _admit(
                 db,
                 partner,
@@ -101,7 +94,7 @@ class InvitationStore:
                 role=new.role.value,
                 purpose=purpose.value,
             )
-        return CreateInvitationOutput(enterprise_id=partner["enterprise_id"], purpose=purpose, superseded=superseded)
+        return CreateInvitationOutput(purpose=purpose, superseded=superseded)
 
     @activity.defn
     async def reopen_invitation(self, input: ReopenInvitationInput) -> ReopenInvitationOutput:
@@ -113,9 +106,8 @@ class InvitationStore:
         async with self._pool.acquire() as db, db.transaction():
             row = await db.fetchrow(
                 "SELECT i.state, i.sends, i.email, i.role, i.expires_at, i.partner_id,"
-                " p.enterprise_id, p.status, e.locale"
-                " FROM invitations i JOIN partners p ON p.id = i.partner_id"
-                " JOIN enterprises e ON e.id = p.enterprise_id WHERE i.id = $1 FOR UPDATE OF i, p",
+                " p.enterprise_id, p.status"
+                " FROM invitations i JOIN partners p ON p.id = i.partner_id WHERE i.id = $1 FOR UPDATE OF i, p",
                 input.invitation_id,
             )
             if row is None:
@@ -129,21 +121,16 @@ class InvitationStore:
                     input.invitation_id,
                 )
             ]
-            if take_over.revive and len(manual) >= input.resend_daily_limit:
-                wait = manual[0] + timedelta(hours=24) - await db.fetchval("SELECT now()")
-                raise Refused(
-                    ErrorCode.RESEND_TOO_SOON,
-                    f"At most {input.resend_daily_limit} sends by hand per 24 hours.",
-                    retry_after=max(1, math.ceil(wait.total_seconds())),
-                )
+            if take_over.revive and (
+                refusal := resend_limit_refusal(manual, await db.fetchval("SELECT now()"), input.resend_daily_limit)
+            ):
+                raise refusal
             state = InvitationState(row["state"])
             if state is InvitationState.PENDING:
                 await db.execute(
                     "UPDATE invitations SET workflow_id = $2 WHERE id = $1", input.invitation_id, input.workflow_id
                 )
-                return ReopenInvitationOutput(
-                    sends=row["sends"], revived=False, expires_at=row["expires_at"], manual_sends=manual
-                )
+                return ReopenInvitationOutput(sends=row["sends"], expires_at=row["expires_at"], manual_sends=manual)
             if not (take_over.revive and state in (InvitationState.EXPIRED, InvitationState.UNDELIVERABLE)):
                 raise Refused(ErrorCode.closed_invitation(state.value), f"The invitation is {state.value}.")
             purpose, superseded = await _admit(
@@ -166,7 +153,7 @@ class InvitationStore:
                 sends=row["sends"],
                 was=state.value,
             )
-        return ReopenInvitationOutput(sends=row["sends"], revived=True, manual_sends=manual, superseded=superseded)
+        return ReopenInvitationOutput(sends=row["sends"], manual_sends=manual, superseded=superseded)
 
     @activity.defn
     async def accept_invitation(self, input: AcceptInvitationInput) -> AcceptInvitationOutput:
@@ -182,7 +169,7 @@ class InvitationStore:
             # Proof of the link: the hash of a token mailed for this invitation's current
             # period. Access to Temporal alone accepts nothing.
             send_number = None
-            if row is not None and _HASH.fullmatch(input.token_hash):
+            if row is not None and TOKEN_HASH_PATTERN.fullmatch(input.token_hash):
                 send_number = await db.fetchval(
                     "SELECT send_number FROM invitation_tokens WHERE token_hash = $1 AND invitation_id = $2",
                     bytes.fromhex(input.token_hash),
@@ -314,7 +301,6 @@ class InvitationStore:
         return CloseInvitationOutput(state=input.state)
 
 
-_HASH = re.compile(r"[0-9a-f]{64}")
 _CLICK_SKEW = timedelta(minutes=1)
 
 

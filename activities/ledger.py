@@ -15,7 +15,8 @@ import asyncpg
 from activities.sql import audit
 from partners.errors import ErrorCode, Refused
 from partners.messages import Locale
-from partners.models import InvitationState, Role, SendFailure
+from partners.models import InvitationState, Role
+from partners.steps import SendFailure
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from temporalio.exceptions import ApplicationError
 from activities.ledger import SendLedger, SendTicket
 from activities.metrics import count
 from partners import messages
-from partners.models import SendFailure, SendInvitationInput, SendInvitationOutput, SendOutcome
 from partners.rules import mask_email, token_hash
 from partners.settings import Settings
+from partners.steps import SendFailure, SendInvitationInput, SendInvitationOutput, SendOutcome
 
 # The error type of a refusal by the receiving server (5xx): sending again cannot help.
 UNDELIVERABLE = "undeliverable"

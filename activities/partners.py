@@ -9,14 +9,9 @@ from activities.metrics import count
 from activities.sql import audit, close_pending_invitations, require_registered_domain
 from partners.errors import ErrorCode, Refused
 from partners.messages import Locale
-from partners.models import (
-    DeactivatePartnerInput,
-    DeactivatePartnerOutput,
-    PartnerStatus,
-    RegisterPartnerInput,
-    Registration,
-)
+from partners.models import PartnerStatus, Registration
 from partners.rules import public_mail_domains
+from partners.steps import DeactivatePartnerInput, DeactivatePartnerOutput, RegisterPartnerInput
 
 
 class PartnerStore:

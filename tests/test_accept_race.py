@@ -11,7 +11,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.invitations import InvitationStore
 from devstack.mailcatcher import MailCatcher
 from partners.ids import invitation_workflow_id
-from partners.models import AcceptInvitationInput, AcceptInvitationOutput, InvitationState
+from partners.models import InvitationState
+from partners.steps import AcceptInvitationInput, AcceptInvitationOutput
 from tests.helpers.stack import holder, running_stack
 from workflows.invitation import InvitationWorkflow
 

@@ -24,17 +24,10 @@ from temporalio.worker import Worker
 from activities.mail import UNDELIVERABLE
 from partners.errors import ErrorCode, Refused
 from partners.models import (
-    AcceptInvitationInput,
-    AcceptInvitationOutput,
     AcceptRequest,
     CancelRequest,
     ClosedElsewhere,
-    CloseInvitationInput,
-    CloseInvitationOutput,
-    CreateInvitationInput,
-    CreateInvitationOutput,
     InvitationPurpose,
-    InvitationRef,
     InvitationResult,
     InvitationState,
     InvitationTiming,
@@ -43,10 +36,19 @@ from partners.models import (
     PartnerStatus,
     ResendRequest,
     Role,
+    invitation_input,
+)
+from partners.steps import (
+    AcceptInvitationInput,
+    AcceptInvitationOutput,
+    CloseInvitationInput,
+    CloseInvitationOutput,
+    CreateInvitationInput,
+    CreateInvitationOutput,
+    InvitationRef,
     SendInvitationInput,
     SendInvitationOutput,
     SendOutcome,
-    invitation_input,
 )
 from worker import sandbox_runner
 from workflows.invitation import InvitationWorkflow
@@ -74,7 +76,7 @@ class Doubles:
     async def create_invitation(self, input: CreateInvitationInput) -> CreateInvitationOutput:
         if self.refuse_creation is not None:
             raise Refused(self.refuse_creation, "refused by the double")
-        return CreateInvitationOutput(enterprise_id="ent", purpose=input.invitation.purpose)
+        return CreateInvitationOutput(purpose=input.invitation.purpose)
 
     @activity.defn(name="send_invitation")
     async def send_invitation(self, input: SendInvitationInput) -> SendInvitationOutput:

@@ -8,7 +8,8 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.partners import PartnerStore
     from partners.errors import Refused
-    from partners.models import DeactivatePartnerInput, DeactivationInput, DeactivationResult
+    from partners.models import DeactivationInput, DeactivationResult
+    from partners.steps import DeactivatePartnerInput
     from workflows.invitation import tell_closed
     from workflows.steps import database_step
 

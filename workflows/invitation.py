@@ -1,406 +1,26 @@
-"""InvitationWorkflow: one invitation, from its first e-mail to its final state."""
+"""InvitationWorkflow: one invitation, from its first e-mail to its final state; and the
+handlers every workflow that runs an invitation answers (the state machine itself is
+workflows/invitation_loop.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import math
-import re
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from enum import Enum
-
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, RetryState
-from temporalio.exceptions import TimeoutError as ActivityTimeout
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.invitations import InvitationStore
-    from activities.mail import UNDELIVERABLE, Mailer
-    from partners import search
-    from partners.errors import ErrorCode, Refused
     from partners.models import (
-        AcceptInvitationInput,
         AcceptRequest,
         AcceptResult,
         CancelRequest,
-        CarriedInvitation,
         ClosedElsewhere,
-        CloseInvitationInput,
-        CreateInvitationInput,
         InvitationInput,
-        InvitationRef,
         InvitationResult,
-        InvitationState,
         InvitationStatus,
-        ReopenInvitationInput,
         ResendRequest,
         RunningInvitation,
-        SendInvitationInput,
-        SendOutcome,
     )
-    from workflows.steps import MAIL_STEP, database_step
-
-
-class Sending(Enum):
-    IDLE = "idle"
-    DUE = "due"  # a send is to start at the loop's next turn
-    IN_FLIGHT = "in_flight"
-
-
-@dataclass
-class InvitationData:
-    """Everything an invitation's run knows, in one place."""
-
-    state: InvitationState = InvitationState.PENDING
-    ready: bool = False  # its row exists (or it was refused): the handlers may act
-    refusal: Refused | None = None  # every update is answered with it
-    sends: int = 0  # every send of this invitation, over all runs: the ledger's key
-    round_sends: int = 0  # sends since the invitation was created, revived or resent by hand
-    sending: Sending = Sending.DUE
-    requested_by: str | None = None  # who asked for the next send by hand
-    deadline: datetime | None = None  # when the last send's time-to-live ends
-    last_send_at: datetime | None = None
-    manual_sends: list[datetime] = field(default_factory=list)  # sends by hand, for the 24 h limit
-    revival_unanswered: bool = False  # the resend that revived this run has not been answered yet
-    next_send_at: datetime | None = None
-    expires_at: datetime | None = None
-    last_error: str | None = None
-
-
-class Invitation:
-    """One invitation's life inside a workflow: `InvitationWorkflow` runs one per member,
-    replacement or taken-over invitation, and `PartnerOnboardingWorkflow` runs its
-    partner's first admin's (one workflow per onboarding instead of two).
-
-    It sends the invitation, resends it each time its TTL passes and expires it after the
-    last send. Updates (accept, resend, cancel) and the `closed_elsewhere` signal change
-    it, one at a time under one lock, which the expiry takes too: an acceptance under way
-    when the timer fires wins; one arriving after the expiry was decided is answered
-    "expired".
-    """
-
-    def __init__(self, input: InvitationInput) -> None:
-        self._input = input
-        self._data = InvitationData(requested_by=input.take_over.actor if input.take_over else None)
-        self._lock = asyncio.Lock()
-        if (carried := input.carried) is not None:  # a continued run: where the last one stopped
-            self._data = InvitationData(
-                ready=True, sending=Sending.IDLE, **carried.model_dump(exclude={"invitation_id"})
-            )
-
-    def carry(self) -> CarriedInvitation:
-        """What a continued run needs: the fields both share."""
-        fields = CarriedInvitation.model_fields.keys() - {"invitation_id"}
-        return CarriedInvitation(
-            invitation_id=self._input.invitation_id, **{name: getattr(self._data, name) for name in fields}
-        )
-
-    @property
-    def state(self) -> InvitationState:
-        return self._data.state
-
-    def stored_by_registration(self) -> None:
-        """Its row was stored with the partner: nothing to create."""
-        self._data.ready = True
-
-    def refuse(self, refusal: Refused) -> None:
-        """It will not run here: every update is answered with this refusal."""
-        self._data.refusal = refusal
-        self._data.ready = True
-
-    async def create_or_take_over(self) -> None:
-        """Creates its row, or takes a stored one over, as the run's input says."""
-        data, input = self._data, self._input
-        if input.carried is not None:
-            return
-        try:
-            if input.create is not None:
-                await database_step(
-                    InvitationStore.create_invitation,
-                    CreateInvitationInput(
-                        invitation_id=input.invitation_id, invitation=input.create, max_sends=input.timing.max_sends
-                    ),
-                    summary="create: check domain, membership and pending invitations",
-                )
-            elif input.take_over is not None:
-                taken = await database_step(
-                    InvitationStore.reopen_invitation,
-                    ReopenInvitationInput(
-                        invitation_id=input.invitation_id,
-                        take_over=input.take_over,
-                        workflow_id=workflow.info().workflow_id,
-                        resend_daily_limit=input.timing.resend_daily_limit,
-                    ),
-                    summary="take the invitation over (revive it if expired or undeliverable)",
-                )
-                data.sends = taken.sends
-                data.manual_sends = list(taken.manual_sends)
-                workflow.upsert_search_attributes([search.INVITATION_STATE.value_set(InvitationState.PENDING.value)])
-                for old in taken.superseded:
-                    await tell_closed(old, f"superseded by the revived {input.invitation_id}")
-                if input.take_over.revive:
-                    data.revival_unanswered = True
-                    data.manual_sends.append(workflow.now())
-                else:
-                    # Adopted without a new mail: it ends when its last send would have.
-                    data.sending = Sending.IDLE
-                    data.round_sends = input.timing.max_sends
-                    data.deadline = data.expires_at = taken.expires_at or workflow.now()
-        except ApplicationError as err:
-            data.refusal = Refused.found_in(err)
-            if data.refusal is None:
-                raise
-        finally:
-            data.ready = True
-
-    async def run(self) -> InvitationResult | None:
-        """Once ready: sends, waits, resends and expires until the invitation is closed.
-        None: the history is long; the caller continues as new with `carry()`."""
-        data = self._data
-        if data.refusal is not None:
-            return InvitationResult(state=None, sends=0, refused=data.refusal.code)
-        ttl = timedelta(seconds=self._input.timing.ttl_seconds)
-        while data.state is InvitationState.PENDING:
-            if data.sending is Sending.DUE:
-                await self._send(ttl)
-                continue
-            if self._history_is_long():
-                # Hand over once no update is under way (none may be cut off).
-                await workflow.wait_condition(lambda: workflow.all_handlers_finished() or self._changed_meanwhile())
-                if not self._changed_meanwhile():
-                    return None
-                continue
-            assert data.deadline is not None
-            try:
-                await workflow.wait_condition(
-                    lambda: data.state is not InvitationState.PENDING or data.sending is Sending.DUE,
-                    timeout=max(data.deadline - workflow.now(), timedelta(0)),
-                    timeout_summary="time-to-live of the last send",
-                )
-            except TimeoutError:
-                async with self._lock:  # an acceptance or cancellation under way goes first
-                    if self._changed_meanwhile():
-                        continue
-                    if data.round_sends >= self._input.timing.max_sends:
-                        await self._close(
-                            InvitationState.EXPIRED, reason=f"not accepted after {data.round_sends} sends"
-                        )
-                    else:
-                        data.sending = Sending.DUE
-        return InvitationResult(state=data.state, sends=data.sends)
-
-    def _history_is_long(self) -> bool:
-        info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._input.history_limit
-
-    def _changed_meanwhile(self) -> bool:
-        """Closed, or a send asked for, while the timer fired."""
-        return self._data.state is not InvitationState.PENDING or self._data.sending is Sending.DUE
-
-    # --- what the handlers do --------------------------------------------------------------
-
-    async def ready(self) -> InvitationStatus:
-        await workflow.wait_condition(lambda: self._data.ready)
-        if self._data.refusal is not None:
-            raise self._data.refusal
-        return self.status()
-
-    async def accept(self, request: AcceptRequest) -> AcceptResult:
-        await workflow.wait_condition(lambda: self._data.ready)
-        async with self._lock:  # a second click waits for the first, then hears "already accepted"
-            if self._data.refusal is not None:
-                raise self._data.refusal
-            if self._data.state is not InvitationState.PENDING:
-                return AcceptResult(state=self._data.state, newly_accepted=False)
-            outcome = await database_step(
-                InvitationStore.accept_invitation,
-                AcceptInvitationInput(
-                    invitation_id=self._input.invitation_id,
-                    token_hash=request.token_hash,
-                    clicked_at=request.clicked_at,
-                ),
-                summary="accept: record the acceptance and its effect",
-            )
-            self._set_state(outcome.state)
-        return AcceptResult(state=outcome.state, newly_accepted=outcome.state is InvitationState.ACCEPTED)
-
-    async def resend(self, request: ResendRequest) -> InvitationStatus:
-        await self._pending_turn()
-        data = self._data
-        if data.revival_unanswered:
-            # The resend that started this run: its mail is the revival's first send.
-            data.revival_unanswered = False
-        else:
-            self._require_resend_allowed(cooldown=not request.operator)
-            data.manual_sends.append(workflow.now())
-            if data.sending is Sending.IN_FLIGHT:
-                # A send under way (a reminder) is the new mail: mailing again seconds
-                # later would only confuse the invitee.
-                data.round_sends = 1
-            else:
-                data.requested_by = request.actor
-                data.round_sends = 0
-                data.sending = Sending.DUE
-        await workflow.wait_condition(lambda: data.state is not InvitationState.PENDING or data.sending is Sending.IDLE)
-        return self.status()
-
-    def _require_resend_allowed(self, *, cooldown: bool) -> None:
-        """R7: resending by hand is rate-limited, per invitation: not within the cooldown
-        of the last send, at most the daily limit in any 24 h."""
-        data, timing, now = self._data, self._input.timing, workflow.now()
-        wait_after = timedelta(seconds=timing.resend_cooldown_seconds)
-        if cooldown and data.last_send_at is not None and now - data.last_send_at < wait_after:
-            wait = data.last_send_at + wait_after - now
-            raise Refused(
-                ErrorCode.RESEND_TOO_SOON,
-                f"Sent {int((now - data.last_send_at).total_seconds())} s ago; wait before resending.",
-                retry_after=max(1, math.ceil(wait.total_seconds())),
-            )
-        data.manual_sends = [at for at in data.manual_sends if now - at < timedelta(hours=24)]
-        if len(data.manual_sends) >= timing.resend_daily_limit:
-            wait = data.manual_sends[0] + timedelta(hours=24) - now
-            raise Refused(
-                ErrorCode.RESEND_TOO_SOON,
-                f"At most {timing.resend_daily_limit} sends by hand per 24 hours.",
-                retry_after=max(1, math.ceil(wait.total_seconds())),
-            )
-
-    async def cancel(self, request: CancelRequest) -> InvitationStatus:
-        await workflow.wait_condition(lambda: self._data.ready)
-        async with self._lock:
-            self._require_pending()
-            await self._close(InvitationState.CANCELLED, reason="cancelled by hand", actor=request.actor)
-        return self.status()
-
-    async def closed_elsewhere(self, request: ClosedElsewhere) -> None:
-        await workflow.wait_condition(lambda: self._data.ready)
-        async with self._lock:
-            if self._data.refusal is not None or self._data.state is not InvitationState.PENDING:
-                return
-            # The transaction that closed it decided the state: read it, do not take the
-            # signal's word for it (a made-up signal changes nothing).
-            stored = await database_step(
-                InvitationStore.stored_state,
-                InvitationRef(invitation_id=self._input.invitation_id),
-                summary=f"read the state a transaction elsewhere left ({request.reason})",
-            )
-            self._set_state(stored.state)
-
-    def status(self) -> InvitationStatus:
-        data = self._data
-        return InvitationStatus(
-            invitation_id=self._input.invitation_id,
-            state=data.state,
-            sends=data.sends,
-            max_sends=self._input.timing.max_sends,
-            next_send_at=data.next_send_at,
-            expires_at=data.expires_at,
-            last_error=data.last_error,
-        )
-
-    # --- steps -------------------------------------------------------------------------
-
-    async def _pending_turn(self) -> None:
-        """This update's turn, once nothing else is being recorded; refused unless the
-        invitation is still pending."""
-        await workflow.wait_condition(lambda: self._data.ready)
-        async with self._lock:
-            self._require_pending()
-
-    def _require_pending(self) -> None:
-        if self._data.refusal is not None:
-            raise self._data.refusal
-        if (state := self._data.state) is not InvitationState.PENDING:
-            raise Refused(ErrorCode.closed_invitation(state.value), f"The invitation is {state.value}.")
-
-    async def _send(self, ttl: timedelta) -> None:
-        data, max_sends = self._data, self._input.timing.max_sends
-        data.sends += 1
-        data.round_sends += 1
-        now = workflow.now()
-        data.deadline = now + ttl
-        left = max_sends - data.round_sends
-        data.next_send_at = data.deadline if left > 0 else None
-        data.expires_at = now + ttl * (left + 1)
-        data.last_send_at = now
-        data.sending = Sending.IN_FLIGHT
-        requested_by, data.requested_by = data.requested_by, None
-        self._describe()
-        try:
-            sent = await workflow.execute_activity_method(
-                Mailer.send_invitation,
-                SendInvitationInput(
-                    invitation_id=self._input.invitation_id,
-                    send_number=data.sends,
-                    next_send_at=data.next_send_at,
-                    expires_at=data.expires_at,
-                    requested_by=requested_by,
-                ),
-                summary=f"send e-mail {data.round_sends} of {max_sends}",
-                # R7: a mail that cannot go out (4xx for days) does not keep the
-                # invitation pending past its expiry.
-                schedule_to_close_timeout=data.expires_at - now,
-                **MAIL_STEP,
-            )
-        except ActivityError as err:
-            closing = _closing_failure(err)
-            if closing is None:
-                raise
-            state, data.last_error = closing
-            async with self._lock:
-                if data.state is InvitationState.PENDING:
-                    await self._close(state, reason=data.last_error)
-            return
-        finally:
-            if data.sending is Sending.IN_FLIGHT:
-                data.sending = Sending.IDLE
-        if sent.outcome is SendOutcome.CLOSED:
-            # Closed in the database by a transaction outside this workflow: mirror it.
-            self._set_state(sent.state)
-
-    async def _close(self, state: InvitationState, *, reason: str, actor: str = "system") -> None:
-        """Records a decision of this workflow; the caller holds the lock."""
-        # Decided now, before the activity records it: an update arriving meanwhile
-        # answers with this state instead of racing it.
-        self._set_state(state)
-        self._data.next_send_at = None
-        recorded = await database_step(
-            InvitationStore.close_invitation,
-            CloseInvitationInput(invitation_id=self._input.invitation_id, state=state, reason=reason, actor=actor),
-            summary=f"record: invitation {state.value}",
-        )
-        self._set_state(recorded.state)
-
-    def _set_state(self, state: InvitationState) -> None:
-        if state is not self._data.state:
-            self._data.state = state
-            workflow.upsert_search_attributes([search.INVITATION_STATE.value_set(state.value)])
-        self._describe()
-
-    def _describe(self) -> None:
-        data = self._data
-        if data.state is InvitationState.PENDING:
-            expires = f"{data.expires_at:%Y-%m-%d %H:%M} UTC" if data.expires_at else "-"
-            workflow.set_current_details(
-                f"waiting for acceptance by someone at {self._input.invitee_domain}, "
-                f"send {data.round_sends} of {self._input.timing.max_sends}, expires {expires}"
-            )
-        else:
-            reason = f": {data.last_error}" if data.last_error else ""
-            workflow.set_current_details(f"{data.state.value} after {data.sends} send(s){reason}")
-
-
-def _closing_failure(err: ActivityError) -> tuple[InvitationState, str] | None:
-    """The state a failed send closes the invitation in, with why; None to fail the run."""
-    cause = err.cause
-    if isinstance(cause, ApplicationError) and cause.type == UNDELIVERABLE:
-        return InvitationState.UNDELIVERABLE, cause.message
-    if err.retry_state is RetryState.TIMEOUT:
-        # Out of time (the schedule-to-close bound, the invitation's expiry): the server
-        # gives up with the last attempt's failure, or a timeout when none was left.
-        last = cause.cause if isinstance(cause, ActivityTimeout) and cause.cause is not None else cause
-        return InvitationState.EXPIRED, f"expired before its mail could be sent: {last}"
-    return None
+    from partners.rules import TOKEN_HASH_PATTERN, is_actor
+    from workflows.invitation_loop import Invitation
 
 
 class InvitationHandlers:
@@ -421,7 +41,7 @@ class InvitationHandlers:
 
     @accept.validator
     def _validate_accept(self, request: AcceptRequest) -> None:
-        if not _TOKEN_HASH.fullmatch(request.token_hash):
+        if not TOKEN_HASH_PATTERN.fullmatch(request.token_hash):
             raise ValueError("token_hash must be the link token's SHA-256, in lower-case hex")
 
     @workflow.update
@@ -462,7 +82,8 @@ class InvitationWorkflow(InvitationHandlers):
 
     @workflow.run
     async def run(self, input: InvitationInput) -> InvitationResult:
-        await self._invitation.create_or_take_over()
+        for old in await self._invitation.create_or_take_over():
+            await tell_closed(old, f"superseded by the revived {input.invitation_id}")
         result = await self._invitation.run()
         if result is None:
             workflow.continue_as_new(
@@ -472,18 +93,14 @@ class InvitationWorkflow(InvitationHandlers):
         return result
 
 
-_TOKEN_HASH = re.compile(r"[0-9a-f]{64}")
-
-
 def _require_actor(actor: str) -> None:
-    """Who asked, for the audit log: an e-mail address or `operator:<name>`."""
-    if not (0 < len(actor) <= 320) or any(c.isspace() for c in actor):
+    if not is_actor(actor):
         raise ValueError("actor must name who asks (an e-mail address or operator:<name>)")
 
 
 async def tell_closed(invitation: RunningInvitation, reason: str) -> None:
-    """From another workflow: tells the workflow that runs an invitation that a
-    transaction closed it."""
+    """From a workflow: tells the workflow that runs an invitation that a transaction
+    closed it."""
     try:
         await workflow.get_external_workflow_handle(invitation.workflow_id).signal(
             InvitationWorkflow.closed_elsewhere, ClosedElsewhere(reason=reason)

@@ -19,11 +19,12 @@ with workflow.unsafe.imports_passed_through():
         OnboardingPhase,
         OnboardingResult,
         OnboardingState,
-        RegisterPartnerInput,
         Registration,
         invitation_input,
     )
-    from workflows.invitation import Invitation, InvitationHandlers
+    from partners.steps import RegisterPartnerInput
+    from workflows.invitation import InvitationHandlers
+    from workflows.invitation_loop import Invitation
     from workflows.steps import database_step
 
 _DETAILS = {

@@ -15,7 +15,6 @@ with workflow.unsafe.imports_passed_through():
     from partners.errors import Refused
     from partners.ids import invitation_workflow_id
     from partners.models import (
-        CreateInvitationInput,
         InvitationPurpose,
         InvitationResult,
         InvitationState,
@@ -27,6 +26,8 @@ with workflow.unsafe.imports_passed_through():
         Role,
         invitation_input,
     )
+    from partners.rules import is_actor
+    from partners.steps import CreateInvitationInput
     from workflows.invitation import InvitationWorkflow, tell_closed
     from workflows.steps import database_step
 
@@ -87,8 +88,8 @@ class AdminReplacementWorkflow:
         local, _, domain = invitee.email.partition("@")
         if not (local and "." in domain) or invitee.email != invitee.email.strip().lower():
             raise ValueError("email must be a normalised e-mail address")
-        if not request.actor or any(c.isspace() for c in request.actor):
-            raise ValueError("actor must name who asks")
+        if not is_actor(request.actor):
+            raise ValueError("actor must name who asks (an e-mail address or operator:<name>)")
 
     async def _replace(self, request: ReplaceAdminRequest) -> ReplacementStarted:
         input, invitation_id = self._input, workflow.uuid4()
