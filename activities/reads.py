@@ -136,9 +136,12 @@ class ReadModel:
 
     async def invitation_page(self, token_hash: bytes) -> InvitationPage | None:
         row = await self._pool.fetchrow(
-            # A link of a period before a revival belongs to an expired invitation (R7).
-            "SELECT i.id AS invitation_id, i.workflow_id, i.role, i.first_name, p.enterprise_id, i.expires_at,"
-            " CASE WHEN t.send_number < i.live_from_send THEN 'expired' ELSE i.state END AS state,"
+            # R7: a link of a period before a revival belongs to an expired invitation, and
+            # past its expiry an invitation is expired where its link is used, even before
+            # its workflow's timer (worker down, a mail still retrying) has recorded it.
+            "SELECT i.id AS invitation_id, i.workflow_id, i.role, i.first_name, p.enterprise_id,"
+            " CASE WHEN t.send_number < i.live_from_send"
+            " OR (i.state = 'pending' AND i.expires_at <= now()) THEN 'expired' ELSE i.state END AS state,"
             " coalesce(e.display_name, e.id) AS enterprise_name, p.name AS partner_name,"
             " i.partner_id, p.status AS partner_status, t.send_number, i.locale, p.logo IS NOT NULL AS has_logo"
             " FROM invitation_tokens t JOIN invitations i ON i.id = t.invitation_id"

@@ -107,7 +107,6 @@ class InvitationPage(BaseModel):
     partner_id: UUID
     partner_status: PartnerStatus
     send_number: int
-    expires_at: datetime | None
     locale: Locale
     has_logo: bool
 

@@ -10,14 +10,13 @@ disconnected client and whatever it answers is dropped.
 from __future__ import annotations
 
 import hmac
-import json
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from partners.errors import ErrorCode
 from partners.rules import LOGO_MAX_BYTES
-from starter.problems import MEDIA_TYPE
+from starter.problems import problem_response
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -35,27 +34,10 @@ def _limit(method: str, path: str) -> tuple[int, ErrorCode]:
     return JSON_BODY_LIMIT, ErrorCode.PAYLOAD_TOO_LARGE
 
 
-async def _problem(send: Send, code: ErrorCode, detail: str) -> None:
-    body = json.dumps(
-        {
-            "type": f"https://partners.invalid/problems/{code.value}",
-            "title": code.problem_title,
-            "status": code.http_status,
-            "detail": detail,
-            "code": code.value,
-        }
-    ).encode()
+async def _problem(scope: Scope, receive: Receive, send: Send, code: ErrorCode, detail: str) -> None:
     # Connection: close, or the server would read (and drop) the rest of the body to keep
     # the connection alive: the very cost this avoids.
-    headers = [
-        (b"content-type", MEDIA_TYPE.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
-    ]
-    if code is ErrorCode.UNAUTHORIZED:
-        headers.append((b"www-authenticate", b"Bearer"))
-    await send({"type": "http.response.start", "status": code.http_status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await problem_response(code, detail, headers={"Connection": "close"})(scope, receive, send)
 
 
 class BoundedBodies:
@@ -69,13 +51,13 @@ class BoundedBodies:
         headers = dict(scope["headers"])
         path: str = scope["path"]
         if path.startswith("/v1/") and not self._authorized(scope, headers.get(b"authorization", b"")):
-            await _problem(send, ErrorCode.UNAUTHORIZED, "A valid bearer token is required.")
+            await _problem(scope, receive, send, ErrorCode.UNAUTHORIZED, "A valid bearer token is required.")
             return
         limit, code = _limit(scope["method"], path)
         detail = f"The request body may be {limit // 1024} KiB at most."
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await _problem(send, code, detail)
+            await _problem(scope, receive, send, code, detail)
             return
         answered = False
         received = 0
@@ -89,7 +71,7 @@ class BoundedBodies:
                 received += len(message.get("body", b""))
                 if received > limit:
                     answered = True
-                    await _problem(send, code, detail)
+                    await _problem(scope, receive, send, code, detail)
                     return {"type": "http.disconnect"}
             return message
 

@@ -250,8 +250,10 @@ class Commands:
         handle = self._client.get_workflow_handle(await self._workflow_of(invitation_id))
         try:
             live = await self._temporal(handle.query(InvitationWorkflow.status))
-        except (RPCError, WorkflowQueryFailedError):
-            live = None  # its history is gone (retention) or it never ran here
+        except (RPCError, WorkflowQueryFailedError, Refused):
+            # Its history is gone (retention), it never ran here, or no worker answered in
+            # time: the stored invitation is the answer.
+            live = None
         return detail.model_copy(update={"live": live})
 
     async def resend(self, actor: Actor, invitation_id: UUID) -> InvitationDetail:

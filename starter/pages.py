@@ -128,7 +128,7 @@ async def _lookup(request: Request, token: str) -> InvitationPage | HTMLResponse
     # Looked up first: a valid link is never refused because of someone's bad attempts.
     page = await _find(request, token)
     if page is not None:
-        return _expired_by_now(page)
+        return page
     # The client's address as the trusted proxies (FORWARDED_ALLOW_IPS) report it.
     limiter = request.app.state.services.stores.link_attempts
     client = request.client.host if request.client else "unknown"
@@ -138,14 +138,6 @@ async def _lookup(request: Request, token: str) -> InvitationPage | HTMLResponse
         return response
     await limiter.miss(client)
     return _invalid(request)
-
-
-def _expired_by_now(page: InvitationPage) -> InvitationPage:
-    """R7: past its expiry the invitation is expired where its link is used, even before
-    its workflow's timer (worker down, a mail still retrying) has recorded it."""
-    if page.state is InvitationState.PENDING and page.expires_at is not None and page.expires_at <= datetime.now(UTC):
-        return page.model_copy(update={"state": InvitationState.EXPIRED})
-    return page
 
 
 @router.get("/invitations/{token}", response_class=HTMLResponse)
