@@ -84,7 +84,12 @@ def build_worker(
     *,
     task_queue: str | None = None,
 ) -> Worker:
-    mailer = Mailer(stores.ledger, SmtpSettings.from_settings(settings), link_base=settings.link_base)
+    mailer = Mailer(
+        stores.ledger,
+        SmtpSettings.from_settings(settings),
+        link_base=settings.link_base,
+        accept_link=settings.accept_link_template,
+    )
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,

@@ -213,10 +213,10 @@ class InvitationStore:
             await db.execute(
                 "INSERT INTO members (partner_id, email, first_name, last_name, role)"
                 " VALUES ($1, $2, $3, $4, $5)"
-                " ON CONFLICT (partner_id, email) DO UPDATE"
+                # Already a member (an admin invitation of a Member): the same membership.
+                " ON CONFLICT (partner_id, email) WHERE active DO UPDATE"
                 # R7: an acceptance never lowers an active Admin's role.
-                " SET role = CASE WHEN members.active AND members.role = 'admin' THEN 'admin' ELSE EXCLUDED.role END,"
-                " active = true, joined_at = now()",
+                " SET role = CASE WHEN members.role = 'admin' THEN 'admin' ELSE EXCLUDED.role END",
                 row["partner_id"],
                 row["email"],
                 row["first_name"],

@@ -56,10 +56,12 @@ class SmtpSettings:
 
 
 class Mailer:
-    def __init__(self, ledger: SendLedger, smtp: SmtpSettings, *, link_base: str) -> None:
+    def __init__(self, ledger: SendLedger, smtp: SmtpSettings, *, link_base: str, accept_link: str) -> None:
+        """`accept_link`: where the mail's link goes, a template with {token}."""
         self._ledger = ledger
         self._smtp = smtp
         self._link_base = link_base.rstrip("/")
+        self._accept_link = accept_link
         self._templates = jinja2.Environment(
             loader=jinja2.PackageLoader("activities", "templates"),
             autoescape=jinja2.select_autoescape(["html"]),
@@ -86,7 +88,7 @@ class Mailer:
             return SendInvitationOutput(outcome=SendOutcome.CLOSED, state=ticket.state)
         if ticket.already_sent:
             return SendInvitationOutput(outcome=SendOutcome.ALREADY_SENT)
-        message = self._compose(ticket, f"{self._link_base}/invitations/{token}", input)
+        message = self._compose(ticket, self._accept_link.replace("{token}", token), input)
         async with _heartbeating():
             try:
                 await self._deliver(message)

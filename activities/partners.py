@@ -156,7 +156,12 @@ class PartnerStore:
             )
             # The slot (R2) and the domains (R3) are free for a new partner.
             await db.execute("UPDATE partner_domains SET released = true WHERE partner_id = $1", input.partner_id)
-            await db.execute("UPDATE members SET active = false WHERE partner_id = $1 AND active", input.partner_id)
+            await db.execute(
+                "UPDATE members SET active = false, ended_at = now(), ended_by = $2, end_reason = 'partner_deactivated'"
+                " WHERE partner_id = $1 AND active",
+                input.partner_id,
+                input.actor,
+            )
             await db.execute(
                 "UPDATE partner_grants SET revoked_at = now(), revoked_by = $2"
                 " WHERE partner_id = $1 AND revoked_at IS NULL",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
+from activities.memberships import active_members
 from activities.sql import is_active_admin
-from partners.models import InvitationPurpose, PartnerStatus, Role
+from partners.errors import ErrorCode, Refused
+from partners.models import InvitationPurpose, InvitationState, PartnerStatus, Role
 from partners.views import (
     GRANT_COLUMNS,
     AdminView,
@@ -16,9 +19,9 @@ from partners.views import (
     AuditPage,
     GrantView,
     InvitationDetail,
+    InvitationList,
     InvitationPage,
     InvitationView,
-    MemberView,
     PartnerSummary,
     PartnerView,
 )
@@ -61,14 +64,7 @@ class ReadModel:
             )
             if row is None:
                 return None
-            members = [
-                MemberView(**dict(r))
-                for r in await db.fetch(
-                    "SELECT first_name, last_name, email, role, joined_at FROM members"
-                    " WHERE partner_id = $1 AND active ORDER BY joined_at, email",
-                    partner_id,
-                )
-            ]
+            members = await active_members(db, partner_id)
             invitations = [
                 InvitationView(**dict(r))
                 for r in await db.fetch(
@@ -121,7 +117,7 @@ class ReadModel:
 
     async def get_invitation(self, invitation_id: UUID) -> InvitationDetail | None:
         row = await self._pool.fetchrow(
-            f"SELECT {_INVITATION_COLUMNS}, i.partner_id, p.enterprise_id, p.status AS partner_status"  # noqa: S608
+            f"SELECT {_INVITATION_COLUMNS}, p.enterprise_id, p.status AS partner_status"  # noqa: S608
             " FROM invitations i JOIN partners p ON p.id = i.partner_id WHERE i.id = $1",
             invitation_id,
         )
@@ -139,7 +135,7 @@ class ReadModel:
             # R7: a link of a period before a revival belongs to an expired invitation, and
             # past its expiry an invitation is expired where its link is used, even before
             # its workflow's timer (worker down, a mail still retrying) has recorded it.
-            "SELECT i.id AS invitation_id, i.workflow_id, i.role, i.first_name, p.enterprise_id,"
+            "SELECT i.id AS invitation_id, i.workflow_id, i.role, i.first_name, i.email, p.enterprise_id,"
             " CASE WHEN t.send_number < i.live_from_send"
             " OR (i.state = 'pending' AND i.expires_at <= now()) THEN 'expired' ELSE i.state END AS state,"
             " coalesce(e.display_name, e.id) AS enterprise_name, p.name AS partner_name,"
@@ -150,6 +146,37 @@ class ReadModel:
             token_hash,
         )
         return None if row is None else InvitationPage(**dict(row))
+
+    async def invitations(
+        self,
+        *,
+        partner_id: UUID | None = None,
+        enterprise_id: str | None = None,
+        state: InvitationState | None,
+        limit: int,
+        cursor: str | None,
+    ) -> InvitationList:
+        """A partner's or an enterprise's invitations, newest first, a page at a time: the
+        cursor is the last one's (created_at, id), so a page never repeats or skips a row
+        whatever was created meanwhile."""
+        after = _decode_cursor(cursor) if cursor else None
+        scope = (
+            "i.partner_id = $1" if partner_id else "i.partner_id IN (SELECT id FROM partners WHERE enterprise_id = $1)"
+        )
+        rows = await self._pool.fetch(
+            f"SELECT {_INVITATION_COLUMNS} FROM invitations i WHERE {scope}"  # noqa: S608 (constants)
+            " AND ($2::text IS NULL OR i.state = $2)"
+            " AND ($3::timestamptz IS NULL OR (i.created_at, i.id) < ($3, $4::uuid))"
+            " ORDER BY i.created_at DESC, i.id DESC LIMIT $5",
+            partner_id or enterprise_id,
+            state.value if state else None,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit + 1,
+        )
+        page = [InvitationView(**dict(r)) for r in rows[:limit]]
+        more = len(rows) > limit
+        return InvitationList(invitations=page, next_cursor=_encode_cursor(page[-1]) if more else None)
 
     async def get_logo(self, partner_id: UUID) -> tuple[bytes, str, datetime] | None:
         row = await self._pool.fetchrow(
@@ -170,7 +197,7 @@ class ReadModel:
 
 
 _INVITATION_COLUMNS = (
-    "i.id, i.first_name, i.last_name, i.email, i.role, i.purpose, i.state, i.sends, i.max_sends,"
+    "i.id, i.partner_id, i.first_name, i.last_name, i.email, i.role, i.purpose, i.state, i.sends, i.max_sends,"
     " i.next_send_at, i.expires_at, i.last_error, i.locale, i.invited_by, i.created_at"
 )
 
@@ -179,3 +206,18 @@ _SUMMARY_COLUMNS = (
     " array(SELECT d.domain FROM partner_domains d WHERE d.partner_id = p.id ORDER BY d.domain)"
     " AS domains"
 )
+
+
+def _encode_cursor(last: InvitationView) -> str:
+    return base64.urlsafe_b64encode(f"{last.created_at.isoformat()}|{last.id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        at, _, id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition("|")
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("naive")
+        return when, UUID(id)
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise Refused(ErrorCode.INVALID_INPUT, "cursor: not a cursor this API answered.") from None

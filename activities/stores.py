@@ -7,10 +7,12 @@ from typing import Any
 
 import asyncpg
 
+from activities.access import AccessReads
 from activities.grants import GrantStore
 from activities.invitations import InvitationStore
 from activities.ledger import SendLedger
 from activities.link_attempts import LinkAttempts
+from activities.memberships import MembershipStore
 from activities.partners import PartnerStore
 from activities.reads import ReadModel
 from partners.settings import Settings
@@ -22,7 +24,9 @@ class Stores:
     invitations: InvitationStore
     ledger: SendLedger
     grants: GrantStore
+    memberships: MembershipStore
     reads: ReadModel
+    access: AccessReads
     link_attempts: LinkAttempts
 
     @classmethod
@@ -47,7 +51,9 @@ class Stores:
             invitations=invitations(pool, default_locale=locale),
             ledger=ledger(pool),
             grants=GrantStore(pool),
+            memberships=MembershipStore(pool),
             reads=ReadModel(pool),
+            access=AccessReads(pool),
             link_attempts=LinkAttempts(
                 pool, limit=settings.link_attempt_limit, window_seconds=settings.link_attempt_window
             ),

@@ -25,6 +25,8 @@ from aiosmtpd.controller import Controller
 from devstack.net import free_port
 
 _LINK = re.compile(r"https?://\S+/invitations/[A-Za-z0-9_-]+")
+# The link's token, on this service's page or in a portal's ACCEPT_URL (?token=...).
+_TOKEN = re.compile(r"https?://\S*?(?:/invitations/|[?&]token=)([A-Za-z0-9_-]{43})")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,13 @@ class ReceivedMail:
         if found is None:
             raise AssertionError(f"no invitation link in the mail to {self.recipients}")
         return found.group(0)
+
+    @property
+    def token(self) -> str:
+        found = _TOKEN.search(self.text)
+        if found is None:
+            raise AssertionError(f"no invitation token in the mail to {self.recipients}")
+        return found.group(1)
 
 
 @dataclass

@@ -8,9 +8,17 @@ not validate e-mail addresses again.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from partners.messages import Locale
 from partners.models import GrantKind, Invitee, NewPartner
@@ -97,3 +105,35 @@ class GrantRequest(_Request):
     kind: GrantKind
     ref: GrantRef = Field(description="The product's or API's id in the Service Catalog.")
     name: PartnerName
+
+
+def _inlined_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its definitions inlined: a schema that can sit
+    anywhere in the OpenAPI document."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return dict(inline(schema))
+
+
+# Each person is validated on its own (a malformed one is that row's `invalid_input`), so
+# the body takes any object and the document shows the shape each must have.
+BatchPerson = Annotated[dict[str, Any], WithJsonSchema(_inlined_schema(InviteMemberRequest))]
+
+
+class BatchInviteRequest(_Request):
+    people: list[BatchPerson] = Field(min_length=1, max_length=50, description="Up to 50 people, in order.")
+
+
+class AcceptRequestBody(_Request):
+    token: str = Field(max_length=200, description="The token of the invitation link the person opened.")

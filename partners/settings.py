@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from partners.messages import Locale
@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     mail_from: str = "Partner Portal <no-reply@partners.localhost>"
 
     public_base_url: str = "http://127.0.0.1:8000"
+    # Where invitation mails link to: a template with {token}, e.g. the portal's own page
+    # https://portal.example/partners/accept?token={token} for signed-in acceptance
+    # (POST /v1/invitations/accept). Unset: this service's invitation page.
+    accept_url: str | None = None
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     portal_api_token: SecretStr | None = None
@@ -88,3 +92,14 @@ class Settings(BaseSettings):
     @property
     def link_base(self) -> str:
         return self.public_base_url.rstrip("/")
+
+    @property
+    def accept_link_template(self) -> str:
+        return self.accept_url or f"{self.link_base}/invitations/{{token}}"
+
+    @field_validator("accept_url")
+    @classmethod
+    def _accept_url_has_token(cls, value: str | None) -> str | None:
+        if value is not None and (value.count("{token}") != 1 or not value.startswith(("https://", "http://"))):
+            raise ValueError("ACCEPT_URL must be an http(s) URL with {token} once, where the link's token goes")
+        return value

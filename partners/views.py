@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -26,8 +27,25 @@ class MemberView(PersonView):
     joined_at: datetime
 
 
+MEMBERSHIP_COLUMNS = "partner_id, first_name, last_name, email, role, joined_at, ended_at, ended_by, end_reason"
+
+
+class MembershipView(MemberView):
+    """A membership, active or ended (R13): ended ones are kept, with who and when."""
+
+    partner_id: UUID
+    ended_at: datetime | None
+    ended_by: str | None
+    end_reason: Literal["removed", "left", "partner_deactivated"] | None
+
+
+class MemberList(BaseModel):
+    members: list[MemberView]
+
+
 class InvitationView(PersonView):
     id: UUID
+    partner_id: UUID
     role: Role
     purpose: InvitationPurpose
     state: InvitationState
@@ -78,11 +96,15 @@ class PartnerSummary(BaseModel):
 
 
 class PartnerView(PartnerSummary):
+    """R12: the account holder and the partner's Admin see its invitations; its Members
+    see the partner without them (`null`)."""
+
+    viewer_role: Literal["account_holder", "admin", "member", "operator"] = "account_holder"
     admin: AdminView | None
     admin_invitation: InvitationView | None
     admin_replacement: InvitationView | None  # the latest, pending or not
     members: list[MemberView]
-    invitations: list[InvitationView]
+    invitations: list[InvitationView] | None
     grants: list[GrantView]  # the active ones
     has_logo: bool
     activated_at: datetime | None
@@ -101,6 +123,7 @@ class InvitationPage(BaseModel):
     state: InvitationState
     role: Role
     first_name: str
+    email: str  # the invitee's: signed-in acceptance is theirs only
     enterprise_id: str
     enterprise_name: str
     partner_name: str
@@ -114,7 +137,6 @@ class InvitationPage(BaseModel):
 class InvitationDetail(InvitationView):
     """One invitation: the read model and, while its workflow runs, the live status."""
 
-    partner_id: UUID
     enterprise_id: str
     partner_status: PartnerStatus
     live: InvitationStatus | None = None
@@ -124,3 +146,49 @@ class LogoView(BaseModel):
     content_type: str
     size: int
     url: str
+
+
+class InvitationList(BaseModel):
+    invitations: list[InvitationView]
+    next_cursor: str | None = None  # pass as `cursor` for the next (older) page
+
+
+class BatchRowResult(BaseModel):
+    """One person of a batch: the invitation created, or the problem that refused them."""
+
+    email: str
+    status: int
+    invitation: InvitationDetail | None = None
+    code: str | None = None
+    detail: str | None = None
+
+
+class BatchResult(BaseModel):
+    results: list[BatchRowResult]
+
+
+class GrantedRef(BaseModel):
+    ref: str
+    name: str
+
+
+class Membership(BaseModel):
+    partner_id: UUID
+    partner_name: str
+    enterprise_id: str
+    role: Role
+    products: list[GrantedRef]
+    apis: list[GrantedRef]
+
+
+class Access(BaseModel):
+    """R14: what the person may use: their active memberships of active partners."""
+
+    email: str
+    memberships: list[Membership]
+
+
+class AccessCheck(BaseModel):
+    allowed: bool
+    partner_id: UUID | None = None
+    role: Role | None = None

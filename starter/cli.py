@@ -18,10 +18,11 @@ from uuid import UUID
 
 from temporalio.service import RPCError
 
-from partners.errors import ErrorCode, Refused
+from partners.errors import Refused
 from partners.settings import Settings
 from starter.auth import Actor, ActorRole
 from starter.commands import Commands
+from starter.people import People
 from starter.services import open_services
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 1, 2, 3, 4
@@ -31,7 +32,7 @@ LOCAL_ENV = ".data/local.env"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="partners",
-        description="Operate the partner onboarding service: partners and invitations.",
+        description="Operate the partner onboarding service: partners, members and invitations.",
         epilog="Reads the same settings as the service (DATABASE_URL, TEMPORAL_ADDRESS, ...; "
         "after `make run`, from .data/local.env). Exit codes: 0 done, 1 refused by a rule, "
         "2 bad usage, 3 not found, 4 a server did not answer.",
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--actor", default=getpass.getuser(), help="your name, recorded in the audit log (default: $USER)"
     )
-    topics = parser.add_subparsers(dest="topic", required=True, metavar="{partners,invitations}")
+    topics = parser.add_subparsers(dest="topic", required=True, metavar="{partners,members,invitations}")
 
     partners = topics.add_parser("partners", help="list and show partners").add_subparsers(
         dest="command", required=True
@@ -49,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--enterprise", required=True, help="the enterprise account's id")
     show = partners.add_parser("show", help="one partner: domains, admin, members, invitations, grants")
     show.add_argument("partner_id", type=UUID)
+
+    members = topics.add_parser("members", help="list a partner's members, remove one").add_subparsers(
+        dest="command", required=True
+    )
+    members.add_parser("list", help="the active members, the Admin first").add_argument("partner_id", type=UUID)
+    remove = members.add_parser("remove", help="end a Member's membership; cancels their pending invitations")
+    remove.add_argument("partner_id", type=UUID)
+    remove.add_argument("email")
 
     invitations = topics.add_parser("invitations", help="show, resend or cancel an invitation").add_subparsers(
         dest="command", required=True
@@ -83,10 +92,12 @@ async def _run(args: argparse.Namespace) -> Any:
     # `make run` writes where its embedded servers listen to .data/local.env; only the CLI
     # reads it, and the environment wins over it.
     async with open_services(Settings(_env_file=LOCAL_ENV), serving=False, migrations=False) as services:
-        do = Commands(services)
+        do, people = Commands(services), People(services)
         calls: dict[tuple[str, str], Callable[[], Awaitable[Any]]] = {
             ("partners", "list"): lambda: do.list_partners(actor, args.enterprise),
             ("partners", "show"): lambda: do.get_partner(actor, args.partner_id),
+            ("members", "list"): lambda: people.members(actor, args.partner_id),
+            ("members", "remove"): lambda: people.remove(actor, args.partner_id, args.email),
             ("invitations", "show"): lambda: do.get_invitation(actor, args.invitation_id),
             ("invitations", "resend"): lambda: do.resend(actor, args.invitation_id),
             ("invitations", "cancel"): lambda: do.cancel(actor, args.invitation_id),
@@ -102,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{err.code.value}: {err.detail}", file=sys.stderr)
         if err.extra:
             print(json.dumps(err.extra, ensure_ascii=False, default=str), file=sys.stderr)
-        if err.code is ErrorCode.NOT_FOUND:
+        if err.code.http_status == 404:
             return EXIT_NOT_FOUND
         return EXIT_UNAVAILABLE if err.code.http_status >= 500 else EXIT_REFUSED
     except (RPCError, OSError) as err:

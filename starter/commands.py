@@ -8,7 +8,7 @@ stable code, whoever asked and wherever it was decided.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from temporalio.client import WithStartWorkflowOperation, WorkflowQueryFailedError, WorkflowUpdateFailedError
@@ -53,6 +53,9 @@ from workflows.replacement import AdminReplacementWorkflow
 # Partner ids derived from an Idempotency-Key live in their own namespace.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("8f0b6c1e-3a55-4d6f-9a51-6e1d0b7c2a90")
 
+# Who the actor is to a partner (R1, R12).
+Viewer = Literal["account_holder", "operator", "admin", "member"]
+
 
 class Commands:
     def __init__(self, services: Services) -> None:
@@ -61,6 +64,7 @@ class Commands:
         self._client = services.client
         self._reads = services.stores.reads
         self._grants = services.stores.grants
+        self._memberships = services.stores.memberships
 
     @property
     def _timing(self) -> InvitationTiming:
@@ -148,8 +152,34 @@ class Commands:
         return await self._reads.list_partners(enterprise_id)
 
     async def get_partner(self, actor: Actor, partner_id: UUID) -> PartnerView:
+        """R12: the account holder and the Admin see everything; a Member the partner
+        without its invitations."""
+        view, viewer = await self.seen_by(actor, partner_id)
+        if viewer == "member":
+            view = view.model_copy(update={"invitations": None, "admin_invitation": None, "admin_replacement": None})
+        return view.model_copy(update={"viewer_role": viewer})
+
+    async def seen_by(self, actor: Actor, partner_id: UUID) -> tuple[PartnerView, Viewer]:
+        """The partner and who the actor is to it. R12: anyone who is neither an account
+        holder of its enterprise nor an active member gets what a missing partner gets."""
         view = await self._partner(partner_id)
-        actor.require_account_holder_of(view.enterprise_id)
+        if actor.role is ActorRole.OPERATOR:
+            return view, "operator"
+        if actor.role is ActorRole.ACCOUNT_HOLDER and actor.enterprise == view.enterprise_id:
+            return view, "account_holder"
+        if actor.role is ActorRole.PARTNER_USER:
+            role = await self._memberships.active_role(partner_id, actor.email)
+            if role is not None:
+                return view, "admin" if role == Role.ADMIN else "member"
+        raise Refused(ErrorCode.NOT_FOUND, "No such partner.")
+
+    async def held_partner(self, actor: Actor, partner_id: UUID, *, or_admin: bool = False) -> PartnerView:
+        """R1: the partner, for an account holder of its enterprise (or the CLI's operator),
+        and with `or_admin` for its Admin too; 403 for its members, 404 for anyone else."""
+        view, viewer = await self.seen_by(actor, partner_id)
+        if viewer == "member" or (viewer == "admin" and not or_admin):
+            allowed = "an account holder of its enterprise" + (" or its Admin" if or_admin else "")
+            raise Refused(ErrorCode.FORBIDDEN, f"Only {allowed} may do this.")
         return view
 
     async def _partner(self, partner_id: UUID) -> PartnerView:
@@ -159,7 +189,7 @@ class Commands:
         return view
 
     async def replace_admin(self, actor: Actor, partner_id: UUID, person: PersonIn) -> InvitationDetail:
-        partner = await self.get_partner(actor, partner_id)
+        partner = await self.held_partner(actor, partner_id)
         started = await self._start(
             AdminReplacementWorkflow.replace,
             AdminReplacementWorkflow.run,
@@ -172,7 +202,7 @@ class Commands:
         return await self._invitation(started.invitation_id)
 
     async def deactivate(self, actor: Actor, partner_id: UUID) -> PartnerView:
-        partner = await self.get_partner(actor, partner_id)
+        partner = await self.held_partner(actor, partner_id)
         await self._start(
             PartnerDeactivationWorkflow.outcome,
             PartnerDeactivationWorkflow.run,
@@ -184,16 +214,16 @@ class Commands:
         return await self._partner(partner_id)
 
     async def grant(self, actor: Actor, partner_id: UUID, body: GrantRequest) -> GrantView:
-        await self.get_partner(actor, partner_id)
+        await self.held_partner(actor, partner_id)
         return await self._grants.grant(partner_id, body, actor.email)
 
     async def revoke(self, actor: Actor, partner_id: UUID, grant_id: UUID) -> GrantView:
-        await self.get_partner(actor, partner_id)
+        await self.held_partner(actor, partner_id)
         return await self._grants.revoke(partner_id, grant_id, actor.email)
 
     async def set_logo(self, actor: Actor, partner_id: UUID, data: bytes) -> LogoView:
         """A PNG, JPEG or WebP image, judged by its bytes whatever the upload says."""
-        await self.get_partner(actor, partner_id)
+        await self.held_partner(actor, partner_id)
         content_type = sniff_logo(data)
         if content_type is None:
             raise Refused(ErrorCode.UNSUPPORTED_LOGO, "The logo must be a PNG, JPEG or WebP image.")
@@ -201,7 +231,7 @@ class Commands:
         return LogoView(content_type=content_type, size=len(data), url=f"/partners/{partner_id}/logo")
 
     async def audit(self, actor: Actor, partner_id: UUID, *, limit: int, before: int | None) -> AuditPage:
-        await self.get_partner(actor, partner_id)
+        await self.held_partner(actor, partner_id)
         return await self._reads.audit(partner_id, limit=limit, before=before)
 
     # --- invitations ---------------------------------------------------------------------
@@ -209,9 +239,9 @@ class Commands:
     async def invite_member(self, actor: Actor, partner_id: UUID, body: InviteMemberRequest) -> InvitationDetail:
         """R5: the partner's Admin invites; whether the actor is that Admin is checked in the
         workflow's transaction, with the domain and duplicates."""
-        if actor.role is not ActorRole.PARTNER_USER:
+        partner, viewer = await self.seen_by(actor, partner_id)
+        if viewer != "admin":
             raise Refused(ErrorCode.FORBIDDEN, "Only the partner's Admin invites its members.")
-        partner = await self._partner(partner_id)
         invitation_id, invitee = uuid.uuid4(), body.invitee()
         await self._start(
             InvitationWorkflow.ready,
@@ -329,12 +359,15 @@ class Commands:
         return workflow_id
 
     async def _authorized_invitation(self, actor: Actor, invitation_id: UUID) -> InvitationDetail:
-        """The account holder of the partner's enterprise; for member invitations also its Admin."""
+        """The account holder of the partner's enterprise; for member invitations also its
+        Admin. Its members get 403, anyone else what a missing invitation gets."""
         detail = await self._invitation(invitation_id)
-        if not (
-            actor.role is ActorRole.PARTNER_USER
-            and detail.purpose is InvitationPurpose.MEMBER
-            and await self._reads.is_active_admin(detail.partner_id, actor.email)
-        ):
-            actor.require_account_holder_of(detail.enterprise_id)
+        try:
+            _, viewer = await self.seen_by(actor, detail.partner_id)
+        except Refused as err:
+            if err.code is ErrorCode.NOT_FOUND:
+                raise Refused(ErrorCode.NOT_FOUND, "No such invitation.") from None
+            raise
+        if viewer == "member" or (viewer == "admin" and detail.purpose is not InvitationPurpose.MEMBER):
+            raise Refused(ErrorCode.FORBIDDEN, "Only an account holder of the enterprise may do this.")
         return detail

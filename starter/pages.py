@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -18,17 +17,14 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from partners import messages
 from partners.errors import ErrorCode, Refused
 from partners.messages import Locale
-from partners.models import AcceptRequest, InvitationState, PartnerStatus
-from partners.rules import TOKEN_PATTERN, token_hash
+from partners.models import InvitationState, PartnerStatus
 from partners.views import InvitationPage
+from starter.people import People
 from starter.services import Services
-from workflows.invitation import InvitationWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +112,7 @@ def _invalid(request: Request) -> HTMLResponse:
 
 
 async def _find(request: Request, token: str) -> InvitationPage | None:
-    if not TOKEN_PATTERN.fullmatch(token):
-        return None
-    services: Services = request.app.state.services
-    return await services.stores.reads.invitation_page(token_hash(token))
+    return await People(request.app.state.services).link(token)
 
 
 async def _lookup(request: Request, token: str) -> InvitationPage | HTMLResponse:
@@ -157,23 +150,7 @@ async def accept_invitation(request: Request, token: str) -> HTMLResponse:
         return page
     if page.state is not InvitationState.PENDING:
         return _closed(request, page)
-    services: Services = request.app.state.services
-    handle = services.client.get_workflow_handle(page.workflow_id)
-    try:
-        result = await services.temporal(
-            handle.execute_update(
-                InvitationWorkflow.accept,
-                AcceptRequest(token_hash=token_hash(token).hex(), clicked_at=datetime.now(UTC)),
-            )
-        )
-    except (WorkflowUpdateFailedError, RPCError) as err:
-        if isinstance(err, RPCError) and err.status is not RPCStatusCode.NOT_FOUND:
-            raise
-        # The workflow closed between our read and the update: the database has its answer.
-        fresh = await _find(request, token)
-        if fresh is None or fresh.state is InvitationState.PENDING:
-            raise
-        return _closed(request, fresh)
+    result = await People(request.app.state.services).accept_link(page, token)
     if result.newly_accepted:
         return _outcome(request, page, "accepted")
     return _closed(request, page.model_copy(update={"state": result.state}))

@@ -8,16 +8,38 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from partners.errors import ErrorCode, Refused
-from partners.requests import GrantRequest, InviteMemberRequest, PersonIn, RegisterPartnerRequest
+from partners.models import GrantKind, InvitationState
+from partners.requests import (
+    AcceptRequestBody,
+    BatchInviteRequest,
+    GrantRequest,
+    InviteMemberRequest,
+    PersonIn,
+    RegisterPartnerRequest,
+)
 from partners.rules import LOGO_MAX_BYTES
-from partners.views import AuditPage, GrantView, InvitationDetail, LogoView, PartnerList, PartnerView
+from partners.views import (
+    Access,
+    AccessCheck,
+    AuditPage,
+    BatchResult,
+    GrantView,
+    InvitationDetail,
+    InvitationList,
+    LogoView,
+    MemberList,
+    MembershipView,
+    PartnerList,
+    PartnerView,
+)
 from starter.auth import CurrentActor
 from starter.commands import Commands
 from starter.pages import logo_response
+from starter.people import People
 from starter.problems import problem_responses
 
 # Every /v1 call may answer these; the route decorators add their own.
-router = APIRouter(prefix="/v1", tags=["portal"], responses=problem_responses(401, 403, 404, 405, 409, 422, 503))
+router = APIRouter(prefix="/v1", tags=["portal"], responses=problem_responses(401, 403, 404, 405, 409, 422, 429, 503))
 
 EnterpriseId = Annotated[
     str,
@@ -38,7 +60,17 @@ def _commands(request: Request) -> Commands:
     return Commands(request.app.state.services)
 
 
+def _people(request: Request) -> People:
+    return People(request.app.state.services)
+
+
 Do = Annotated[Commands, Depends(_commands)]
+Side = Annotated[People, Depends(_people)]
+StateFilter = Annotated[InvitationState | None, Query(description="Only invitations in this state.")]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[
+    str | None, Query(max_length=200, description="`next_cursor` of the previous page (the next, older one).")
+]
 
 
 @router.post("/enterprises/{enterprise_id}/partners", status_code=201, response_model=PartnerView)
@@ -63,7 +95,100 @@ async def list_partners(enterprise_id: EnterpriseId, actor: CurrentActor, do: Do
 
 @router.get("/partners/{partner_id}", response_model=PartnerView)
 async def get_partner(partner_id: UUID, actor: CurrentActor, do: Do) -> PartnerView:
+    """The partner, for an account holder of its enterprise and its active members (R12).
+
+    Its Admin and the account holder also see its invitations; its Members do not
+    (`invitations` is null). Anyone else gets 404, as for a partner that does not exist."""
     return await do.get_partner(actor, partner_id)
+
+
+@router.get("/partners/{partner_id}/members", response_model=MemberList)
+async def list_members(partner_id: UUID, actor: CurrentActor, side: Side) -> MemberList:
+    """The active members, the Admin first (R12): for the account holder and the members."""
+    return await side.members(actor, partner_id)
+
+
+@router.delete("/partners/{partner_id}/members/{email}", response_model=MembershipView)
+async def remove_member(
+    partner_id: UUID, email: Annotated[str, Path(max_length=320)], actor: CurrentActor, side: Side
+) -> MembershipView:
+    """Ends a Member's membership (R13), by the account holder or the partner's Admin.
+
+    Access ends at once; every pending invitation of that person to the partner (an admin
+    replacement included) is cancelled in the same transaction. The Admin is replaced,
+    never removed (409 `cannot_remove_admin`). The ended membership is kept and returned."""
+    return await side.remove(actor, partner_id, email)
+
+
+@router.post("/partners/{partner_id}/leave", response_model=MembershipView)
+async def leave_partner(partner_id: UUID, actor: CurrentActor, side: Side) -> MembershipView:
+    """The acting member leaves the partner (R13), as a removal; the Admin cannot."""
+    return await side.leave(actor, partner_id)
+
+
+@router.get("/partners/{partner_id}/invitations", response_model=InvitationList)
+async def partner_invitations(
+    partner_id: UUID,
+    actor: CurrentActor,
+    side: Side,
+    state: StateFilter = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> InvitationList:
+    """The partner's invitations, newest first, a page at a time (account holder, Admin)."""
+    return await side.partner_invitations(actor, partner_id, state=state, limit=limit, cursor=cursor)
+
+
+@router.get("/enterprises/{enterprise_id}/invitations", response_model=InvitationList)
+async def enterprise_invitations(
+    enterprise_id: EnterpriseId,
+    actor: CurrentActor,
+    side: Side,
+    state: StateFilter = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> InvitationList:
+    """Every invitation of the enterprise's partners, newest first (account holder)."""
+    return await side.enterprise_invitations(actor, enterprise_id, state=state, limit=limit, cursor=cursor)
+
+
+@router.post("/partners/{partner_id}/invitations/batch", response_model=BatchResult)
+async def invite_batch(partner_id: UUID, body: BatchInviteRequest, actor: CurrentActor, side: Side) -> BatchResult:
+    """The partner's Admin invites up to 50 people at once.
+
+    One result per person, in order: `status` 201 with the invitation, or the problem's
+    `status`, `code` and `detail` that refused that person. A refused person does not stop
+    the others."""
+    return await side.invite_batch(actor, partner_id, body.people)
+
+
+@router.get("/access", response_model=Access)
+async def access(actor: CurrentActor, side: Side) -> Access:
+    """What the acting person may use (R14): their active memberships of active partners,
+    with the products and APIs granted to each. Nothing else grants access."""
+    return await side.access(actor)
+
+
+@router.get("/access/check", response_model=AccessCheck)
+async def access_check(
+    actor: CurrentActor,
+    side: Side,
+    kind: Annotated[GrantKind, Query(description="`product` or `api`.")],
+    ref: Annotated[str, Query(min_length=1, max_length=200, description="The Service Catalog id.")],
+) -> AccessCheck:
+    """Whether the acting person may use this product or API (R14), and through which
+    partner and role."""
+    return await side.check(actor, kind, ref)
+
+
+@router.post("/invitations/accept", response_model=InvitationDetail)
+async def accept_signed_in(body: AcceptRequestBody, actor: CurrentActor, side: Side) -> InvitationDetail:
+    """Acceptance by the signed-in invitee (`X-Actor-Email`, role `partner_user`).
+
+    For portals whose mails link to their own page (`ACCEPT_URL`). Only the invitee
+    accepts: anyone else gets 403 `invitee_mismatch` and nothing changes; every token
+    that is not a live link gets the same 404 `invalid_link`."""
+    return await side.accept(actor, body.token)
 
 
 @router.post("/partners/{partner_id}/invitations", status_code=201, response_model=InvitationDetail)
@@ -136,7 +261,10 @@ async def audit(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in LOGO_TYPES},
+            # application/octet-stream too, for generated clients: the type is judged by content.
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}} for t in (*LOGO_TYPES, "application/octet-stream")
+            },
         }
     },
 )

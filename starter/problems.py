@@ -11,7 +11,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from temporalio.service import RPCError
@@ -66,6 +66,11 @@ def problem_response(
 def _validation_errors(err: RequestValidationError) -> list[dict[str, Any]]:
     # Only where and what: the rejected value itself is not echoed back.
     return [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in err.errors()]
+
+
+def validation_detail(err: ValidationError) -> str:
+    """A body part's validation errors in one line: where and what, never the value."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in err.errors())
 
 
 def install(app: FastAPI) -> None:

@@ -102,7 +102,7 @@ async def test_replacement_refusals(dev_stack: Stack) -> None:
 
     assert (current.status_code, current.json()["code"]) == (409, "already_admin")
     assert (outside.status_code, outside.json()["code"]) == (422, "domain_not_registered")
-    assert (other.status_code, other.json()["code"]) == (403, "forbidden")
+    assert (other.status_code, other.json()["code"]) == (404, "not_found")
     assert (await _view(dev_stack, partner))["admin_replacement"] is None
 
 

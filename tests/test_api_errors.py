@@ -73,7 +73,7 @@ async def test_unauthorized_without_the_portal_token(dev_stack: Stack, headers: 
     assert await _footprint(dev_stack.pool, enterprise) == (0, 0, 0, 0)
 
 
-async def test_forbidden_for_other_enterprises_and_partner_users(dev_stack: Stack) -> None:
+async def test_refused_to_other_enterprises_and_outsiders(dev_stack: Stack) -> None:
     enterprise, other, domain = new_enterprise(), new_enterprise(), unique_domain()
     created = (await dev_stack.register(enterprise, domain)).json()
     await dev_stack.delivered(f"ada@{domain}")  # its "invitation sent" is in the audit log
@@ -91,11 +91,12 @@ async def test_forbidden_for_other_enterprises_and_partner_users(dev_stack: Stac
             f"/v1/enterprises/{enterprise}/partners", json=partner_body(unique_domain()), headers=partner_user
         ),
         dev_stack.http.get(f"/v1/enterprises/{enterprise}/partners", headers=holder(other)),
-        dev_stack.http.get(f"/v1/partners/{created['id']}", headers=holder(other)),
-        dev_stack.http.get(f"/v1/partners/{created['id']}", headers=partner_user),
     ]
     for call in calls:
         _problem(await call, 403, "forbidden")
+    # R12: to anyone neither its account holder nor its member, the partner does not exist.
+    for headers in (holder(other), partner_user):
+        _problem(await dev_stack.http.get(f"/v1/partners/{created['id']}", headers=headers), 404, "not_found")
     assert await _footprint(dev_stack.pool, enterprise) == before
 
 

@@ -89,7 +89,6 @@ async def test_deactivation_refused_while_apis_are_granted_then_irreversible(dev
     # Irreversible: every later operation is refused, and says why.
     later = {
         "grant": await _grant(dev_stack, partner, "product", "other"),
-        "invite": await dev_stack.invite(partner, f"late@{partner.domain}"),
         "replace admin": await dev_stack.http.post(
             f"/v1/partners/{partner.id}/admin",
             json={"first_name": "N", "last_name": "N", "email": f"nn@{partner.domain}"},
@@ -107,6 +106,9 @@ async def test_deactivation_refused_while_apis_are_granted_then_irreversible(dev
     }
     for name, response in later.items():
         assert (response.status_code, response.json()["code"]) == (409, "partner_deactivated"), name
+    # Its former Admin lost access with it: to them the partner does not exist any more.
+    invite = await dev_stack.invite(partner, f"late@{partner.domain}")
+    assert (invite.status_code, invite.json()["code"]) == (404, "not_found")
     again = await _deactivate(dev_stack, partner)
     assert again.status_code == 200 and again.json()["status"] == "deactivated"
     assert again.json()["deactivated_at"] == view["deactivated_at"]
@@ -198,8 +200,9 @@ async def test_audit_log_of_a_whole_partner_life(dev_stack: Stack) -> None:
     assert all(e["actor"] and e["at"] for e in entries)
     token = mail.link.rsplit("/", 1)[1]
     assert token not in first.text and all(token not in str(e["details"]) for e in entries), "no token, ever"
-    forbidden = await dev_stack.http.get(f"/v1/partners/{partner.id}/audit", headers=partner_user(partner.admin))
-    assert forbidden.status_code == 403
+    # Its former Admin lost access with the deactivation: to them it no longer exists (R12).
+    former = await dev_stack.http.get(f"/v1/partners/{partner.id}/audit", headers=partner_user(partner.admin))
+    assert (former.status_code, former.json()["code"]) == (404, "not_found")
 
 
 PNG = bytes.fromhex(

@@ -63,10 +63,11 @@ async def test_member_invitation_refusals_change_nothing(dev_stack: Stack) -> No
             403,
             "forbidden",
         ),
-        "not the admin": (
+        # Invited, not a member: to them the partner does not exist (R12).
+        "not a member": (
             await dev_stack.http.post(url, json=body, headers=partner_user(f"bob@{partner.domain}")),
-            403,
-            "forbidden",
+            404,
+            "not_found",
         ),
         "suffix trick": (
             await dev_stack.invite(partner, f"eve@{partner.domain}.evil.example"),
@@ -109,8 +110,13 @@ async def test_no_member_invitation_before_the_partner_is_active(dev_stack: Stac
         headers=partner_user(f"ada@{domain}"),
     )
 
-    # Nobody is the Admin yet, so nobody may invite: the pending admin is refused too.
-    assert (response.status_code, response.json()["code"]) == (409, "partner_not_active")
+    # Nobody is the Admin yet, so nobody may invite: the invited admin is no member yet,
+    # and to a non-member the partner does not exist (R12).
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+    assert (
+        await dev_stack.pool.fetchval("SELECT count(*) FROM invitations WHERE partner_id = $1::uuid", created["id"])
+        == 1
+    )
 
 
 async def test_concurrent_invitations_of_one_address_keep_one(dev_stack: Stack) -> None:

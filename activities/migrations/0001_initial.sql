@@ -36,7 +36,10 @@ CREATE TABLE partner_domains (
 CREATE UNIQUE INDEX partner_domains_taken ON partner_domains (enterprise_id, domain)
     WHERE NOT released;
 
+-- Memberships, ended ones kept (R13): who ended it, when and how. A person removed may
+-- be invited again later: a new row, the old one stays as it was.
 CREATE TABLE members (
+    id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     partner_id uuid NOT NULL REFERENCES partners (id),
     email      text NOT NULL,
     first_name text NOT NULL,
@@ -44,10 +47,17 @@ CREATE TABLE members (
     role       text NOT NULL CHECK (role IN ('admin', 'member')),
     active     boolean NOT NULL DEFAULT true,
     joined_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (partner_id, email)
+    ended_at   timestamptz,
+    ended_by   text,
+    end_reason text CHECK (end_reason IN ('removed', 'left', 'partner_deactivated')),
+    CHECK (active = (ended_at IS NULL))
 );
+-- One active membership per person and partner.
+CREATE UNIQUE INDEX members_active ON members (partner_id, email) WHERE active;
 -- R5: never two Admins; "exactly one once active" is kept by the transactions.
 CREATE UNIQUE INDEX members_one_admin ON members (partner_id) WHERE role = 'admin' AND active;
+-- R14: what a signed-in person may use, on the portal's request path.
+CREATE INDEX members_by_email ON members (email, partner_id) WHERE active;
 
 CREATE TABLE invitations (
     id           uuid PRIMARY KEY,
@@ -75,7 +85,8 @@ CREATE TABLE invitations (
     created_at   timestamptz NOT NULL DEFAULT now(),
     closed_at    timestamptz
 );
-CREATE INDEX invitations_by_partner ON invitations (partner_id, created_at);
+-- Invitations are listed newest first, a page at a time (keyset on created_at, id).
+CREATE INDEX invitations_by_partner ON invitations (partner_id, created_at DESC, id DESC);
 -- R7: inviting an address twice while the first invitation is pending is refused
 -- (already_invited); the index makes that hold under concurrency too.
 CREATE UNIQUE INDEX invitations_one_pending ON invitations (partner_id, email) WHERE state = 'pending';

@@ -1,0 +1,93 @@
+"""MembershipStore: who belongs to a partner (R12, R13), and ending a membership.
+
+Ending one is the API's direct write under the partner's row lock (the lock deactivation
+and every invitation take): the membership is kept, ended, and every pending invitation
+of that person to that partner is cancelled in the same transaction, so their links stop
+at once. The workflows that run them are told afterwards by the caller.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID
+
+import asyncpg
+
+from activities.sql import Db, audit, lock_partner
+from partners.errors import ErrorCode, Refused
+from partners.models import RunningInvitation
+from partners.views import MEMBERSHIP_COLUMNS, MembershipView, MemberView
+
+EndReason = Literal["removed", "left"]
+
+
+class MembershipStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def active_role(self, partner_id: UUID, email: str) -> str | None:
+        """The person's role in the partner while their membership is active, else None."""
+        role: str | None = await self._pool.fetchval(
+            "SELECT role FROM members WHERE partner_id = $1 AND email = $2 AND active", partner_id, email
+        )
+        return role
+
+    async def members(self, partner_id: UUID) -> list[MemberView]:
+        return await active_members(self._pool, partner_id)
+
+    async def end(
+        self, partner_id: UUID, email: str, *, actor: str, reason: EndReason
+    ) -> tuple[MembershipView, list[RunningInvitation]]:
+        """Ends the active membership; answers it and the invitations it cancelled. The
+        Admin is never removed (R5): replace them first."""
+        async with self._pool.acquire() as db, db.transaction():
+            partner = await lock_partner(db, partner_id)
+            role = await db.fetchval(
+                "SELECT role FROM members WHERE partner_id = $1 AND email = $2 AND active", partner_id, email
+            )
+            if role is None:
+                raise Refused(ErrorCode.NOT_A_MEMBER, "This person is not an active member of the partner.")
+            if role == "admin":
+                raise Refused(
+                    ErrorCode.CANNOT_REMOVE_ADMIN,
+                    "The Admin cannot be removed or leave: replace them first (POST /v1/partners/{id}/admin).",
+                )
+            row = await db.fetchrow(
+                f"UPDATE members SET active = false, ended_at = now(), ended_by = $3, end_reason = $4"  # noqa: S608
+                f" WHERE partner_id = $1 AND email = $2 AND active RETURNING {MEMBERSHIP_COLUMNS}",
+                partner_id,
+                email,
+                actor,
+                reason,
+            )
+            cancelled = await db.fetch(
+                "UPDATE invitations SET state = 'cancelled', closed_at = now(), next_send_at = NULL,"
+                " last_error = $3 WHERE partner_id = $1 AND email = $2 AND state = 'pending'"
+                " RETURNING id, workflow_id",
+                partner_id,
+                email,
+                f"membership {reason}",
+            )
+            await audit(
+                db,
+                partner["enterprise_id"],
+                partner_id,
+                actor,
+                "member_left" if reason == "left" else "member_removed",
+                email=email,
+                cancelled_invitations=[str(r["id"]) for r in cancelled],
+            )
+        assert row is not None
+        return MembershipView(**dict(row)), [
+            RunningInvitation(invitation_id=r["id"], workflow_id=r["workflow_id"]) for r in cancelled
+        ]
+
+
+async def active_members(db: Db | asyncpg.Pool, partner_id: UUID) -> list[MemberView]:
+    """The partner's active members, the Admin first, then by when they joined."""
+    rows = await db.fetch(
+        "SELECT first_name, last_name, email, role, joined_at FROM members WHERE partner_id = $1 AND active"
+        " ORDER BY role = 'admin' DESC, joined_at, email",
+        partner_id,
+    )
+    return [MemberView(**dict(r)) for r in rows]

@@ -1,0 +1,262 @@
+"""The partner's side (R12, R13) and the portal's access question (R14), against real servers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.helpers.stack import ActivePartner, Stack, holder, partner_user, unique_domain
+
+
+async def _member(stack: Stack, partner: ActivePartner, email: str, *, mails_before: int = 0) -> None:
+    """`email` invited by the Admin and accepted: an active Member."""
+    invited = await stack.invite(partner, email)
+    assert invited.status_code == 201, invited.text
+    *_, mail = await stack.delivered(email, mails_before + 1)
+    assert 'data-outcome="accepted"' in (await stack.http.post(f"{mail.link}/accept")).text
+
+
+async def _get(stack: Stack, path: str, headers: dict[str, str]) -> httpx.Response:
+    return await stack.http.get(path, headers=headers)
+
+
+def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    return body
+
+
+async def _grant(stack: Stack, partner: ActivePartner, kind: str, ref: str) -> str:
+    granted = await stack.http.post(
+        f"/v1/partners/{partner.id}/grants",
+        json={"kind": kind, "ref": ref, "name": ref.title()},
+        headers=holder(partner.enterprise),
+    )
+    assert granted.status_code == 201, granted.text
+    return str(granted.json()["id"])
+
+
+async def test_the_admin_and_a_member_see_their_partner_and_nobody_else_does(dev_stack: Stack) -> None:
+    partner = await dev_stack.active_partner()
+    member = f"mel@{partner.domain}"
+    await _member(dev_stack, partner, member)
+    await _grant(dev_stack, partner, "product", "maps")
+    other = await dev_stack.active_partner()
+    path = f"/v1/partners/{partner.id}"
+
+    admin_view = (await _get(dev_stack, path, partner_user(partner.admin))).json()
+    member_view = (await _get(dev_stack, path, partner_user(member.upper()))).json()
+    holder_view = (await _get(dev_stack, path, holder(partner.enterprise))).json()
+
+    assert (admin_view["viewer_role"], member_view["viewer_role"]) == ("admin", "member")
+    assert holder_view["viewer_role"] == "account_holder"
+    for view in (admin_view, member_view, holder_view):
+        assert view["name"] == f"Partner {partner.domain}" and view["domains"] == [partner.domain]
+        assert view["status"] == "active" and view["admin"]["email"] == partner.admin
+        assert [(m["email"], m["role"]) for m in view["members"]] == [(partner.admin, "admin"), (member, "member")]
+        assert all(m["joined_at"] for m in view["members"])
+        assert [g["ref"] for g in view["grants"]] == ["maps"]
+    # R12: the Admin sees the invitations with their state; a Member does not.
+    assert {(i["email"], i["state"]) for i in admin_view["invitations"]} == {
+        (partner.admin, "accepted"),
+        (member, "accepted"),
+    }
+    assert admin_view["invitations"] == holder_view["invitations"]
+    assert member_view["invitations"] is None and member_view["admin_invitation"] is None
+    for headers in (partner_user(partner.admin), partner_user(member), holder(partner.enterprise)):
+        listed = await _get(dev_stack, f"{path}/members", headers)
+        assert [m["email"] for m in listed.json()["members"]] == [partner.admin, member]
+    # Anyone else: the answer a partner that does not exist gets.
+    missing = _problem(
+        await _get(dev_stack, "/v1/partners/00000000-0000-4000-8000-000000000000", partner_user(other.admin)),
+        404,
+        "not_found",
+    )
+    for headers in (partner_user(other.admin), holder(other.enterprise), partner_user(f"eve@{partner.domain}")):
+        for suffix in ("", "/members", "/invitations", "/logo"):
+            refused = _problem(await _get(dev_stack, f"{path}{suffix}", headers), 404, "not_found")
+            assert refused["detail"] == missing["detail"]
+    # A Member is no Admin: the invitations and the audit are not theirs.
+    _problem(await _get(dev_stack, f"{path}/invitations", partner_user(member)), 403, "forbidden")
+    _problem(await _get(dev_stack, f"{path}/audit", partner_user(member)), 403, "forbidden")
+
+
+async def test_removal_ends_access_and_cancels_a_pending_admin_replacement(dev_stack: Stack) -> None:
+    partner = await dev_stack.active_partner()
+    member = f"mel@{partner.domain}"
+    await _member(dev_stack, partner, member)
+    await _grant(dev_stack, partner, "product", "maps")
+    replaced = await dev_stack.http.post(
+        f"/v1/partners/{partner.id}/admin",
+        json={"first_name": "Mel", "last_name": "Member", "email": member},
+        headers=holder(partner.enterprise),
+    )
+    assert replaced.status_code == 202, replaced.text
+    [_, replacement_mail] = await dev_stack.delivered(member, 2)
+    assert [
+        m["partner_id"] for m in (await _get(dev_stack, "/v1/access", partner_user(member))).json()["memberships"]
+    ] == [partner.id]
+
+    removed = await dev_stack.http.delete(
+        f"/v1/partners/{partner.id}/members/{member.upper()}", headers=partner_user(partner.admin)
+    )
+
+    assert removed.status_code == 200, removed.text
+    ended = removed.json()
+    assert (ended["email"], ended["role"], ended["end_reason"]) == (member, "member", "removed")
+    assert ended["ended_by"] == partner.admin and ended["ended_at"] is not None
+    # Access ends at once.
+    assert (await _get(dev_stack, "/v1/access", partner_user(member))).json()["memberships"] == []
+    check = await _get(dev_stack, "/v1/access/check?kind=product&ref=maps", partner_user(member))
+    assert check.json() == {"allowed": False, "partner_id": None, "role": None}
+    _problem(await _get(dev_stack, f"/v1/partners/{partner.id}", partner_user(member)), 404, "not_found")
+    # The pending replacement was cancelled in the same transaction: its link is dead,
+    # its workflow ended, and the Admin is still the Admin.
+    replacement = await dev_stack.pool.fetchrow(
+        "SELECT state, workflow_id FROM invitations WHERE id = $1::uuid", replaced.json()["id"]
+    )
+    assert replacement is not None and replacement["state"] == "cancelled"
+    page = await dev_stack.http.post(f"{replacement_mail.link}/accept")
+    assert 'data-outcome="cancelled"' in page.text
+    result = await dev_stack.result(dev_stack.client.get_workflow_handle(replacement["workflow_id"]), timeout=20)
+    assert result["state"] == "cancelled"
+    view = (await _get(dev_stack, f"/v1/partners/{partner.id}", holder(partner.enterprise))).json()
+    assert [(m["email"], m["role"]) for m in view["members"]] == [(partner.admin, "admin")]
+    audit = await dev_stack.pool.fetchrow(
+        "SELECT actor, details FROM audit_log WHERE partner_id = $1::uuid AND action = 'member_removed'", partner.id
+    )
+    assert audit is not None and audit["actor"] == partner.admin
+    assert audit["details"] == {"email": member, "cancelled_invitations": [replaced.json()["id"]]}
+    # Removed, not banned: invited again, a new membership; the ended one is kept.
+    await _member(dev_stack, partner, member, mails_before=2)
+    rows = await dev_stack.pool.fetch(
+        "SELECT active, end_reason FROM members WHERE partner_id = $1::uuid AND email = $2 ORDER BY joined_at",
+        partner.id,
+        member,
+    )
+    assert [(r["active"], r["end_reason"]) for r in rows] == [(False, "removed"), (True, None)]
+
+
+async def test_the_admin_is_never_removed_and_a_member_may_leave(dev_stack: Stack) -> None:
+    partner = await dev_stack.active_partner()
+    mel, max_ = f"mel@{partner.domain}", f"max@{partner.domain}"
+    await _member(dev_stack, partner, mel)
+    await _member(dev_stack, partner, max_)
+    pending = f"pia@{partner.domain}"
+    assert (await dev_stack.invite(partner, pending)).status_code == 201
+    await dev_stack.delivered(pending)  # its "invitation sent" is in the audit log
+    members = f"/v1/partners/{partner.id}/members"
+    before = await dev_stack.pool.fetchval("SELECT count(*) FROM audit_log WHERE partner_id = $1::uuid", partner.id)
+
+    refusals = [
+        (await dev_stack.http.delete(f"{members}/{partner.admin}", headers=holder(partner.enterprise)), 409,
+         "cannot_remove_admin"),
+        (await dev_stack.http.post(f"/v1/partners/{partner.id}/leave", headers=partner_user(partner.admin)), 409,
+         "cannot_remove_admin"),
+        (await dev_stack.http.delete(f"{members}/{max_}", headers=partner_user(mel)), 403, "forbidden"),
+        (await dev_stack.http.delete(f"{members}/{pending}", headers=partner_user(partner.admin)), 404,
+         "not_a_member"),
+        (await dev_stack.http.delete(f"{members}/not-an-address", headers=partner_user(partner.admin)), 404,
+         "not_a_member"),
+        (await dev_stack.http.post(f"/v1/partners/{partner.id}/leave", headers=holder(partner.enterprise)), 403,
+         "forbidden"),
+        (await dev_stack.http.post(f"/v1/partners/{partner.id}/leave", headers=partner_user(pending)), 404,
+         "not_found"),
+    ]  # fmt: skip
+    for response, status, code in refusals:
+        _problem(response, status, code)
+    after = await dev_stack.pool.fetchval("SELECT count(*) FROM audit_log WHERE partner_id = $1::uuid", partner.id)
+    assert after == before, "a refusal changes nothing"
+
+    left = await dev_stack.http.post(f"/v1/partners/{partner.id}/leave", headers=partner_user(mel))
+    assert left.status_code == 200, left.text
+    assert (left.json()["end_reason"], left.json()["ended_by"]) == ("left", mel)
+    by_holder = await dev_stack.http.delete(f"{members}/{max_}", headers=holder(partner.enterprise))
+    assert by_holder.status_code == 200 and by_holder.json()["ended_by"] == "holder@enterprise.example"
+    listed = (await _get(dev_stack, members, partner_user(partner.admin))).json()["members"]
+    assert [m["email"] for m in listed] == [partner.admin]
+    actions = await dev_stack.pool.fetch(
+        "SELECT action, actor FROM audit_log WHERE partner_id = $1::uuid AND action LIKE 'member_%' ORDER BY id",
+        partner.id,
+    )
+    assert [(a["action"], a["actor"]) for a in actions] == [
+        ("member_left", mel),
+        ("member_removed", "holder@enterprise.example"),
+    ]
+    # Leaving twice: no longer a member, so no longer anything to them.
+    again = await dev_stack.http.post(f"/v1/partners/{partner.id}/leave", headers=partner_user(mel))
+    _problem(again, 404, "not_found")
+
+
+async def test_access_follows_grants_revocations_removals_and_deactivation(dev_stack: Stack) -> None:
+    partner = await dev_stack.active_partner(name="Globex")
+    member = f"mel@{partner.domain}"
+    await _member(dev_stack, partner, member)
+    as_member = partner_user(member)
+
+    async def access() -> list[dict[str, Any]]:
+        response = await _get(dev_stack, "/v1/access", as_member)
+        assert response.status_code == 200 and response.json()["email"] == member
+        memberships: list[dict[str, Any]] = response.json()["memberships"]
+        return memberships
+
+    async def check(kind: str, ref: str, headers: dict[str, str] = as_member) -> dict[str, Any]:
+        response = await _get(dev_stack, f"/v1/access/check?kind={kind}&ref={ref}", headers)
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    assert await access() == [
+        {
+            "partner_id": partner.id,
+            "partner_name": "Globex",
+            "enterprise_id": partner.enterprise,
+            "role": "member",
+            "products": [],
+            "apis": [],
+        }
+    ]
+    assert (await check("product", "maps"))["allowed"] is False
+    maps = await _grant(dev_stack, partner, "product", "maps")
+    await _grant(dev_stack, partner, "api", "payments-v2")
+    [membership] = await access()
+    assert membership["products"] == [{"ref": "maps", "name": "Maps"}]
+    assert membership["apis"] == [{"ref": "payments-v2", "name": "Payments-V2"}]
+    assert await check("api", "payments-v2") == {"allowed": True, "partner_id": partner.id, "role": "member"}
+    assert (await check("api", "payments-v2", partner_user(partner.admin)))["role"] == "admin"
+    assert (await check("product", "payments-v2"))["allowed"] is False, "a product is not an API"
+    # Revoked: gone at once.
+    revoked = await dev_stack.http.delete(
+        f"/v1/partners/{partner.id}/grants/{maps}", headers=holder(partner.enterprise)
+    )
+    assert revoked.status_code == 200
+    assert (await access())[0]["products"] == [] and (await check("product", "maps"))["allowed"] is False
+    # Nobody outside: a person of the same company who is no member, and bad input.
+    assert (await check("api", "payments-v2", partner_user(f"eve@{partner.domain}")))["allowed"] is False
+    _problem(await _get(dev_stack, "/v1/access/check?kind=team&ref=x", as_member), 422, "invalid_input")
+    _problem(await _get(dev_stack, "/v1/access/check?kind=api", as_member), 422, "invalid_input")
+    # Deactivated (its APIs revoked first, R10): nobody has access through it any more.
+    api = next(g["id"] for g in (await _get(dev_stack, f"/v1/partners/{partner.id}", as_member)).json()["grants"])
+    await dev_stack.http.delete(f"/v1/partners/{partner.id}/grants/{api}", headers=holder(partner.enterprise))
+    await _grant(dev_stack, partner, "product", "maps")
+    assert (await check("product", "maps"))["allowed"] is True
+    deactivated = await dev_stack.http.post(f"/v1/partners/{partner.id}/deactivate", headers=holder(partner.enterprise))
+    assert deactivated.status_code == 200, deactivated.text
+    assert await access() == []
+    assert (await check("product", "maps"))["allowed"] is False
+    assert (await check("product", "maps", partner_user(partner.admin)))["allowed"] is False
+    ended = await dev_stack.pool.fetch(
+        "SELECT end_reason FROM members WHERE partner_id = $1::uuid ORDER BY joined_at", partner.id
+    )
+    assert [r["end_reason"] for r in ended] == ["partner_deactivated", "partner_deactivated"]
+
+
+async def test_a_pending_partner_grants_nothing_yet(dev_stack: Stack) -> None:
+    domain = unique_domain()
+    enterprise = f"ent-{domain.split('.')[0]}"
+    assert (await dev_stack.register(enterprise, domain)).status_code == 201
+    answer = await _get(dev_stack, "/v1/access", partner_user(f"ada@{domain}"))
+    assert answer.json() == {"email": f"ada@{domain}", "memberships": []}
