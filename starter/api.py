@@ -52,6 +52,8 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         version="1",
         description="Registers partner companies of an enterprise account and invites their people.",
         lifespan=lifespan,
+        # Operation ids are the route functions' names: what a generated client calls them.
+        generate_unique_id_function=lambda route: route.name,
     )
     metrics.install(app)
     problems.install(app)

@@ -8,6 +8,7 @@ same refusals.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -116,6 +117,9 @@ class People:
         if viewer != "admin":
             raise Refused(ErrorCode.FORBIDDEN, "Only the partner's Admin invites its members.")
         gate = asyncio.Semaphore(_BATCH_CONCURRENCY)
+        # One address at a time, in the batch's order: its first row decides, a repeat of
+        # it answers what a second invitation gets.
+        per_address: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
 
         async def one(row: dict[str, Any]) -> BatchRowResult:
             email = str(row.get("email", ""))[:320]
@@ -124,7 +128,8 @@ class People:
             except ValidationError as err:
                 refusal = Refused(ErrorCode.INVALID_INPUT, validation_detail(err))
                 return BatchRowResult(email=email, status=422, code=refusal.code.value, detail=refusal.detail)
-            async with gate:
+            # Taken before this task first yields: the tasks start in the batch's order.
+            async with per_address[body.email], gate:
                 try:
                     created = await self._commands.invite_member(actor, partner_id, body)
                 except Refused as err:
@@ -139,7 +144,8 @@ class People:
 
     async def accept(self, actor: Actor, token: str) -> InvitationDetail:
         """Acceptance by the signed-in invitee: every bad token the same 404, another
-        person 403, and nothing changes for either."""
+        person 403, and nothing changes for either. Accepting again answers the same
+        (a portal's retry); any other closed state is its 409."""
         if actor.role is not ActorRole.PARTNER_USER:
             raise Refused(ErrorCode.FORBIDDEN, "Only the invited person accepts an invitation.")
         page = await self.link(token)

@@ -39,7 +39,9 @@ from starter.people import People
 from starter.problems import problem_responses
 
 # Every /v1 call may answer these; the route decorators add their own.
-router = APIRouter(prefix="/v1", tags=["portal"], responses=problem_responses(401, 403, 404, 405, 409, 422, 429, 503))
+router = APIRouter(
+    prefix="/v1", tags=["portal"], responses=problem_responses(401, 403, 404, 405, 409, 413, 422, 429, 503)
+)
 
 EnterpriseId = Annotated[
     str,
@@ -197,7 +199,8 @@ async def invite_member(partner_id: UUID, body: InviteMemberRequest, actor: Curr
     return await do.invite_member(actor, partner_id, body)
 
 
-@router.get("/invitations/{invitation_id}", response_model=InvitationDetail)
+# Only a UUID matches: /invitations/accept is another resource (GET there is 405, not 422).
+@router.get("/invitations/{invitation_id:uuid}", response_model=InvitationDetail)
 async def get_invitation(invitation_id: UUID, actor: CurrentActor, do: Do) -> InvitationDetail:
     """The invitation as stored, and its workflow's live status while it has one."""
     return await do.get_invitation(actor, invitation_id)
@@ -257,7 +260,7 @@ async def audit(
 @router.put(
     "/partners/{partner_id}/logo",
     response_model=LogoView,
-    responses=problem_responses(413, 415),
+    responses=problem_responses(415),
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -84,6 +84,11 @@ def install(app: FastAPI) -> None:
             # Its definitions (ErrorCode) go beside it, where its $refs point.
             schemas.update(problem.pop("$defs", {}))
             schemas["Problem"] = problem
+            # Security stated on every operation: the ones without the bearer token (the
+            # invitation pages, the public logo, the probes) say they are public.
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.setdefault("security", [])
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -260,8 +260,29 @@ async def test_every_cli_command_against_the_dev_server(
         ("invitation_resent", "operator:olivia"),
         ("invitation_cancelled", "operator:olivia"),
     }
+    # Members: listed, one removed (audited as the operator), the Admin never.
+    milton = f"milton@{partner.domain}"
+    await dev_stack.invite(partner, milton)
+    [milton_mail] = await dev_stack.delivered(milton)
+    await dev_stack.http.post(f"{milton_mail.link}/accept")
+    code, out, _ = await cli("--json", "members", "list", partner.id)
+    assert code == 0 and [(m["email"], m["role"]) for m in json.loads(out)["members"]] == [
+        (partner.admin, "admin"),
+        (milton, "member"),
+    ]
+    code, out, err = await cli("--actor", "olivia", "members", "remove", partner.id, milton.upper())
+    assert code == 0 and "end_reason: removed" in out and "ended_by: operator:olivia" in out, err
+    code, _, err = await cli("members", "remove", partner.id, partner.admin)
+    assert code == 1 and err.startswith("cannot_remove_admin:")
+    code, _, err = await cli("members", "remove", partner.id, milton)
+    assert code == 3 and err.startswith("not_a_member:")
+    removal = await dev_stack.pool.fetchval(
+        "SELECT actor FROM audit_log WHERE partner_id = $1::uuid AND action = 'member_removed'", partner.id
+    )
+    assert removal == "operator:olivia"
     for command in ([], ["partners"], ["partners", "list"], ["partners", "show"], ["invitations"],
-                    ["invitations", "show"], ["invitations", "resend"], ["invitations", "cancel"]):  # fmt: skip
+                    ["invitations", "show"], ["invitations", "resend"], ["invitations", "cancel"],
+                    ["members"], ["members", "list"], ["members", "remove"]):  # fmt: skip
         code, out, _ = await cli(*command, "--help")
         assert code == 0 and out.startswith("usage: partners"), command
     code, _, err = await _run(

@@ -260,3 +260,109 @@ async def test_a_pending_partner_grants_nothing_yet(dev_stack: Stack) -> None:
     assert (await dev_stack.register(enterprise, domain)).status_code == 201
     answer = await _get(dev_stack, "/v1/access", partner_user(f"ada@{domain}"))
     assert answer.json() == {"email": f"ada@{domain}", "memberships": []}
+
+
+async def test_a_batch_invites_each_person_on_their_own(dev_stack: Stack) -> None:
+    partner = await dev_stack.active_partner()
+    member = f"mel@{partner.domain}"
+    await _member(dev_stack, partner, member)
+    person = {"first_name": "Ann", "last_name": "A"}
+    people = [
+        {**person, "email": f"ann@{partner.domain}", "locale": "en"},
+        {**person, "email": "ann@gmail.com"},
+        {**person, "email": f"ANN@{partner.domain}"},
+        {**person, "email": "not an address"},
+        {**person, "email": member},
+        {"first_name": "Bo", "email": f"bo@{partner.domain}"},
+        {**person, "email": f"cy@{partner.domain}", "role": "admin"},
+        {**person, "email": f"dee@{partner.domain}"},
+    ]
+    url = f"/v1/partners/{partner.id}/invitations/batch"
+
+    response = await dev_stack.http.post(url, json={"people": people}, headers=partner_user(partner.admin))
+
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [(r["status"], r["code"]) for r in results] == [
+        (201, None),
+        (422, "domain_not_registered"),
+        (409, "already_invited"),
+        (422, "invalid_input"),
+        (409, "already_member"),
+        (422, "invalid_input"),
+        (422, "invalid_input"),  # no field beyond the documented ones
+        (201, None),
+    ]
+    assert "last_name" in results[5]["detail"] and "role" in results[6]["detail"]
+    created = [r["invitation"] for r in results if r["status"] == 201]
+    assert [(i["email"], i["state"], i["locale"]) for i in created] == [
+        (f"ann@{partner.domain}", "pending", "en"),
+        (f"dee@{partner.domain}", "pending", "pt-BR"),
+    ]
+    await dev_stack.delivered(f"ann@{partner.domain}")
+    await dev_stack.delivered(f"dee@{partner.domain}")
+    stored = await dev_stack.pool.fetch(
+        "SELECT email FROM invitations WHERE partner_id = $1::uuid AND purpose = 'member' ORDER BY email", partner.id
+    )
+    assert [r["email"] for r in stored] == [f"ann@{partner.domain}", f"dee@{partner.domain}", member]
+    # Only the Admin, at most 50 at once.
+    _problem(await dev_stack.http.post(url, json={"people": people}, headers=partner_user(member)), 403, "forbidden")
+    _problem(
+        await dev_stack.http.post(url, json={"people": people}, headers=holder(partner.enterprise)), 403, "forbidden"
+    )
+    too_many = [{**person, "email": f"p{n}@{partner.domain}"} for n in range(51)]
+    _problem(
+        await dev_stack.http.post(url, json={"people": too_many}, headers=partner_user(partner.admin)),
+        422,
+        "invalid_input",
+    )
+    _problem(
+        await dev_stack.http.post(url, json={"people": []}, headers=partner_user(partner.admin)), 422, "invalid_input"
+    )
+
+
+async def test_invitations_page_newest_first_without_repeats_or_gaps(dev_stack: Stack) -> None:
+    partner = await dev_stack.active_partner()
+    people = [{"first_name": "P", "last_name": str(n), "email": f"p{n}@{partner.domain}"} for n in range(7)]
+    batch = await dev_stack.http.post(
+        f"/v1/partners/{partner.id}/invitations/batch", json={"people": people}, headers=partner_user(partner.admin)
+    )
+    assert [r["status"] for r in batch.json()["results"]] == [201] * 7
+    second = await dev_stack.register(partner.enterprise, unique_domain())
+    assert second.status_code == 201
+
+    async def every_page(path: str, headers: dict[str, str], query: str = "") -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(20):
+            page = await _get(dev_stack, f"{path}?limit=3{query}" + (f"&cursor={cursor}" if cursor else ""), headers)
+            assert page.status_code == 200, page.text
+            assert len(page.json()["invitations"]) <= 3
+            seen += page.json()["invitations"]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                return seen
+        raise AssertionError("the pages never ended")
+
+    by_partner = await every_page(f"/v1/partners/{partner.id}/invitations", partner_user(partner.admin))
+    stored = await dev_stack.pool.fetch(
+        "SELECT id::text FROM invitations WHERE partner_id = $1::uuid ORDER BY created_at DESC, id DESC", partner.id
+    )
+    assert [i["id"] for i in by_partner] == [r["id"] for r in stored] and len(stored) == 8
+    pending = await every_page(f"/v1/partners/{partner.id}/invitations", holder(partner.enterprise), "&state=pending")
+    assert len(pending) == 7 and {i["state"] for i in pending} == {"pending"}
+    by_enterprise = await every_page(f"/v1/enterprises/{partner.enterprise}/invitations", holder(partner.enterprise))
+    assert len(by_enterprise) == 9 and by_enterprise[0]["partner_id"] == second.json()["id"]
+    assert by_enterprise[1:] == by_partner
+    refused = [
+        (await _get(dev_stack, f"/v1/partners/{partner.id}/invitations?cursor=bm9wZQ", holder(partner.enterprise)),
+         422, "invalid_input"),
+        (await _get(dev_stack, f"/v1/partners/{partner.id}/invitations?state=lost", holder(partner.enterprise)),
+         422, "invalid_input"),
+        (await _get(dev_stack, f"/v1/partners/{partner.id}/invitations?limit=0", holder(partner.enterprise)),
+         422, "invalid_input"),
+        (await _get(dev_stack, f"/v1/enterprises/{partner.enterprise}/invitations", partner_user(partner.admin)),
+         403, "forbidden"),
+    ]  # fmt: skip
+    for response, status, code in refused:
+        _problem(response, status, code)
