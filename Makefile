@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # each time. An installed image has its bytecode; here it is written before a run.
 COMPILE := $(BIN)/python -m compileall -q partners workflows activities starter worker.py
 
-.PHONY: run test lint format bench histories lock clean
+.PHONY: run test lint format bench bench-access histories lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(COMPILE)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# GET /v1/access and /v1/access/check with 10,000 partners stored (bench/access.py).
+bench-access: $(STAMP)
+	$(COMPILE)
+	$(BIN)/python -m bench.access $(BENCH_ARGS)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -1,0 +1,184 @@
+"""`make bench-access`: GET /v1/access and /v1/access/check with 10,000 partners stored.
+
+The portal asks on its request path, so the figure that matters is the API's latency as
+the portal sees it: the API in its own process (`python -m starter.api`, as deployed),
+this driver in another, embedded PostgreSQL with 10,000 partners (a tenth deactivated),
+five members and eight grants each (one revoked), and the Temporal dev server the API
+connects to at start-up (the access path never calls it). Sequential requests give the
+latency; eight at once, the latency under load and the rate. Writes
+bench/results/access.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from activities.database import create_pool, migrate
+from devstack.net import free_port
+from devstack.postgres import EmbeddedPostgres
+from devstack.temporal import TemporalDevServer
+from partners import search
+
+TOKEN = "bench-token"
+RESULTS = Path(__file__).parent / "results"
+
+
+async def seed(pool: asyncpg.Pool, partners: int) -> None:
+    """Partner n of enterprise n/10: members u0 (Admin) to u4 at pn.example; products
+    product-0..4 and apis api-0..2, api-2 revoked; every tenth partner deactivated."""
+    await pool.execute(
+        "INSERT INTO enterprises (id) SELECT 'bench-' || e FROM generate_series(0, ($1 - 1) / 10) e", partners
+    )
+    await pool.execute(
+        "INSERT INTO partners (id, enterprise_id, name, status, created_by, activated_at, deactivated_at)"
+        " SELECT md5('p' || n)::uuid, 'bench-' || (n / 10), 'Partner ' || n,"
+        " CASE WHEN n % 10 = 9 THEN 'deactivated' ELSE 'active' END, 'bench', now(),"
+        " CASE WHEN n % 10 = 9 THEN now() END FROM generate_series(0, $1 - 1) n",
+        partners,
+    )
+    await pool.execute(
+        "INSERT INTO members (partner_id, email, first_name, last_name, role, active, ended_at, end_reason)"
+        " SELECT md5('p' || n)::uuid, 'u' || k || '@p' || n || '.example', 'U', 'K',"
+        " CASE WHEN k = 0 THEN 'admin' ELSE 'member' END, n % 10 <> 9,"
+        " CASE WHEN n % 10 = 9 THEN now() END, CASE WHEN n % 10 = 9 THEN 'partner_deactivated' END"
+        " FROM generate_series(0, $1 - 1) n, generate_series(0, 4) k",
+        partners,
+    )
+    await pool.execute(
+        "INSERT INTO partner_grants (id, partner_id, kind, ref, name, granted_by, revoked_at, revoked_by)"
+        " SELECT gen_random_uuid(), md5('p' || n)::uuid, g.kind, g.kind || '-' || g.j, 'Name ' || g.j, 'bench',"
+        " CASE WHEN g.kind = 'api' AND g.j = 2 THEN now() END, CASE WHEN g.kind = 'api' AND g.j = 2 THEN 'bench' END"
+        " FROM generate_series(0, $1 - 1) n,"
+        " (SELECT 'product' AS kind, j FROM generate_series(0, 4) j UNION ALL"
+        "  SELECT 'api', j FROM generate_series(0, 2) j) g",
+        partners,
+    )
+    await pool.execute("ANALYZE")
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+    return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 2)}
+
+
+async def measure(call: Callable[[], Awaitable[None]], requests: int, concurrency: int) -> dict[str, Any]:
+    samples: list[float] = []
+    queue = iter(range(requests))
+
+    async def lane() -> None:
+        for _ in queue:
+            start = time.perf_counter()
+            await call()
+            samples.append(time.perf_counter() - start)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - began
+    return {"requests": requests, "concurrency": concurrency, "per_second": round(requests / elapsed, 1)} | (
+        percentiles(samples)
+    )
+
+
+async def main(partners: int, requests: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-access-") as tmp:
+        postgres = EmbeddedPostgres(Path(tmp) / "postgres", delete_on_stop=True)
+        dsn = await postgres.start()
+        temporal = TemporalDevServer(
+            db_file=None, search_attributes=search.ALL, port=free_port(), ui_port=None
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(postgres.stop)
+            await temporal.start()
+            stack.push_async_callback(temporal.stop)
+            pool = await create_pool(dsn, size=4)
+            stack.push_async_callback(pool.close)
+            await migrate(pool)
+            await seed(pool, partners)
+            port = free_port()
+            env = {
+                **os.environ,
+                "DATABASE_URL": dsn,
+                "TEMPORAL_ADDRESS": temporal.address,
+                "PORTAL_API_TOKEN": TOKEN,
+                "API_PORT": str(port),
+                "API_METRICS_PORT": "0",
+                "LOG_LEVEL": "WARNING",
+            }
+            api = await asyncio.create_subprocess_exec(sys.executable, "-m", "starter.api", env=env)
+            stack.push_async_callback(api.wait)
+            stack.callback(api.terminate)
+            base = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+                async with asyncio.timeout(60):
+                    while True:
+                        with contextlib.suppress(httpx.HTTPError):
+                            if (await http.get("/healthz")).status_code == 200:
+                                break
+                        await asyncio.sleep(0.2)
+                rng = random.Random(7)
+
+                def person() -> dict[str, str]:
+                    n, k = rng.randrange(partners), rng.randrange(5)
+                    return {
+                        "Authorization": f"Bearer {TOKEN}",
+                        "X-Actor-Email": f"u{k}@p{n}.example",
+                        "X-Actor-Role": "partner_user",
+                    }
+
+                async def access() -> None:
+                    response = await http.get("/v1/access", headers=person())
+                    assert response.status_code == 200, response.text
+
+                async def check() -> None:
+                    ref = f"api-{rng.randrange(3)}"
+                    response = await http.get(f"/v1/access/check?kind=api&ref={ref}", headers=person())
+                    assert response.status_code == 200, response.text
+
+                # Sanity: an active member sees one membership with 5 products and 2 APIs.
+                sample = (await http.get("/v1/access", headers={**person(), "X-Actor-Email": "u1@p0.example"})).json()
+                assert [(len(m["products"]), len(m["apis"])) for m in sample["memberships"]] == [(5, 2)], sample
+                await measure(access, 200, 1)  # warm-up: connections, plans, caches
+                results: dict[str, Any] = {"partners": partners}
+                for name, call in (("access", access), ("access_check", check)):
+                    results[name] = {
+                        "sequential": await measure(call, requests, 1),
+                        "eight_at_once": await measure(call, requests, 8),
+                    }
+                results["sql"] = await pool.fetchval(
+                    "EXPLAIN (ANALYZE, FORMAT JSON) SELECT m.partner_id FROM members m"
+                    " JOIN partners p ON p.id = m.partner_id AND p.status = 'active'"
+                    " WHERE m.email = 'u1@p4242.example' AND m.active"
+                )
+                return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--partners", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=2_000)
+    args = parser.parse_args()
+    figures = asyncio.run(main(args.partners, args.requests))
+    plan = figures.pop("sql")
+    figures["sql_execution_ms"] = json.loads(plan)[0]["Execution Time"] if isinstance(plan, str) else plan
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "access.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
