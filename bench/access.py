@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from devstack.postgres import EmbeddedPostgres
 from devstack.temporal import TemporalDevServer
 from partners import search
 
-TOKEN = "bench-token"
+TOKEN = "bench-token"  # noqa: S105 (a throwaway API token of this run)
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -102,9 +101,7 @@ async def main(partners: int, requests: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-access-") as tmp:
         postgres = EmbeddedPostgres(Path(tmp) / "postgres", delete_on_stop=True)
         dsn = await postgres.start()
-        temporal = TemporalDevServer(
-            db_file=None, search_attributes=search.ALL, port=free_port(), ui_port=None
-        )
+        temporal = TemporalDevServer(db_file=None, search_attributes=search.ALL, port=free_port(), ui_port=None)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(postgres.stop)
             await temporal.start()
