@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     @field_validator("accept_url")
     @classmethod
     def _accept_url_has_token(cls, value: str | None) -> str | None:
-        if value is not None and (value.count("{token}") != 1 or not value.startswith(("https://", "http://"))):
+        if not value:  # empty in the environment: unset
+            return None
+        if value.count("{token}") != 1 or not value.startswith(("https://", "http://")):
             raise ValueError("ACCEPT_URL must be an http(s) URL with {token} once, where the link's token goes")
         return value
