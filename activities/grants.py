@@ -39,7 +39,14 @@ class GrantStore:
             )
             assert row is not None
             await audit(
-                db, partner["enterprise_id"], partner_id, actor, "grant", kind=request.kind.value, ref=request.ref
+                db,
+                partner["enterprise_id"],
+                partner_id,
+                actor,
+                "grant",
+                grant_id=str(row["id"]),
+                kind=request.kind.value,
+                ref=request.ref,
             )
         return GrantView(**dict(row))
 
@@ -61,7 +68,16 @@ class GrantStore:
                     actor,
                 )
                 assert row is not None
-                await audit(db, partner["enterprise_id"], partner_id, actor, "revoke", kind=row["kind"], ref=row["ref"])
+                await audit(
+                    db,
+                    partner["enterprise_id"],
+                    partner_id,
+                    actor,
+                    "revoke",
+                    grant_id=str(grant_id),
+                    kind=row["kind"],
+                    ref=row["ref"],
+                )
         return GrantView(**dict(row))
 
     async def set_logo(self, partner_id: UUID, logo: bytes, content_type: str, actor: str) -> None:

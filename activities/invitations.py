@@ -210,13 +210,14 @@ class InvitationStore:
                     row["partner_id"],
                     row["email"],
                 )
-            await db.execute(
+            joined = await db.fetchval(
                 "INSERT INTO members (partner_id, email, first_name, last_name, role)"
                 " VALUES ($1, $2, $3, $4, $5)"
                 # Already a member (an admin invitation of a Member): the same membership.
                 " ON CONFLICT (partner_id, email) WHERE active DO UPDATE"
                 # R7: an acceptance never lowers an active Admin's role.
-                " SET role = CASE WHEN members.role = 'admin' THEN 'admin' ELSE EXCLUDED.role END",
+                " SET role = CASE WHEN members.role = 'admin' THEN 'admin' ELSE EXCLUDED.role END"
+                " RETURNING xmax = 0",  # true: a new membership, not a Member made Admin
                 row["partner_id"],
                 row["email"],
                 row["first_name"],
@@ -240,6 +241,8 @@ class InvitationStore:
                 role=row["role"],
                 send_number=send_number,
             )
+            if joined:
+                await audit(*who, "member_added", email=row["email"], role=row["role"])
             if partner_status is not PartnerStatus(row["partner_status"]):
                 await audit(*who, "partner_activated")
             if previous_admin is not None:

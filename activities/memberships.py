@@ -75,6 +75,7 @@ class MembershipStore:
                 actor,
                 "member_left" if reason == "left" else "member_removed",
                 email=email,
+                reason=reason,
                 cancelled_invitations=[str(r["id"]) for r in cancelled],
             )
         assert row is not None

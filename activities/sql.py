@@ -4,11 +4,12 @@ several writes make inside their own transaction."""
 from __future__ import annotations
 
 from typing import Any, TypeAlias
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 
 from partners.errors import ErrorCode, Refused
+from partners.events import event_of
 from partners.models import PartnerStatus, RunningInvitation
 from partners.rules import email_domain_is_registered, normalize_email
 
@@ -16,7 +17,7 @@ Db: TypeAlias = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 
 async def audit(db: Db, enterprise_id: str, partner_id: UUID | None, actor: str, action: str, **details: Any) -> None:
-    """R11: appended in the transaction of the change it records."""
+    """R11: appended in the transaction of the change it records; R15: with its event."""
     await db.execute(
         "INSERT INTO audit_log (enterprise_id, partner_id, actor, action, details) VALUES ($1, $2, $3, $4, $5)",
         enterprise_id,
@@ -25,6 +26,26 @@ async def audit(db: Db, enterprise_id: str, partner_id: UUID | None, actor: str,
         action,
         details,
     )
+    event = event_of(action, details)
+    if event is None:
+        return
+    # One writer of this enterprise's events at a time, to the commit: `seq` is then
+    # commit order per enterprise, and the feed never skips a late commit.
+    await db.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _EVENTS_LOCK, enterprise_id)
+    await db.execute(
+        "INSERT INTO events (id, type, enterprise_id, partner_id, data) VALUES ($1, $2, $3, $4, $5)",
+        f"evt_{uuid4().hex}",
+        event[0],
+        enterprise_id,
+        partner_id,
+        event[1],
+    )
+    # Wakes the webhook deliveries waiting for events, at the commit.
+    await db.execute("SELECT pg_notify('events', $1)", enterprise_id)
+
+
+# The first half of the advisory lock key (int4): the events of one enterprise.
+_EVENTS_LOCK = 72_468
 
 
 def refuse_if_deactivated(status: str) -> None:

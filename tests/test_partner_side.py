@@ -129,7 +129,7 @@ async def test_removal_ends_access_and_cancels_a_pending_admin_replacement(dev_s
         "SELECT actor, details FROM audit_log WHERE partner_id = $1::uuid AND action = 'member_removed'", partner.id
     )
     assert audit is not None and audit["actor"] == partner.admin
-    assert audit["details"] == {"email": member, "cancelled_invitations": [replaced.json()["id"]]}
+    assert audit["details"] == {"email": member, "reason": "removed", "cancelled_invitations": [replaced.json()["id"]]}
     # Removed, not banned: invited again, a new membership; the ended one is kept.
     await _member(dev_stack, partner, member, mails_before=2)
     rows = await dev_stack.pool.fetch(
@@ -179,7 +179,8 @@ async def test_the_admin_is_never_removed_and_a_member_may_leave(dev_stack: Stac
     listed = (await _get(dev_stack, members, partner_user(partner.admin))).json()["members"]
     assert [m["email"] for m in listed] == [partner.admin]
     actions = await dev_stack.pool.fetch(
-        "SELECT action, actor FROM audit_log WHERE partner_id = $1::uuid AND action LIKE 'member_%' ORDER BY id",
+        "SELECT action, actor FROM audit_log WHERE partner_id = $1::uuid"
+        " AND action IN ('member_left', 'member_removed') ORDER BY id",
         partner.id,
     )
     assert [(a["action"], a["actor"]) for a in actions] == [

@@ -148,3 +148,53 @@ CREATE TABLE link_attempts (
     window_start timestamptz NOT NULL,
     misses       integer NOT NULL
 );
+
+-- R15: every audited change is also an event, written in the same transaction (an outbox).
+-- Events of one enterprise are written one transaction at a time (an advisory lock
+-- taken with the insert, held to the commit), so `seq` is commit order per enterprise:
+-- a reader paging by `seq` misses nothing and sees nothing twice.
+CREATE TABLE events (
+    seq           bigserial PRIMARY KEY,
+    id            text NOT NULL UNIQUE,  -- evt_<hex>: the webhook-id, the same on every retry
+    type          text NOT NULL,
+    enterprise_id text NOT NULL,
+    partner_id    uuid,
+    data          jsonb NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX events_by_enterprise ON events (enterprise_id, seq);
+
+-- Where events are pushed. enterprise_id NULL: the portal-wide endpoint of the settings
+-- (PORTAL_WEBHOOK_URL), which receives every enterprise's events.
+CREATE TABLE webhook_endpoints (
+    id               uuid PRIMARY KEY,
+    enterprise_id    text,
+    url              text NOT NULL,
+    event_types      text[],  -- NULL: every type
+    secret           text NOT NULL,
+    -- After a rotation the old secret signs beside the new one until it expires.
+    previous_secret  text,
+    previous_expires_at timestamptz,
+    status           text NOT NULL DEFAULT 'enabled' CHECK (status IN ('enabled', 'disabled', 'deleted')),
+    -- Every event up to this seq is delivered or failed: where delivery goes on from.
+    delivered_through bigint NOT NULL,
+    created_by       text NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    disabled_at      timestamptz,
+    disabled_reason  text
+);
+CREATE INDEX webhook_endpoints_by_enterprise ON webhook_endpoints (enterprise_id, created_at);
+
+-- Every delivery attempt: the event, the attempt, what the receiver answered, how long.
+CREATE TABLE webhook_deliveries (
+    id          bigserial PRIMARY KEY,
+    endpoint_id uuid NOT NULL REFERENCES webhook_endpoints (id),
+    event_seq   bigint NOT NULL REFERENCES events (seq),
+    attempt     integer NOT NULL,
+    status      text NOT NULL CHECK (status IN ('delivered', 'retrying', 'failed')),
+    http_status integer,
+    duration_ms integer NOT NULL,
+    error       text,
+    at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, id DESC);
