@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -16,14 +17,17 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.database import open_pool
+from activities.events import PORTAL_ENDPOINT_ID
 from activities.mail import Mailer, SmtpSettings
 from activities.stores import Stores
+from activities.webhook_delivery import webhook_task_queue
 from partners import logs
 from partners.settings import Settings
 from workflows.deactivation import PartnerDeactivationWorkflow
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
 from workflows.replacement import AdminReplacementWorkflow
+from workflows.webhooks import WebhookDeliveryWorkflow, start_delivery
 
 log = logging.getLogger("worker")
 
@@ -32,6 +36,7 @@ WORKFLOWS: Sequence[type] = (
     InvitationWorkflow,
     AdminReplacementWorkflow,
     PartnerDeactivationWorkflow,
+    WebhookDeliveryWorkflow,
 )
 
 
@@ -94,10 +99,50 @@ def build_worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=list(WORKFLOWS),
-        activities=[*stores.activities(), mailer.send_invitation],
+        activities=[*stores.activities(), mailer.send_invitation, stores.webhooks.give_up],
         **worker_tuning(settings),
         # SIGTERM: stop polling, let the activities under way finish within this bound.
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace),
+    )
+
+
+def build_webhook_worker(client: Client, settings: Settings, stores: Stores) -> Worker:
+    """The webhook activities' own worker: an endpoint waiting for events holds a slot
+    while it sleeps, so there are many slots, and none is the mail's."""
+    return Worker(
+        client,
+        task_queue=webhook_task_queue(settings.temporal_task_queue),
+        activities=[stores.webhooks.next_events, stores.webhooks.deliver],
+        max_concurrent_activities=settings.webhook_max_endpoints,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_workers(client: Client, settings: Settings, stores: Stores) -> AsyncIterator[None]:
+    """Every worker of the process, polling until the block ends."""
+    try:
+        async with build_worker(client, settings, stores), build_webhook_worker(client, settings, stores):
+            await ensure_portal_webhook(client, settings, stores)
+            yield
+    finally:
+        await stores.webhooks.close()
+
+
+async def ensure_portal_webhook(client: Client, settings: Settings, stores: Stores) -> None:
+    """PORTAL_WEBHOOK_URL: the portal-wide endpoint, every enterprise's events, kept as
+    the settings say at each start; unset, a former one is disabled."""
+    url, secret = settings.portal_webhook_url, settings.portal_webhook_secret
+    if not url or secret is None:
+        await stores.events.disable_portal_endpoint()
+        return
+    await stores.events.upsert_portal_endpoint(url, secret.get_secret_value())
+    await start_delivery(
+        client,
+        settings.temporal_task_queue,
+        PORTAL_ENDPOINT_ID,
+        None,
+        retry_for_seconds=settings.webhook_retry_for,
     )
 
 
@@ -113,7 +158,7 @@ async def main(settings: Settings, stop: asyncio.Event | None = None) -> None:
 
 async def serve(client: Client, settings: Settings, stores: Stores, stop: asyncio.Event) -> None:
     """Polls until `stop` is set, then finishes the activities under way."""
-    async with build_worker(client, settings, stores):
+    async with running_workers(client, settings, stores):
         log.info("worker polling task queue %s", settings.temporal_task_queue)
         await stop.wait()
         log.info("worker stopping: finishing activities under way")

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from activities.access import AccessReads
+from activities.events import EventStore
 from activities.grants import GrantStore
 from activities.invitations import InvitationStore
 from activities.ledger import SendLedger
@@ -15,6 +16,7 @@ from activities.link_attempts import LinkAttempts
 from activities.memberships import MembershipStore
 from activities.partners import PartnerStore
 from activities.reads import ReadModel
+from activities.webhook_delivery import WebhookDelivery
 from partners.settings import Settings
 
 
@@ -27,6 +29,8 @@ class Stores:
     memberships: MembershipStore
     reads: ReadModel
     access: AccessReads
+    events: EventStore
+    webhooks: WebhookDelivery
     link_attempts: LinkAttempts
 
     @classmethod
@@ -54,6 +58,13 @@ class Stores:
             memberships=MembershipStore(pool),
             reads=ReadModel(pool),
             access=AccessReads(pool),
+            events=EventStore(pool),
+            webhooks=WebhookDelivery(
+                pool,
+                timeout=settings.webhook_timeout,
+                allow_http=settings.webhook_allow_http,
+                allow_private=settings.webhook_allow_private,
+            ),
             link_attempts=LinkAttempts(
                 pool, limit=settings.link_attempt_limit, window_seconds=settings.link_attempt_window
             ),

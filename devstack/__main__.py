@@ -76,6 +76,10 @@ async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
     update: dict[str, object] = {"portal_api_token": _api_token(settings)}
+    # The local run delivers webhooks to local receivers (http, loopback) unless told not to.
+    for name in ("webhook_allow_http", "webhook_allow_private"):
+        if name.upper() not in os.environ:
+            update[name] = True
     async with contextlib.AsyncExitStack() as stack:
         if settings.database_url is None:
             postgres = EmbeddedPostgres(data / "postgres")

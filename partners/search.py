@@ -14,8 +14,9 @@ PARTNER_ID = SearchAttributeKey.for_keyword("PartnerId")
 INVITATION_STATE = SearchAttributeKey.for_keyword("InvitationState")
 INVITEE_DOMAIN = SearchAttributeKey.for_keyword("InviteeDomain")
 ONBOARDING_PHASE = SearchAttributeKey.for_keyword("OnboardingPhase")
+WEBHOOK_ENDPOINT_ID = SearchAttributeKey.for_keyword("WebhookEndpointId")
 
-ALL = (ENTERPRISE_ID, PARTNER_ID, INVITATION_STATE, INVITEE_DOMAIN, ONBOARDING_PHASE)
+ALL = (ENTERPRISE_ID, PARTNER_ID, INVITATION_STATE, INVITEE_DOMAIN, ONBOARDING_PHASE, WEBHOOK_ENDPOINT_ID)
 
 
 def attributes(
@@ -29,3 +30,13 @@ def attributes(
     if invitation_state is not None:
         pairs.append(SearchAttributePair(INVITATION_STATE, invitation_state))
     return TypedSearchAttributes(pairs)
+
+
+def webhook_attributes(enterprise_id: str | None, endpoint_id: UUID) -> TypedSearchAttributes:
+    """A delivery workflow's: its endpoint, and its enterprise (`*` for the portal-wide one)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(ENTERPRISE_ID, enterprise_id or "*"),
+            SearchAttributePair(WEBHOOK_ENDPOINT_ID, str(endpoint_id)),
+        ]
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Literal
 
@@ -70,6 +71,19 @@ class Settings(BaseSettings):
     # networks, "*" for any): the link limiter counts per client.
     forwarded_allow_ips: str = "127.0.0.1"
 
+    # R15: webhooks. Deliveries are retried this long, then failed (and an endpoint
+    # failing that long is disabled). make run and the tests allow http and private
+    # addresses, for local receivers; production keeps both off.
+    webhook_retry_for: int = Field(default=3 * 24 * 3600, ge=1, description="seconds")
+    webhook_timeout: float = Field(default=10.0, gt=0, description="seconds per attempt")
+    webhook_allow_http: bool = False
+    webhook_allow_private: bool = False
+    # One endpoint for every enterprise's events, the portal's own (optional).
+    portal_webhook_url: str | None = None
+    portal_webhook_secret: SecretStr | None = None
+    # Endpoints waiting for events at once per worker process (each holds a sleeping slot).
+    webhook_max_endpoints: int = Field(default=200, ge=1)
+
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Prometheus endpoints; 0 turns one off.
@@ -96,6 +110,24 @@ class Settings(BaseSettings):
     @property
     def accept_link_template(self) -> str:
         return self.accept_url or f"{self.link_base}/invitations/{{token}}"
+
+    @field_validator("portal_webhook_url")
+    @classmethod
+    def _url_or_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("portal_webhook_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            secret = value.get_secret_value()
+            try:
+                key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            except ValueError:
+                key = b""
+            if not secret.startswith("whsec_") or len(key) < 24:
+                raise ValueError("PORTAL_WEBHOOK_SECRET must be whsec_ and at least 24 bytes in base64")
+        return value or None
 
     @field_validator("accept_url")
     @classmethod

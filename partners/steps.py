@@ -132,3 +132,42 @@ class SendFailure(BaseModel):
 
     invitation_id: UUID
     error: str
+
+
+# --- webhooks (R15) -------------------------------------------------------------------
+# Only ids cross Temporal: the event's body is read from PostgreSQL where it is sent.
+
+
+class WebhookInput(BaseModel):
+    """`webhook-{endpoint_id}`: delivers the endpoint's events, in order, for ever."""
+
+    endpoint_id: UUID
+    retry_for_seconds: int
+
+
+class NextEventsInput(BaseModel):
+    endpoint_id: UUID
+    limit: int = 100
+    wait_seconds: float = 300.0
+
+
+class NextEventsOutput(BaseModel):
+    seqs: list[int]
+    backlog: int = 0
+    stopped: bool = False  # the endpoint was deleted or disabled
+
+
+class DeliverInput(BaseModel):
+    endpoint_id: UUID
+    seq: int
+
+
+class DeliverOutput(BaseModel):
+    status: str  # delivered, or failed (a 4xx other than 429: retrying would not help)
+    http_status: int | None = None
+
+
+class GiveUpInput(BaseModel):
+    endpoint_id: UUID
+    seq: int
+    error: str

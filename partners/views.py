@@ -192,3 +192,56 @@ class AccessCheck(BaseModel):
     allowed: bool
     partner_id: UUID | None = None
     role: Role | None = None
+
+
+class EventView(BaseModel):
+    """R15's envelope: the same in the feed and in every webhook."""
+
+    id: str
+    type: str
+    created_at: datetime
+    enterprise_id: str
+    partner_id: UUID | None
+    data: dict[str, object]
+
+
+class EventPage(BaseModel):
+    events: list[EventView]
+    next_cursor: str  # pass as `after` next time: the feed goes on from there, even when empty
+
+
+class WebhookView(BaseModel):
+    id: UUID
+    enterprise_id: str | None
+    url: str
+    events: list[str]  # ["*"]: every type
+    status: Literal["enabled", "disabled", "deleted"]
+    created_at: datetime
+    disabled_at: datetime | None
+    disabled_reason: str | None
+    previous_secret_expires_at: datetime | None
+
+
+class WebhookCreated(WebhookView):
+    secret: str  # whsec_...: shown in this answer only
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookView]
+
+
+class DeliveryView(BaseModel):
+    id: int
+    event_id: str
+    event_type: str
+    attempt: int
+    status: Literal["delivered", "retrying", "failed"]
+    http_status: int | None
+    duration_ms: int
+    error: str | None
+    at: datetime
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryView]
+    next_before: int | None = None

@@ -18,7 +18,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from partners import logs
 from partners.settings import Settings
-from starter import pages, portal, problems
+from starter import events_api, pages, portal, problems
 from starter.bodies import BoundedBodies
 from starter.metrics import ApiMetrics
 from starter.services import Services, open_services
@@ -62,6 +62,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     # (FORWARDED_ALLOW_IPS); uvicorn's own handling is off (proxy_headers=False).
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=configured.forwarded_allow_ips)
     app.include_router(portal.router)
+    app.include_router(events_api.router)
     app.include_router(pages.router)
 
     @app.get("/healthz", tags=["operations"])

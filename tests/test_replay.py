@@ -19,11 +19,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from devstack.mailcatcher import MailCatcher
 from partners.ids import (
     deactivation_workflow_id,
     invitation_workflow_id,
@@ -31,7 +34,8 @@ from partners.ids import (
     replacement_workflow_id,
 )
 from starter.commands import IDEMPOTENCY_NAMESPACE
-from tests.helpers.stack import Stack, holder, new_enterprise, unique_domain
+from tests.helpers.receiver import receiving
+from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
 from worker import WORKFLOWS, sandbox_runner
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -142,3 +146,22 @@ async def test_record_histories(time_stack: Stack) -> None:
     assert refused.status_code == 409
     partner_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{partner.enterprise}\nrecorded-refusal")
     await _save(time_stack, "onboarding-refused", client.get_workflow_handle(onboarding_workflow_id(partner_id)))
+
+
+@pytest.mark.skipif(not RECORD, reason="records histories only when RECORD_HISTORIES=1")
+async def test_record_webhook_history(time_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher) -> None:
+    """An endpoint that takes the onboarding's events, then fails until it is disabled."""
+    async with (
+        running_stack(time_env, pool, mail, webhook_retry_for=120) as stack,
+        receiving(script=[200] * 3 + [500] * 200) as receiver,
+    ):
+        enterprise, domain = new_enterprise(), unique_domain()
+        hook = (
+            await stack.http.post(
+                f"/v1/enterprises/{enterprise}/webhooks", json={"url": receiver.url}, headers=holder(enterprise)
+            )
+        ).json()
+        await stack.register(enterprise, domain)
+        [invitation] = await stack.delivered(f"ada@{domain}")
+        await stack.http.post(f"{invitation.link}/accept")
+        await _save(stack, "webhook-delivered-then-disabled", stack.client.get_workflow_handle(f"webhook-{hook['id']}"))

@@ -23,7 +23,7 @@ from devstack.net import free_port
 from partners.settings import Settings
 from starter.api import create_app
 from starter.services import Services
-from worker import build_worker
+from worker import running_workers
 
 API_TOKEN = "test-portal-token"
 T = TypeVar("T")
@@ -171,7 +171,14 @@ async def running_stack(
         smtp_port=mail.port,
         public_base_url=base_url,
         portal_api_token=SecretStr(API_TOKEN),
-        **{"api_metrics_port": 0, "temporal_task_queue": f"test-{uuid.uuid4()}", **overrides},
+        **{
+            "api_metrics_port": 0,
+            "temporal_task_queue": f"test-{uuid.uuid4()}",
+            # Receivers of the tests listen on loopback, over http.
+            "webhook_allow_http": True,
+            "webhook_allow_private": True,
+            **overrides,
+        },
     )
     services = Services.build(settings, client, pool, **(stores or {}))
     # log_config=None as in production: uvicorn's loggers, its access log too, go to the root.
@@ -180,7 +187,7 @@ async def running_stack(
     )
     async with contextlib.AsyncExitStack() as running:
         if with_worker:
-            await running.enter_async_context(build_worker(client, settings, services.stores))
+            await running.enter_async_context(running_workers(client, settings, services.stores))
         serving = asyncio.create_task(server.serve())
         try:
             async with asyncio.timeout(10):

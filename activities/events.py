@@ -1,0 +1,175 @@
+"""EventStore: the event feed (R15) and the enterprise's webhook endpoints.
+
+Endpoint administration is audited but is no event. A secret is `whsec_` and 32 random
+bytes in base64, as the Standard Webhooks specification shapes it; after a rotation the
+old one signs beside the new one for 24 hours.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from activities.sql import audit
+from partners.errors import ErrorCode, Refused
+from partners.views import DeliveryList, DeliveryView, EventPage, EventView, WebhookView
+
+ROTATION_OVERLAP = "24 hours"
+# The portal-wide endpoint of the settings (PORTAL_WEBHOOK_URL): one row, this id.
+PORTAL_ENDPOINT_ID = UUID("5d1c0a52-7f59-4b0e-9c55-1f3a0c6f4e01")
+_ENDPOINT_COLUMNS = (
+    "id, enterprise_id, url, coalesce(event_types, ARRAY['*']) AS events, status, created_at, disabled_at,"
+    " disabled_reason, CASE WHEN previous_expires_at > now() THEN previous_expires_at END AS previous_secret_expires_at"
+)
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class EventStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def feed(self, enterprise_id: str, *, after: int, limit: int) -> EventPage:
+        rows = await self._pool.fetch(
+            "SELECT seq, id, type, created_at, enterprise_id, partner_id, data FROM events"
+            " WHERE enterprise_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            enterprise_id,
+            after,
+            limit,
+        )
+        events = [EventView(**{k: v for k, v in dict(r).items() if k != "seq"}) for r in rows]
+        return EventPage(events=events, next_cursor=str(rows[-1]["seq"] if rows else after))
+
+    async def create_endpoint(
+        self, enterprise_id: str | None, url: str, events: list[str] | None, actor: str, *, id: UUID | None = None
+    ) -> tuple[WebhookView, str]:
+        """A new endpoint receives the events committed after it."""
+        secret = new_secret()
+        async with self._pool.acquire() as db, db.transaction():
+            row = await db.fetchrow(
+                f"INSERT INTO webhook_endpoints (id, enterprise_id, url, event_types, secret, delivered_through,"  # noqa: S608
+                f" created_by) VALUES ($1, $2, $3, $4, $5, (SELECT coalesce(max(seq), 0) FROM events), $6)"
+                f" RETURNING {_ENDPOINT_COLUMNS}",
+                id or uuid4(),
+                enterprise_id,
+                url,
+                events,
+                secret,
+                actor,
+            )
+            assert row is not None
+            if enterprise_id is not None:
+                await audit(db, enterprise_id, None, actor, "webhook_created", webhook_id=str(row["id"]), url=url)
+        return WebhookView(**dict(row)), secret
+
+    async def upsert_portal_endpoint(self, url: str, secret: str) -> None:
+        await self._pool.execute(
+            "INSERT INTO webhook_endpoints (id, enterprise_id, url, secret, delivered_through, created_by)"
+            " VALUES ($1, NULL, $2, $3, (SELECT coalesce(max(seq), 0) FROM events), 'settings')"
+            " ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, secret = EXCLUDED.secret, status = 'enabled',"
+            " disabled_at = NULL, disabled_reason = NULL",
+            PORTAL_ENDPOINT_ID,
+            url,
+            secret,
+        )
+
+    async def disable_portal_endpoint(self) -> None:
+        await self._pool.execute(
+            "UPDATE webhook_endpoints SET status = 'disabled', disabled_at = now(),"
+            " disabled_reason = 'PORTAL_WEBHOOK_URL unset' WHERE id = $1 AND status = 'enabled'",
+            PORTAL_ENDPOINT_ID,
+        )
+
+    async def endpoints(self, enterprise_id: str) -> list[WebhookView]:
+        rows = await self._pool.fetch(
+            f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"  # noqa: S608 (constant)
+            " WHERE enterprise_id = $1 AND status <> 'deleted' ORDER BY created_at, id",
+            enterprise_id,
+        )
+        return [WebhookView(**dict(r)) for r in rows]
+
+    async def endpoint(self, enterprise_id: str, endpoint_id: UUID) -> WebhookView:
+        row = await self._pool.fetchrow(
+            f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"  # noqa: S608 (constant)
+            " WHERE id = $1 AND enterprise_id = $2 AND status <> 'deleted'",
+            endpoint_id,
+            enterprise_id,
+        )
+        if row is None:
+            raise Refused(ErrorCode.NOT_FOUND, "No such webhook endpoint.")
+        return WebhookView(**dict(row))
+
+    async def delete_endpoint(self, enterprise_id: str, endpoint_id: UUID, actor: str) -> WebhookView:
+        return await self._change(
+            enterprise_id, endpoint_id, actor, "webhook_deleted", "status = 'deleted'", refuse_disabled=False
+        )
+
+    async def rotate_secret(self, enterprise_id: str, endpoint_id: UUID, actor: str) -> tuple[WebhookView, str]:
+        secret = new_secret()
+        view = await self._change(
+            enterprise_id,
+            endpoint_id,
+            actor,
+            "webhook_secret_rotated",
+            f"previous_secret = secret, previous_expires_at = now() + interval '{ROTATION_OVERLAP}', secret = $3",
+            secret,
+        )
+        return view, secret
+
+    async def _change(
+        self,
+        enterprise_id: str,
+        endpoint_id: UUID,
+        actor: str,
+        action: str,
+        assignments: str,
+        *args: Any,
+        refuse_disabled: bool = True,
+    ) -> WebhookView:
+        async with self._pool.acquire() as db, db.transaction():
+            status = await db.fetchval(
+                "SELECT status FROM webhook_endpoints WHERE id = $1 AND enterprise_id = $2 AND status <> 'deleted'"
+                " FOR UPDATE",
+                endpoint_id,
+                enterprise_id,
+            )
+            if status is None:
+                raise Refused(ErrorCode.NOT_FOUND, "No such webhook endpoint.")
+            if refuse_disabled and status == "disabled":
+                raise Refused(ErrorCode.WEBHOOK_DISABLED, "The endpoint is disabled; register it again.")
+            row = await db.fetchrow(
+                f"UPDATE webhook_endpoints SET {assignments} WHERE id = $1 AND enterprise_id = $2"  # noqa: S608
+                f" RETURNING {_ENDPOINT_COLUMNS}",
+                endpoint_id,
+                enterprise_id,
+                *args,
+            )
+            await audit(db, enterprise_id, None, actor, action, webhook_id=str(endpoint_id))
+        assert row is not None
+        return WebhookView(**dict(row))
+
+    async def deliveries(self, endpoint_id: UUID, *, limit: int, before: int | None) -> DeliveryList:
+        rows = await self._pool.fetch(
+            "SELECT d.id, e.id AS event_id, e.type AS event_type, d.attempt, d.status, d.http_status,"
+            " d.duration_ms, d.error, d.at FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq"
+            " WHERE d.endpoint_id = $1 AND ($2::bigint IS NULL OR d.id < $2) ORDER BY d.id DESC LIMIT $3",
+            endpoint_id,
+            before,
+            limit + 1,
+        )
+        page = [DeliveryView(**dict(r)) for r in rows[:limit]]
+        return DeliveryList(deliveries=page, next_before=page[-1].id if len(rows) > limit else None)
+
+    async def delivery_event(self, endpoint_id: UUID, delivery_id: int) -> int:
+        seq: int | None = await self._pool.fetchval(
+            "SELECT event_seq FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2", delivery_id, endpoint_id
+        )
+        if seq is None:
+            raise Refused(ErrorCode.NOT_FOUND, "No such delivery of this endpoint.")
+        return seq

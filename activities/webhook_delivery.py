@@ -1,0 +1,264 @@
+"""WebhookDelivery: the activities of `webhook-{endpoint_id}` (R15).
+
+- `next_events` answers the ids of the endpoint's next events, waiting on PostgreSQL's
+  NOTIFY (sent at each event's commit) while there are none: no polling through Temporal.
+- `deliver` POSTs one event, signed as Standard Webhooks says, to an address checked at
+  this connection, and records the attempt; a 2xx also moves the endpoint's cursor, in
+  the same transaction. Timeouts, connection errors, 429 and 5xx raise (Temporal retries
+  with backoff); another answer fails that event at once.
+- `give_up` records the last failure after WEBHOOK_RETRY_FOR and disables the endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+from uuid import UUID
+
+import asyncpg
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.metrics import count
+from activities.sql import audit
+from partners import destinations
+from partners.errors import Refused
+from partners.steps import DeliverInput, DeliverOutput, GiveUpInput, NextEventsInput, NextEventsOutput
+
+RESPONSE_LIMIT = 64 * 1024
+_HEARTBEAT_EVERY = 10.0
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,<base64 HMAC-SHA256 of id.timestamp.body>` with the whsec_ secret's key."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(signed).decode()
+
+
+class WebhookDelivery:
+    def __init__(self, pool: asyncpg.Pool, *, timeout: float, allow_http: bool, allow_private: bool) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._allow_http = allow_http
+        self._allow_private = allow_private
+        self._notifications = _Notifications(pool)
+
+    async def close(self) -> None:
+        await self._notifications.close()
+
+    @activity.defn
+    async def next_events(self, input: NextEventsInput) -> NextEventsOutput:
+        deadline = time.monotonic() + input.wait_seconds
+        while True:
+            changed = await self._notifications.current()  # taken before the query: no wake-up lost
+            found = await self._pending(input)
+            if found.seqs or found.stopped or time.monotonic() >= deadline:
+                return found
+            if activity.is_worker_shutdown():
+                return found  # empty: the workflow asks again, of another worker
+            activity.heartbeat()
+            waits = [asyncio.ensure_future(changed.wait()), asyncio.ensure_future(activity.wait_for_worker_shutdown())]
+            try:
+                await asyncio.wait(waits, timeout=_HEARTBEAT_EVERY, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+
+    async def _pending(self, input: NextEventsInput) -> NextEventsOutput:
+        endpoint = await self._pool.fetchrow(
+            "SELECT enterprise_id, event_types, status, delivered_through FROM webhook_endpoints WHERE id = $1",
+            input.endpoint_id,
+        )
+        if endpoint is None or endpoint["status"] != "enabled":
+            return NextEventsOutput(seqs=[], stopped=True)
+        rows = await self._pool.fetch(
+            "SELECT seq, count(*) OVER () AS backlog FROM events WHERE seq > $1"
+            " AND ($2::text IS NULL OR enterprise_id = $2) AND ($3::text[] IS NULL OR type = ANY($3))"
+            " ORDER BY seq LIMIT $4",
+            endpoint["delivered_through"],
+            endpoint["enterprise_id"],
+            endpoint["event_types"],
+            input.limit,
+        )
+        return NextEventsOutput(seqs=[r["seq"] for r in rows], backlog=rows[0]["backlog"] if rows else 0)
+
+    @activity.defn
+    async def deliver(self, input: DeliverInput) -> DeliverOutput:
+        row = await self._pool.fetchrow(
+            "SELECT w.url, w.secret, CASE WHEN w.previous_expires_at > now() THEN w.previous_secret END AS previous,"
+            " e.id, e.type, e.created_at, e.enterprise_id, e.partner_id, e.data"
+            " FROM webhook_endpoints w, events e WHERE w.id = $1 AND e.seq = $2",
+            input.endpoint_id,
+            input.seq,
+        )
+        if row is None:
+            raise ApplicationError("the endpoint or the event is gone", non_retryable=True)
+        body = json.dumps(
+            {
+                "id": row["id"],
+                "type": row["type"],
+                "created_at": row["created_at"].isoformat(),
+                "enterprise_id": row["enterprise_id"],
+                "partner_id": str(row["partner_id"]) if row["partner_id"] else None,
+                "data": row["data"],
+            },
+            separators=(",", ":"),
+        ).encode()
+        timestamp = int(time.time())
+        signatures = [sign(s, row["id"], timestamp, body) for s in (row["secret"], row["previous"]) if s]
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "partner-onboarding-webhooks/1",
+            "webhook-id": row["id"],
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": " ".join(signatures),
+        }
+        attempt = activity.info().attempt
+        started = time.monotonic()
+        status: int | None = None
+        try:
+            status = await self._post(row["url"], headers, body)
+            error = None if 200 <= status < 300 else f"HTTP {status}"
+        except Refused as err:
+            error = err.detail
+        except (httpx.HTTPError, OSError) as err:
+            error = f"{type(err).__name__}: {err}"[:300] or type(err).__name__
+        duration = int((time.monotonic() - started) * 1000)
+        retry = error is not None and (status is None or status == 429 or status >= 500)
+        outcome = "delivered" if error is None else ("retrying" if retry else "failed")
+        await self._record(input, attempt, outcome, status, duration, error, advance=outcome != "retrying")
+        count("partners_webhook_attempts", "Webhook delivery attempts, by outcome.", outcome=outcome)
+        if retry:
+            raise ApplicationError(error or "failed", type="WebhookAttemptFailed")
+        return DeliverOutput(status=outcome, http_status=status)
+
+    async def _post(self, url: str, headers: dict[str, str], body: bytes) -> int:
+        """One POST to an address checked now; no redirects; at most 64 KiB read."""
+        target = destinations.parse(url, allow_http=self._allow_http)
+        [address, *_] = await destinations.resolve(target, allow_private=self._allow_private)
+        parts = httpx.URL(url)
+        host = f"[{address}]" if address.version == 6 else str(address)
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        async with (
+            httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client,
+            client.stream(
+                "POST",
+                parts.copy_with(host=host),
+                content=body,
+                headers={**headers, "host": parts.netloc.decode()},
+                extensions=extensions,
+            ) as response,
+        ):
+            read = 0
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read >= RESPONSE_LIMIT:
+                    break
+            return response.status_code
+
+    async def _record(
+        self,
+        input: DeliverInput,
+        attempt: int,
+        status: str,
+        http_status: int | None,
+        duration_ms: int,
+        error: str | None,
+        *,
+        advance: bool,
+    ) -> None:
+        async with self._pool.acquire() as db, db.transaction():
+            await db.execute(
+                "INSERT INTO webhook_deliveries (endpoint_id, event_seq, attempt, status, http_status, duration_ms,"
+                " error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                input.endpoint_id,
+                input.seq,
+                attempt,
+                status,
+                http_status,
+                duration_ms,
+                error,
+            )
+            if advance:
+                await db.execute(
+                    "UPDATE webhook_endpoints SET delivered_through = greatest(delivered_through, $2) WHERE id = $1",
+                    input.endpoint_id,
+                    input.seq,
+                )
+
+    @activity.defn
+    async def give_up(self, input: GiveUpInput) -> None:
+        """After WEBHOOK_RETRY_FOR: the delivery failed, and the endpoint is disabled."""
+        async with self._pool.acquire() as db, db.transaction():
+            endpoint = await db.fetchrow(
+                "UPDATE webhook_endpoints SET status = 'disabled', disabled_at = now(), disabled_reason = $2,"
+                " delivered_through = greatest(delivered_through, $3)"
+                " WHERE id = $1 AND status = 'enabled' RETURNING enterprise_id",
+                input.endpoint_id,
+                f"failing since the retry period ran out: {input.error}"[:300],
+                input.seq,
+            )
+            await db.execute(
+                "INSERT INTO webhook_deliveries (endpoint_id, event_seq, attempt, status, duration_ms, error)"
+                " VALUES ($1, $2, 0, 'failed', 0, $3)",
+                input.endpoint_id,
+                input.seq,
+                f"gave up: {input.error}"[:300],
+            )
+            if endpoint is not None and endpoint["enterprise_id"] is not None:
+                await audit(
+                    db, endpoint["enterprise_id"], None, "system", "webhook_disabled", webhook_id=str(input.endpoint_id)
+                )
+        count("partners_webhook_endpoints_disabled", "Webhook endpoints disabled after failing too long.")
+
+
+class _Notifications:
+    """One LISTEN connection per process for every waiting endpoint: each NOTIFY (an
+    event committed) sets the current asyncio.Event and puts a fresh one in its place."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._connection: asyncpg.pool.PoolConnectionProxy | None = None
+        self._changed = asyncio.Event()
+        self._opening = asyncio.Lock()
+
+    async def current(self) -> asyncio.Event:
+        async with self._opening:
+            if self._connection is None or self._connection.is_closed():
+                connection = await self._pool.acquire()
+                await connection.add_listener("events", self._notify)
+                connection.add_termination_listener(self._lost)
+                self._connection = connection
+        return self._changed
+
+    async def close(self) -> None:
+        """Gives the listening connection back to the pool (at the worker's shutdown)."""
+        async with self._opening:
+            connection, self._connection = self._connection, None
+            if connection is not None and not connection.is_closed():
+                await connection.remove_listener("events", self._notify)
+                await self._pool.release(connection)
+
+    def _notify(self, *_: object) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def _lost(self, *_: object) -> None:
+        self._connection = None
+        self._notify()  # the waiters look again (and reopen)
+
+
+def endpoint_workflow_id(endpoint_id: UUID) -> str:
+    return f"webhook-{endpoint_id}"
+
+
+def webhook_task_queue(task_queue: str) -> str:
+    """The webhook activities' own queue and worker: waiting endpoints hold a slot each
+    (cheaply: they sleep), which must not starve the mail."""
+    return f"{task_queue}-webhooks"

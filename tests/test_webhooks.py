@@ -1,0 +1,247 @@
+"""Events for the portal (R15): the feed, and signed webhooks delivered by a workflow,
+received by a real HTTP receiver that verifies with the `standardwebhooks` package."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from devstack.mailcatcher import MailCatcher
+from tests.helpers.receiver import Receiver, receiving
+from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
+
+ONBOARDING = ["partner.registered", "invitation.sent", "invitation.accepted", "member.added", "partner.activated"]
+
+
+async def _webhook(stack: Stack, enterprise: str, receiver: Receiver, **body: Any) -> dict[str, Any]:
+    created = await stack.http.post(
+        f"/v1/enterprises/{enterprise}/webhooks", json={"url": receiver.url, **body}, headers=holder(enterprise)
+    )
+    assert created.status_code == 201, created.text
+    answer: dict[str, Any] = created.json()
+    assert answer["secret"].startswith("whsec_")
+    receiver.secrets.append(answer["secret"])
+    return answer
+
+
+async def _onboard(stack: Stack, enterprise: str) -> tuple[str, str]:
+    domain = unique_domain()
+    created = await stack.register(enterprise, domain)
+    assert created.status_code == 201, created.text
+    [mail] = await stack.delivered(f"ada@{domain}")
+    assert 'data-outcome="accepted"' in (await stack.http.post(f"{mail.link}/accept")).text
+    return created.json()["id"], mail.token
+
+
+async def test_every_change_is_in_the_feed_and_pushed_signed_in_commit_order(dev_stack: Stack) -> None:
+    enterprise = new_enterprise()
+    async with receiving() as receiver:
+        hook = await _webhook(dev_stack, enterprise, receiver)
+        partner_id, token = await _onboard(dev_stack, enterprise)
+
+        received = await receiver.wait_for(len(ONBOARDING))
+
+        assert [r.event["type"] for r in received] == ONBOARDING
+        assert all(r.verified_by == [hook["secret"]] for r in received), "every signature verifies"
+        assert all(r.id == r.event["id"] for r in received), "webhook-id is the event's id"
+        assert {r.event["partner_id"] for r in received} == {partner_id}
+        assert all(token not in r.body.decode() and "Ada" not in r.body.decode() for r in received)
+        assert received[3].event["data"]["email"].startswith("ada@")  # who joined: the portal needs it
+        # The feed: the same events, the same order, paged without repeats or gaps.
+        events: list[dict[str, Any]] = []
+        cursor = "0"
+        for _ in range(10):
+            page = await dev_stack.http.get(
+                f"/v1/enterprises/{enterprise}/events?after={cursor}&limit=2", headers=holder(enterprise)
+            )
+            assert page.status_code == 200, page.text
+            if not page.json()["events"]:
+                break
+            events += page.json()["events"]
+            cursor = page.json()["next_cursor"]
+        assert [e["id"] for e in events] == [r.id for r in received]
+        assert [e["type"] for e in events] == ONBOARDING
+        # Nothing delivered twice after its 2xx; every attempt listed.
+        assert len(receiver.receipts) == len(ONBOARDING)
+        listed = await dev_stack.http.get(
+            f"/v1/enterprises/{enterprise}/webhooks/{hook['id']}/deliveries", headers=holder(enterprise)
+        )
+        assert [(d["event_id"], d["status"]) for d in reversed(listed.json()["deliveries"])] == [
+            (r.id, "delivered") for r in received
+        ]
+        other = new_enterprise()
+        refused = await dev_stack.http.get(f"/v1/enterprises/{enterprise}/events", headers=holder(other))
+        assert refused.status_code == 403
+
+
+async def test_failed_attempts_are_retried_in_order_and_a_retry_redelivers(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    enterprise = new_enterprise()
+    async with (
+        running_stack(dev_env, pool, mail, webhook_timeout=1.0) as stack,
+        receiving(script=[500, 429, 1.5, 503]) as receiver,
+    ):
+        hook = await _webhook(stack, enterprise, receiver)
+        await _onboard(stack, enterprise)
+
+        received = await receiver.wait_for(len(ONBOARDING), timeout=60)
+
+        assert [r.event["type"] for r in received] == ONBOARDING, "in commit order, whatever failed"
+        first = [r for r in receiver.receipts if r.id == received[0].id]
+        assert [r.answered for r in first] == [500, 429, "late", 503, 200], "the same webhook-id on every retry"
+        assert len({r.headers["webhook-timestamp"] for r in first}) >= 2
+        url = f"/v1/enterprises/{enterprise}/webhooks/{hook['id']}/deliveries"
+        attempts = list(reversed((await stack.http.get(url, headers=holder(enterprise))).json()["deliveries"]))
+        assert [(a["attempt"], a["status"], a["http_status"]) for a in attempts[:5]] == [
+            (1, "retrying", 500),
+            (2, "retrying", 429),
+            (3, "retrying", None),
+            (4, "retrying", 503),
+            (5, "delivered", 200),
+        ]
+        assert "Timeout" in attempts[2]["error"]
+        # By hand: one delivery again, the same event, after the ones already sent.
+        retried = await stack.http.post(f"{url}/{attempts[4]['id']}/retry", headers=holder(enterprise))
+        assert retried.status_code == 202, retried.text
+        again = await receiver.wait_for(len(ONBOARDING) + 1)
+        assert again[-1].id == received[0].id
+
+
+async def test_a_receiver_down_then_back_and_the_stack_restarted_receive_the_backlog_in_order(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    enterprise, receiver = new_enterprise(), Receiver()
+    queue = f"test-restart-{enterprise}"
+    async with running_stack(dev_env, pool, mail, temporal_task_queue=queue) as stack:
+        await receiver.start()
+        await _webhook(stack, enterprise, receiver)
+        await receiver.stop()  # down: every attempt fails to connect
+        await _onboard(stack, enterprise)
+        await _onboard(stack, enterprise)
+    # The whole service restarts with the backlog; the receiver comes back meanwhile.
+    async with running_stack(dev_env, pool, mail, temporal_task_queue=queue):
+        await receiver.start()
+        try:
+            received = await receiver.wait_for(2 * len(ONBOARDING), timeout=60)
+        finally:
+            await receiver.stop()
+    assert [r.event["type"] for r in received] == ONBOARDING * 2
+    seqs = await pool.fetch("SELECT id FROM events WHERE enterprise_id = $1 ORDER BY seq", enterprise)
+    assert [r.id for r in received] == [s["id"] for s in seqs], "every event, once, in commit order"
+
+
+async def test_a_rotated_secret_signs_beside_the_old_one(dev_stack: Stack) -> None:
+    enterprise = new_enterprise()
+    async with receiving() as receiver:
+        hook = await _webhook(dev_stack, enterprise, receiver)
+        rotated = await dev_stack.http.post(
+            f"/v1/enterprises/{enterprise}/webhooks/{hook['id']}/rotate-secret", headers=holder(enterprise)
+        )
+        assert rotated.status_code == 200, rotated.text
+        new = rotated.json()["secret"]
+        assert new != hook["secret"] and rotated.json()["previous_secret_expires_at"] is not None
+        receiver.secrets.append(new)
+
+        await _onboard(dev_stack, enterprise)
+        received = await receiver.wait_for(len(ONBOARDING))
+
+        assert all(sorted(r.verified_by) == sorted([hook["secret"], new]) for r in received)
+        listed = (await dev_stack.http.get(f"/v1/enterprises/{enterprise}/webhooks", headers=holder(enterprise))).json()
+        assert [w["id"] for w in listed["webhooks"]] == [hook["id"]] and "secret" not in listed["webhooks"][0]
+        deleted = await dev_stack.http.delete(
+            f"/v1/enterprises/{enterprise}/webhooks/{hook['id']}", headers=holder(enterprise)
+        )
+        assert deleted.json()["status"] == "deleted"
+
+
+async def test_an_endpoint_failing_past_the_retry_period_is_disabled(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    enterprise = new_enterprise()
+    async with (
+        running_stack(dev_env, pool, mail, webhook_retry_for=4) as stack,
+        receiving(script=[500] * 100) as receiver,
+    ):
+        hook = await _webhook(stack, enterprise, receiver)
+        await _onboard(stack, enterprise)
+        handle = stack.client.get_workflow_handle(f"webhook-{hook['id']}")
+        assert (await stack.result(handle, timeout=30)).startswith("disabled")
+        listed = (await stack.http.get(f"/v1/enterprises/{enterprise}/webhooks", headers=holder(enterprise))).json()
+        assert listed["webhooks"][0]["status"] == "disabled"
+        assert "failing" in listed["webhooks"][0]["disabled_reason"]
+        audit = await pool.fetchval(
+            "SELECT count(*) FROM audit_log WHERE enterprise_id = $1 AND action = 'webhook_disabled'", enterprise
+        )
+        assert audit == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "allow_private"),
+    [
+        ("http://partner.example/hooks", True),  # http, not allowed here
+        ("https://127.0.0.1/hooks", False),
+        ("https://localhost/hooks", False),
+        ("https://10.1.2.3/hooks", False),
+        ("https://[::1]/hooks", False),
+        ("https://169.254.169.254/latest/meta-data", True),  # cloud metadata: always
+        ("https://[fe80::1]/hooks", True),
+        ("https://[::ffff:169.254.169.254]/hooks", True),
+        ("https://user:pw@partner.example/hooks", True),
+        ("ftp://partner.example/hooks", True),
+    ],
+)
+async def test_unsafe_destinations_are_refused(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher, url: str, allow_private: bool
+) -> None:
+    enterprise = new_enterprise()
+    async with running_stack(
+        dev_env, pool, mail, with_worker=False, webhook_allow_http=False, webhook_allow_private=allow_private
+    ) as stack:
+        refused = await stack.http.post(
+            f"/v1/enterprises/{enterprise}/webhooks", json={"url": url}, headers=holder(enterprise)
+        )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] in ("unsafe_webhook_url", "invalid_input")
+    assert await pool.fetchval("SELECT count(*) FROM webhook_endpoints WHERE url = $1", url) == 0
+
+
+async def test_the_address_is_checked_again_at_every_connection(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    """An endpoint whose name now resolves to a private address (DNS rebinding) is not
+    reached: stored as if its check had passed, then delivered by a worker that refuses
+    private addresses."""
+    enterprise = new_enterprise()
+    async with (
+        running_stack(dev_env, pool, mail, webhook_allow_private=False, webhook_retry_for=3) as stack,
+        receiving() as receiver,
+    ):
+        view, _ = await stack.stores.events.create_endpoint(enterprise, receiver.url, None, "test")
+        from workflows.webhooks import start_delivery
+
+        await start_delivery(stack.client, stack.settings.temporal_task_queue, view.id, enterprise, retry_for_seconds=3)
+        await _onboard(stack, enterprise)
+        handle = stack.client.get_workflow_handle(f"webhook-{view.id}")
+        assert (await stack.result(handle, timeout=30)).startswith("disabled")
+    assert receiver.receipts == [], "never reached"
+    errors = await pool.fetch("SELECT error FROM webhook_deliveries WHERE endpoint_id = $1", view.id)
+    assert errors and all("may not reach" in (e["error"] or "") or "gave up" in e["error"] for e in errors)
+
+
+async def test_feed_input_is_checked(dev_stack: Stack) -> None:
+    enterprise = new_enterprise()
+    for query in ("after=-1", "after=x", "limit=0", "limit=501"):
+        response = await dev_stack.http.get(f"/v1/enterprises/{enterprise}/events?{query}", headers=holder(enterprise))
+        assert response.status_code == 422, query
+    bad = await dev_stack.http.post(
+        f"/v1/enterprises/{enterprise}/webhooks",
+        json={"url": "http://127.0.0.1:9/x", "events": ["partner.exploded"]},
+        headers=holder(enterprise),
+    )
+    assert (bad.status_code, bad.json()["code"]) == (422, "invalid_input")
+    assert isinstance(bad, httpx.Response)

@@ -1,0 +1,135 @@
+"""WebhookDeliveryWorkflow: one endpoint's events, delivered at least once, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy
+from temporalio.exceptions import ActivityError, RetryState
+from temporalio.exceptions import TimeoutError as ActivityTimeout
+
+with workflow.unsafe.imports_passed_through():
+    from activities.webhook_delivery import WebhookDelivery, endpoint_workflow_id, webhook_task_queue
+    from partners import search
+    from partners.steps import DeliverInput, GiveUpInput, NextEventsInput, WebhookInput
+    from workflows.steps import DATABASE_STEP
+
+# Rounds of waiting and delivering before a new run carries on from the database cursor.
+_ROUNDS_PER_RUN = 500
+
+
+@workflow.defn
+class WebhookDeliveryWorkflow:
+    """`webhook-{endpoint_id}`: waits for the endpoint's events (an activity that sleeps on
+    PostgreSQL's NOTIFY), then delivers them one at a time in commit order, each retried
+    with backoff for WEBHOOK_RETRY_FOR. A delivery that runs out of time is failed and
+    the endpoint disabled: the run ends. Where it got to lives in the database (the
+    endpoint's cursor), so a new run, a crash or a restart goes on from there."""
+
+    @workflow.init
+    def __init__(self, input: WebhookInput) -> None:
+        self._input = input
+        self._redeliver: list[int] = []
+        self._last = "no delivery yet"
+
+    @workflow.run
+    async def run(self, input: WebhookInput) -> str:
+        for _ in range(_ROUNDS_PER_RUN):
+            if self._redeliver:
+                if not await self._deliver(self._redeliver.pop(0)):
+                    return self._last
+                continue
+            waiting = asyncio.ensure_future(
+                workflow.execute_activity_method(
+                    WebhookDelivery.next_events,
+                    NextEventsInput(endpoint_id=input.endpoint_id),
+                    start_to_close_timeout=timedelta(minutes=6),
+                    heartbeat_timeout=timedelta(seconds=30),
+                    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+                    summary="wait for events",
+                    task_queue=webhook_task_queue(workflow.info().task_queue),
+                )
+            )
+            await workflow.wait_condition(functools.partial(self._woken, waiting))
+            if not waiting.done():
+                waiting.cancel()
+                continue
+            found = waiting.result()
+            if found.stopped:
+                workflow.set_current_details(f"stopped: the endpoint is disabled or deleted; {self._last}")
+                return "stopped"
+            for position, seq in enumerate(found.seqs):
+                self._describe(backlog=found.backlog - position)
+                if not await self._deliver(seq):
+                    return self._last
+            self._describe(backlog=0)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(input)
+
+    def _woken(self, waiting: asyncio.Future[Any]) -> bool:
+        return waiting.done() or bool(self._redeliver)
+
+    @workflow.signal
+    def redeliver(self, seq: int) -> None:
+        """POST .../deliveries/{id}/retry: that event once more, before the next ones."""
+        self._redeliver.append(seq)
+
+    async def _deliver(self, seq: int) -> bool:
+        """False once the endpoint is disabled for failing too long."""
+        try:
+            outcome = await workflow.execute_activity_method(
+                WebhookDelivery.deliver,
+                DeliverInput(endpoint_id=self._input.endpoint_id, seq=seq),
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(seconds=self._input.retry_for_seconds),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=1),
+                    backoff_coefficient=2.0,
+                    maximum_interval=timedelta(minutes=10),
+                ),
+                summary=f"deliver event {seq}",
+                task_queue=webhook_task_queue(workflow.info().task_queue),
+            )
+        except ActivityError as err:
+            if err.retry_state is not RetryState.TIMEOUT:
+                raise
+            # Out of time: the last attempt's failure, or the timeout when none was left.
+            cause = err.cause
+            if isinstance(cause, ActivityTimeout) and cause.cause is not None:
+                cause = cause.cause
+            await workflow.execute_activity_method(
+                WebhookDelivery.give_up,
+                GiveUpInput(endpoint_id=self._input.endpoint_id, seq=seq, error=str(cause or "timed out")),
+                summary=f"give up on event {seq}; disable the endpoint",
+                **DATABASE_STEP,
+            )
+            self._last = f"disabled: event {seq} failed for {self._input.retry_for_seconds} s ({cause})"
+            workflow.set_current_details(self._last)
+            return False
+        self._last = f"event {seq}: {outcome.status}" + (f" ({outcome.http_status})" if outcome.http_status else "")
+        return True
+
+    def _describe(self, *, backlog: int) -> None:
+        workflow.set_current_details(f"last: {self._last}; backlog: {backlog}")
+
+
+async def start_delivery(
+    client: Client, task_queue: str, endpoint_id: UUID, enterprise_id: str | None, *, retry_for_seconds: int
+) -> None:
+    """Starts the endpoint's delivery workflow, or finds it running (from the API and the
+    worker's start-up, outside any workflow)."""
+    await client.start_workflow(
+        WebhookDeliveryWorkflow.run,
+        WebhookInput(endpoint_id=endpoint_id, retry_for_seconds=retry_for_seconds),
+        id=endpoint_workflow_id(endpoint_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=search.webhook_attributes(enterprise_id, endpoint_id),
+        static_summary=f"Webhook deliveries to endpoint {endpoint_id}",
+    )
