@@ -15,6 +15,7 @@ from temporalio import activity
 from activities.metrics import count
 from activities.sql import (
     Db,
+    active_role,
     audit,
     close_pending_invitations,
     is_active_admin,
@@ -332,11 +333,10 @@ async def _admit(
     if inviting_member and not await is_active_admin(db, partner_id, actor):
         raise Refused(ErrorCode.FORBIDDEN, "Only the partner's Admin invites its members.")
     require_registered_domain(email, await partner_domains(db, partner_id))
-    if role is Role.ADMIN and await is_active_admin(db, partner_id, email):
+    current = await active_role(db, partner_id, email)
+    if role is Role.ADMIN and current is Role.ADMIN:
         raise Refused(ErrorCode.ALREADY_ADMIN, "This person is already the partner's Admin.")
-    if role is Role.MEMBER and await db.fetchval(
-        "SELECT 1 FROM members WHERE partner_id = $1 AND email = $2 AND active", partner_id, email
-    ):
+    if role is Role.MEMBER and current is not None:
         raise Refused(ErrorCode.ALREADY_MEMBER, "This person is already a member of the partner.")
     superseded: list[RunningInvitation] = []
     if role is Role.ADMIN:

@@ -13,9 +13,9 @@ from uuid import UUID
 
 import asyncpg
 
-from activities.sql import Db, audit, lock_partner
+from activities.sql import Db, active_role, audit, lock_partner
 from partners.errors import ErrorCode, Refused
-from partners.models import RunningInvitation
+from partners.models import Role, RunningInvitation
 from partners.views import MEMBERSHIP_COLUMNS, MembershipView, MemberView
 
 EndReason = Literal["removed", "left"]
@@ -25,12 +25,8 @@ class MembershipStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def active_role(self, partner_id: UUID, email: str) -> str | None:
-        """The person's role in the partner while their membership is active, else None."""
-        role: str | None = await self._pool.fetchval(
-            "SELECT role FROM members WHERE partner_id = $1 AND email = $2 AND active", partner_id, email
-        )
-        return role
+    async def active_role(self, partner_id: UUID, email: str) -> Role | None:
+        return await active_role(self._pool, partner_id, email)
 
     async def members(self, partner_id: UUID) -> list[MemberView]:
         return await active_members(self._pool, partner_id)
@@ -42,12 +38,10 @@ class MembershipStore:
         Admin is never removed (R5): replace them first."""
         async with self._pool.acquire() as db, db.transaction():
             partner = await lock_partner(db, partner_id)
-            role = await db.fetchval(
-                "SELECT role FROM members WHERE partner_id = $1 AND email = $2 AND active", partner_id, email
-            )
+            role = await active_role(db, partner_id, email)
             if role is None:
                 raise Refused(ErrorCode.NOT_A_MEMBER, "This person is not an active member of the partner.")
-            if role == "admin":
+            if role is Role.ADMIN:
                 raise Refused(
                     ErrorCode.CANNOT_REMOVE_ADMIN,
                     "The Admin cannot be removed or leave: replace them first (POST /v1/partners/{id}/admin).",

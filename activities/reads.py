@@ -9,7 +9,6 @@ from uuid import UUID
 import asyncpg
 
 from activities.memberships import active_members
-from activities.sql import is_active_admin
 from partners.errors import ErrorCode, Refused
 from partners.models import InvitationPurpose, InvitationState, PartnerStatus, Role
 from partners.views import (
@@ -110,10 +109,6 @@ class ReadModel:
             invitations=invitations,
             grants=grants,
         )
-
-    async def is_active_admin(self, partner_id: UUID, email: str) -> bool:
-        async with self._pool.acquire() as db:
-            return await is_active_admin(db, partner_id, email)
 
     async def get_invitation(self, invitation_id: UUID) -> InvitationDetail | None:
         row = await self._pool.fetchrow(

@@ -10,7 +10,7 @@ import asyncpg
 
 from partners.errors import ErrorCode, Refused
 from partners.events import event_of
-from partners.models import PartnerStatus, RunningInvitation
+from partners.models import PartnerStatus, Role, RunningInvitation
 from partners.rules import email_domain_is_registered, normalize_email
 
 Db: TypeAlias = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -74,15 +74,17 @@ async def lock_partner(db: Db, partner_id: UUID) -> asyncpg.Record:
     return partner
 
 
+async def active_role(db: Db | asyncpg.Pool, partner_id: UUID, email: str) -> Role | None:
+    """The person's role in the partner while their membership is active (R5, R12), else None."""
+    role = await db.fetchval(
+        "SELECT role FROM members WHERE partner_id = $1 AND email = $2 AND active", partner_id, email
+    )
+    return None if role is None else Role(role)
+
+
 async def is_active_admin(db: Db, partner_id: UUID, email: str) -> bool:
     """R5: the one Admin of a partner is who invites its members."""
-    return bool(
-        await db.fetchval(
-            "SELECT 1 FROM members WHERE partner_id = $1 AND email = $2 AND role = 'admin' AND active",
-            partner_id,
-            email,
-        )
-    )
+    return await active_role(db, partner_id, email) is Role.ADMIN
 
 
 def require_registered_domain(email: str, domains: list[str]) -> None:

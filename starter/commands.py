@@ -170,7 +170,7 @@ class Commands:
         if actor.role is ActorRole.PARTNER_USER:
             role = await self._memberships.active_role(partner_id, actor.email)
             if role is not None:
-                return view, "admin" if role == Role.ADMIN else "member"
+                return view, "admin" if role is Role.ADMIN else "member"
         raise Refused(ErrorCode.NOT_FOUND, "No such partner.")
 
     async def held_partner(self, actor: Actor, partner_id: UUID, *, or_admin: bool = False) -> PartnerView:
