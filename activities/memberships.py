@@ -13,7 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
-from activities.sql import Db, active_role, audit, lock_partner
+from activities.sql import Db, active_role, audit, close_pending_invitations, lock_partner
 from partners.errors import ErrorCode, Refused
 from partners.models import Role, RunningInvitation
 from partners.views import MEMBERSHIP_COLUMNS, MembershipView, MemberView
@@ -54,13 +54,8 @@ class MembershipStore:
                 actor,
                 reason,
             )
-            cancelled = await db.fetch(
-                "UPDATE invitations SET state = 'cancelled', closed_at = now(), next_send_at = NULL,"
-                " last_error = $3 WHERE partner_id = $1 AND email = $2 AND state = 'pending'"
-                " RETURNING id, workflow_id",
-                partner_id,
-                email,
-                f"membership {reason}",
+            cancelled = await close_pending_invitations(
+                db, partner_id, "cancelled", email=email, reason=f"membership {reason}"
             )
             await audit(
                 db,
@@ -70,12 +65,10 @@ class MembershipStore:
                 "member_left" if reason == "left" else "member_removed",
                 email=email,
                 reason=reason,
-                cancelled_invitations=[str(r["id"]) for r in cancelled],
+                cancelled_invitations=[str(c.invitation_id) for c in cancelled],
             )
         assert row is not None
-        return MembershipView(**dict(row)), [
-            RunningInvitation(invitation_id=r["id"], workflow_id=r["workflow_id"]) for r in cancelled
-        ]
+        return MembershipView(**dict(row)), cancelled
 
 
 async def active_members(db: Db | asyncpg.Pool, partner_id: UUID) -> list[MemberView]:

@@ -108,20 +108,24 @@ async def close_pending_invitations(
     state: str,
     *,
     admin_only: bool = False,
+    email: str | None = None,
     keep: UUID | None = None,
     reason: str | None = None,
 ) -> list[RunningInvitation]:
-    """Closes a partner's pending invitations in this transaction (their links stop now)
-    and answers the workflows that run them, to be told."""
+    """Closes a partner's pending invitations (only the admin ones, or only one person's)
+    in this transaction (their links stop now) and answers the workflows that run them,
+    to be told."""
     rows = await db.fetch(
         "UPDATE invitations SET state = $2, closed_at = now(), next_send_at = NULL,"
         " last_error = coalesce($5, last_error)"
         " WHERE partner_id = $1 AND state = 'pending' AND (NOT $3 OR role = 'admin') AND id IS DISTINCT FROM $4"
+        " AND ($6::text IS NULL OR email = $6)"
         " RETURNING id, workflow_id",
         partner_id,
         state,
         admin_only,
         keep,
         reason,
+        email,
     )
     return [RunningInvitation(invitation_id=r["id"], workflow_id=r["workflow_id"]) for r in rows]
