@@ -28,11 +28,15 @@ class Actor(BaseModel):
     role: ActorRole
     enterprise: str | None
 
+    def holds(self, enterprise_id: str) -> bool:
+        """R1: an account holder of this enterprise (the operator CLI acts as one)."""
+        return self.role is ActorRole.OPERATOR or (
+            self.role is ActorRole.ACCOUNT_HOLDER and self.enterprise == enterprise_id
+        )
+
     def require_account_holder_of(self, enterprise_id: str) -> None:
         """R1: only an account holder of the enterprise acts on its partners."""
-        if self.role is ActorRole.OPERATOR:
-            return
-        if self.role is not ActorRole.ACCOUNT_HOLDER or self.enterprise != enterprise_id:
+        if not self.holds(enterprise_id):
             raise Refused(ErrorCode.FORBIDDEN, "Only an account holder of this enterprise may do this.")
 
 

@@ -163,10 +163,8 @@ class Commands:
         """The partner and who the actor is to it. R12: anyone who is neither an account
         holder of its enterprise nor an active member gets what a missing partner gets."""
         view = await self._partner(partner_id)
-        if actor.role is ActorRole.OPERATOR:
-            return view, "operator"
-        if actor.role is ActorRole.ACCOUNT_HOLDER and actor.enterprise == view.enterprise_id:
-            return view, "account_holder"
+        if actor.holds(view.enterprise_id):
+            return view, "operator" if actor.role is ActorRole.OPERATOR else "account_holder"
         if actor.role is ActorRole.PARTNER_USER:
             role = await self._memberships.active_role(partner_id, actor.email)
             if role is not None:
