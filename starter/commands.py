@@ -235,12 +235,20 @@ class Commands:
     # --- invitations ---------------------------------------------------------------------
 
     async def invite_member(self, actor: Actor, partner_id: UUID, body: InviteMemberRequest) -> InvitationDetail:
-        """R5: the partner's Admin invites; whether the actor is that Admin is checked in the
-        workflow's transaction, with the domain and duplicates."""
+        return await self.invite_into(await self.inviting_partner(actor, partner_id), actor, body)
+
+    async def inviting_partner(self, actor: Actor, partner_id: UUID) -> PartnerView:
+        """R5: the partner, when the actor is its Admin (a batch asks once)."""
         partner, viewer = await self.seen_by(actor, partner_id)
         if viewer != "admin":
             raise Refused(ErrorCode.FORBIDDEN, "Only the partner's Admin invites its members.")
-        invitation_id, invitee = uuid.uuid4(), body.invitee()
+        return partner
+
+    async def invite_into(self, partner: PartnerView, actor: Actor, body: InviteMemberRequest) -> InvitationDetail:
+        """A member invitation of `partner` (from `inviting_partner`). The workflow's
+        transaction checks again that the actor is its Admin, with the domain and the
+        duplicates."""
+        partner_id, invitation_id, invitee = partner.id, uuid.uuid4(), body.invitee()
         await self._start(
             InvitationWorkflow.ready,
             InvitationWorkflow.run,

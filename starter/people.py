@@ -113,9 +113,7 @@ class People:
 
     async def invite_batch(self, actor: Actor, partner_id: UUID, people: list[dict[str, Any]]) -> BatchResult:
         """One invitation per person, in order; a refused person does not stop the others."""
-        _, viewer = await self._commands.seen_by(actor, partner_id)
-        if viewer != "admin":
-            raise Refused(ErrorCode.FORBIDDEN, "Only the partner's Admin invites its members.")
+        partner = await self._commands.inviting_partner(actor, partner_id)
         gate = asyncio.Semaphore(_BATCH_CONCURRENCY)
         # One address at a time, in the batch's order: its first row decides, a repeat of
         # it answers what a second invitation gets.
@@ -131,7 +129,7 @@ class People:
             # Taken before this task first yields: the tasks start in the batch's order.
             async with per_address[body.email], gate:
                 try:
-                    created = await self._commands.invite_member(actor, partner_id, body)
+                    created = await self._commands.invite_into(partner, actor, body)
                 except Refused as err:
                     return BatchRowResult(
                         email=body.email, status=err.code.http_status, code=err.code.value, detail=err.detail
