@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 import time
-from uuid import UUID
 
 import asyncpg
 import httpx
@@ -252,10 +251,6 @@ class _Notifications:
     def _lost(self, *_: object) -> None:
         self._connection = None
         self._notify()  # the waiters look again (and reopen)
-
-
-def endpoint_workflow_id(endpoint_id: UUID) -> str:
-    return f"webhook-{endpoint_id}"
 
 
 def webhook_task_queue(task_queue: str) -> str:

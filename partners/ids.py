@@ -19,3 +19,7 @@ def replacement_workflow_id(partner_id: UUID | str) -> str:
 
 def deactivation_workflow_id(partner_id: UUID | str) -> str:
     return f"partner-deactivation-{partner_id}"
+
+
+def webhook_workflow_id(endpoint_id: UUID | str) -> str:
+    return f"webhook-{endpoint_id}"

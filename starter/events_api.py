@@ -11,10 +11,10 @@ from pydantic import BaseModel, Field, field_validator
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.events import EventStore
-from activities.webhook_delivery import endpoint_workflow_id
 from partners import destinations
 from partners.errors import ErrorCode, Refused
 from partners.events import EVENT_TYPES
+from partners.ids import webhook_workflow_id
 from partners.views import DeliveryList, EventPage, WebhookCreated, WebhookList, WebhookView
 from starter.auth import Actor, CurrentActor
 from starter.problems import problem_responses
@@ -80,7 +80,7 @@ class Webhooks:
 
     async def stop(self, endpoint_id: UUID) -> None:
         """The endpoint's workflow stops at its next wait anyway; this stops a retry under way."""
-        handle = self.services.client.get_workflow_handle(endpoint_workflow_id(endpoint_id))
+        handle = self.services.client.get_workflow_handle(webhook_workflow_id(endpoint_id))
         with contextlib.suppress(RPCError, Refused):
             await self.services.temporal(handle.cancel())
 
@@ -89,7 +89,7 @@ class Webhooks:
         if endpoint.status != "enabled":
             raise Refused(ErrorCode.WEBHOOK_DISABLED, "The endpoint is disabled; register it again.")
         seq = await self.store.delivery_event(endpoint_id, delivery_id)
-        handle = self.services.client.get_workflow_handle(endpoint_workflow_id(endpoint_id))
+        handle = self.services.client.get_workflow_handle(webhook_workflow_id(endpoint_id))
         try:
             await self.services.temporal(handle.signal(WebhookDeliveryWorkflow.redeliver, seq))
         except RPCError as err:

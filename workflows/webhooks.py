@@ -15,8 +15,9 @@ from temporalio.exceptions import ActivityError, RetryState
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from activities.webhook_delivery import WebhookDelivery, endpoint_workflow_id, webhook_task_queue
+    from activities.webhook_delivery import WebhookDelivery, webhook_task_queue
     from partners import search
+    from partners.ids import webhook_workflow_id
     from partners.steps import DeliverInput, GiveUpInput, NextEventsInput, WebhookInput
     from workflows.steps import DATABASE_STEP
 
@@ -127,7 +128,7 @@ async def start_delivery(
     await client.start_workflow(
         WebhookDeliveryWorkflow.run,
         WebhookInput(endpoint_id=endpoint_id, retry_for_seconds=retry_for_seconds),
-        id=endpoint_workflow_id(endpoint_id),
+        id=webhook_workflow_id(endpoint_id),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         search_attributes=search.webhook_attributes(enterprise_id, endpoint_id),
