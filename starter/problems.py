@@ -63,14 +63,14 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
-def _validation_errors(err: RequestValidationError) -> list[dict[str, Any]]:
+def _validation_errors(err: RequestValidationError | ValidationError) -> list[dict[str, Any]]:
     # Only where and what: the rejected value itself is not echoed back.
     return [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in err.errors()]
 
 
 def validation_detail(err: ValidationError) -> str:
-    """A body part's validation errors in one line: where and what, never the value."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in err.errors())
+    """A body part's validation errors in one line, from the same where and what."""
+    return "; ".join(f"{'.'.join(e['loc']) or 'body'}: {e['msg']}" for e in _validation_errors(err))
 
 
 def install(app: FastAPI) -> None:
