@@ -47,7 +47,7 @@ class EventStore:
         return EventPage(events=events, next_cursor=str(rows[-1]["seq"] if rows else after))
 
     async def create_endpoint(
-        self, enterprise_id: str | None, url: str, events: list[str] | None, actor: str, *, id: UUID | None = None
+        self, enterprise_id: str, url: str, events: list[str] | None, actor: str
     ) -> tuple[WebhookView, str]:
         """A new endpoint receives the events committed after it."""
         secret = new_secret()
@@ -56,7 +56,7 @@ class EventStore:
                 f"INSERT INTO webhook_endpoints (id, enterprise_id, url, event_types, secret, delivered_through,"  # noqa: S608
                 f" created_by) VALUES ($1, $2, $3, $4, $5, (SELECT coalesce(max(seq), 0) FROM events), $6)"
                 f" RETURNING {_ENDPOINT_COLUMNS}",
-                id or uuid4(),
+                uuid4(),
                 enterprise_id,
                 url,
                 events,
@@ -64,8 +64,7 @@ class EventStore:
                 actor,
             )
             assert row is not None
-            if enterprise_id is not None:
-                await audit(db, enterprise_id, None, actor, "webhook_created", webhook_id=str(row["id"]), url=url)
+            await audit(db, enterprise_id, None, actor, "webhook_created", webhook_id=str(row["id"]), url=url)
         return WebhookView(**dict(row)), secret
 
     async def upsert_portal_endpoint(self, url: str, secret: str) -> None:

@@ -127,7 +127,7 @@ class WebhookDelivery:
         except Refused as err:
             error = err.detail
         except (httpx.HTTPError, OSError) as err:
-            error = f"{type(err).__name__}: {err}"[:300] or type(err).__name__
+            error = f"{type(err).__name__}: {err}"[:300]
         duration = int((time.monotonic() - started) * 1000)
         retry = error is not None and (status is None or status == 429 or status >= 500)
         outcome = "delivered" if error is None else ("retrying" if retry else "failed")

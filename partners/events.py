@@ -42,8 +42,10 @@ def event_of(action: str, details: dict[str, Any]) -> tuple[str, dict[str, Any]]
         return None
     event_type, keys = found
     data = {key: details[key] for key in keys if key in details}
-    if event_type.startswith("invitation.") and action.startswith("invitation_"):
-        data["state"] = {"sent": "pending", "resent": "pending", "created": "pending", "revived": "pending"}.get(
-            action.removeprefix("invitation_"), action.removeprefix("invitation_")
-        )
+    if action.startswith("invitation_"):
+        what = action.removeprefix("invitation_")
+        data["state"] = "pending" if what in _STILL_PENDING else what  # accepted, expired, ...
     return event_type, data
+
+
+_STILL_PENDING = frozenset({"created", "revived", "sent", "resent"})
