@@ -137,13 +137,7 @@ async def ensure_portal_webhook(client: Client, settings: Settings, stores: Stor
         await stores.events.disable_portal_endpoint()
         return
     await stores.events.upsert_portal_endpoint(url, secret.get_secret_value())
-    await start_delivery(
-        client,
-        settings.temporal_task_queue,
-        PORTAL_ENDPOINT_ID,
-        None,
-        retry_for_seconds=settings.webhook_retry_for,
-    )
+    await start_delivery(client, settings, PORTAL_ENDPOINT_ID, None)
 
 
 async def main(settings: Settings, stop: asyncio.Event | None = None) -> None:

@@ -9,3 +9,8 @@ def count(name: str, description: str, **labels: str) -> None:
     """Counts one event of the activity running now (callers count real changes only,
     not the idempotent answers of a retry)."""
     activity.metric_meter().create_counter(name, description).add(1, labels)
+
+
+def gauge(name: str, description: str, value: float, **labels: str) -> None:
+    """Sets a level (a backlog, a lag) as the running activity sees it now."""
+    activity.metric_meter().create_gauge_float(name, description).set(value, labels)

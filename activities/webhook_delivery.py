@@ -17,13 +17,14 @@ import hashlib
 import hmac
 import json
 import time
+from uuid import UUID
 
 import asyncpg
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.metrics import count
+from activities.metrics import count, gauge
 from activities.sql import audit
 from partners import destinations
 from partners.errors import Refused
@@ -57,6 +58,7 @@ class WebhookDelivery:
         while True:
             changed = await self._notifications.current()  # taken before the query: no wake-up lost
             found = await self._pending(input)
+            _levels(input.endpoint_id, backlog=found.backlog, lag=found.oldest_age)
             if found.seqs or found.stopped or time.monotonic() >= deadline:
                 return found
             if activity.is_worker_shutdown():
@@ -77,7 +79,8 @@ class WebhookDelivery:
         if endpoint is None or endpoint["status"] != "enabled":
             return NextEventsOutput(seqs=[], stopped=True)
         rows = await self._pool.fetch(
-            "SELECT seq, count(*) OVER () AS backlog FROM events WHERE seq > $1"
+            "SELECT seq, count(*) OVER () AS backlog, extract(epoch FROM now() - created_at)::float8 AS age"
+            " FROM events WHERE seq > $1"
             " AND ($2::text IS NULL OR enterprise_id = $2) AND ($3::text[] IS NULL OR type = ANY($3))"
             " ORDER BY seq LIMIT $4",
             endpoint["delivered_through"],
@@ -85,13 +88,16 @@ class WebhookDelivery:
             endpoint["event_types"],
             input.limit,
         )
-        return NextEventsOutput(seqs=[r["seq"] for r in rows], backlog=rows[0]["backlog"] if rows else 0)
+        if not rows:
+            return NextEventsOutput(seqs=[])
+        return NextEventsOutput(seqs=[r["seq"] for r in rows], backlog=rows[0]["backlog"], oldest_age=rows[0]["age"])
 
     @activity.defn
     async def deliver(self, input: DeliverInput) -> DeliverOutput:
         row = await self._pool.fetchrow(
             "SELECT w.url, w.secret, CASE WHEN w.previous_expires_at > now() THEN w.previous_secret END AS previous,"
-            " e.id, e.type, e.created_at, e.enterprise_id, e.partner_id, e.data"
+            " e.id, e.type, e.created_at, e.enterprise_id, e.partner_id, e.data,"
+            " extract(epoch FROM now() - e.created_at)::float8 AS age"
             " FROM webhook_endpoints w, events e WHERE w.id = $1 AND e.seq = $2",
             input.endpoint_id,
             input.seq,
@@ -133,6 +139,11 @@ class WebhookDelivery:
         outcome = "delivered" if error is None else ("retrying" if retry else "failed")
         await self._record(input, attempt, outcome, status, duration, error, advance=outcome != "retrying")
         count("partners_webhook_attempts", "Webhook delivery attempts, by outcome.", outcome=outcome)
+        if retry:  # stuck here: what waits behind, counted anew (attempts are spaced by backoff)
+            waiting = await self._pending(NextEventsInput(endpoint_id=input.endpoint_id, limit=1))
+            _levels(input.endpoint_id, backlog=waiting.backlog, lag=waiting.oldest_age)
+        elif input.backlog is not None:  # draining: the count the batch was fetched with
+            _levels(input.endpoint_id, backlog=input.backlog - 1, lag=row["age"] if input.backlog > 1 else 0.0)
         if retry:
             raise ApplicationError(error or "failed", type="WebhookAttemptFailed")
         return DeliverOutput(status=outcome, http_status=status)
@@ -215,6 +226,14 @@ class WebhookDelivery:
                     db, endpoint["enterprise_id"], None, "system", "webhook_disabled", webhook_id=str(input.endpoint_id)
                 )
         count("partners_webhook_endpoints_disabled", "Webhook endpoints disabled after failing too long.")
+
+
+def _levels(endpoint_id: UUID, *, backlog: int, lag: float) -> None:
+    """The endpoint's backlog (events committed, not yet delivered) and lag (how long ago
+    the oldest of them committed; 0 when none waits), for dashboards and alerts."""
+    labels = {"endpoint_id": str(endpoint_id)}
+    gauge("partners_webhook_backlog", "Events waiting for delivery to the endpoint.", backlog, **labels)
+    gauge("partners_webhook_lag_seconds", "Age of the endpoint's oldest undelivered event.", lag, **labels)
 
 
 class _Notifications:

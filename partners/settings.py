@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     # failing that long is disabled). make run and the tests allow http and private
     # addresses, for local receivers; production keeps both off.
     webhook_retry_for: int = Field(default=3 * 24 * 3600, ge=1, description="seconds")
-    webhook_timeout: float = Field(default=10.0, gt=0, description="seconds per attempt")
+    webhook_timeout: float = Field(default=10.0, gt=0, le=60, description="seconds per attempt")
     webhook_allow_http: bool = False
     webhook_allow_private: bool = False
     # One endpoint for every enterprise's events, the portal's own (optional).

@@ -143,6 +143,7 @@ class WebhookInput(BaseModel):
 
     endpoint_id: UUID
     retry_for_seconds: int
+    attempt_seconds: float  # an attempt's whole time: WEBHOOK_TIMEOUT and a margin
 
 
 class NextEventsInput(BaseModel):
@@ -154,12 +155,14 @@ class NextEventsInput(BaseModel):
 class NextEventsOutput(BaseModel):
     seqs: list[int]
     backlog: int = 0
+    oldest_age: float = 0.0  # seconds since the first of them committed
     stopped: bool = False  # the endpoint was deleted or disabled
 
 
 class DeliverInput(BaseModel):
     endpoint_id: UUID
     seq: int
+    backlog: int | None = None  # the events waiting, this one included (None: a redelivery)
 
 
 class DeliverOutput(BaseModel):

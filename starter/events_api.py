@@ -67,15 +67,7 @@ class Webhooks:
         await destinations.resolve(target, allow_private=settings.webhook_allow_private)
         events = None if body.events == ["*"] else body.events
         view, secret = await self.store.create_endpoint(self.enterprise_id, body.url, events, self.actor.email)
-        await self.services.temporal(
-            start_delivery(
-                self.services.client,
-                settings.temporal_task_queue,
-                view.id,
-                self.enterprise_id,
-                retry_for_seconds=settings.webhook_retry_for,
-            )
-        )
+        await self.services.temporal(start_delivery(self.services.client, settings, view.id, self.enterprise_id))
         return WebhookCreated(**view.model_dump(), secret=secret)
 
     async def stop(self, endpoint_id: UUID) -> None:

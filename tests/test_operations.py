@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
@@ -26,6 +25,7 @@ from partners import logs
 from partners.ids import onboarding_workflow_id
 from partners.models import InvitationState
 from partners.settings import Settings
+from tests.helpers.metrics import scrape, value
 from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
 from worker import connect_client, metrics_runtime
 from workflows.onboarding import PartnerOnboardingWorkflow
@@ -124,19 +124,6 @@ def _decoded(value: Any) -> str:
 # --- metrics ------------------------------------------------------------------------------
 
 
-async def _scrape(port: int) -> str:
-    async with httpx.AsyncClient(timeout=5) as http:
-        return (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-
-
-def _value(metrics: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in metrics.splitlines():
-        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 async def test_worker_and_api_metrics_move_after_an_onboarding(
     dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
 ) -> None:
@@ -146,7 +133,7 @@ async def test_worker_and_api_metrics_move_after_an_onboarding(
         Settings(temporal_address=_address(dev_env)), metrics_runtime(worker_port, "127.0.0.1")
     )
     async with running_stack(dev_env, pool, mail, client=client, api_metrics_port=api_port) as stack:
-        before = await _scrape(worker_port)
+        before = await scrape(worker_port)
         enterprise, domain = new_enterprise(), unique_domain()
         await stack.register(enterprise, domain)
         [mail_] = await stack.delivered(f"ada@{domain}")
@@ -154,22 +141,22 @@ async def test_worker_and_api_metrics_move_after_an_onboarding(
         await stack.http.get("/invitations/not-a-token")
 
         async with asyncio.timeout(20):  # the SDK exports on its own schedule
-            while _value(await _scrape(worker_port), "partners_invitations_accepted_total") <= _value(
+            while value(await scrape(worker_port), "partners_invitations_accepted_total") <= value(
                 before, "partners_invitations_accepted_total"
             ):
                 await asyncio.sleep(0.5)
-        after = await _scrape(worker_port)
-        api = await _scrape(api_port)
+        after = await scrape(worker_port)
+        api = await scrape(api_port)
 
     for name, labels in (
         ("partners_registered_total", {}),
         ("partners_invitation_emails_sent_total", {"kind": "first"}),
         ("partners_invitations_accepted_total", {"purpose": "first_admin"}),
     ):
-        assert _value(after, name, **labels) == _value(before, name, **labels) + 1, name
+        assert value(after, name, **labels) == value(before, name, **labels) + 1, name
     assert "temporal_activity_execution_latency" in after, "the SDK's own metrics are there too"
-    created = _value(api, "partners_api_requests_total", route="/v1/enterprises/{enterprise_id}/partners", status="201")
-    accepted = _value(api, "partners_api_requests_total", route="/invitations/{token}/accept", status="200")
+    created = value(api, "partners_api_requests_total", route="/v1/enterprises/{enterprise_id}/partners", status="201")
+    accepted = value(api, "partners_api_requests_total", route="/invitations/{token}/accept", status="200")
     assert created == 1 and accepted == 1
     assert 'partners_api_request_duration_seconds_bucket{le="0.25",method="POST"' in api
     assert mail_.link.rsplit("/", 1)[1] not in api and "not-a-token" not in api, "routes, never paths"

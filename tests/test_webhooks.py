@@ -3,7 +3,12 @@ received by a real HTTP receiver that verifies with the `standardwebhooks` packa
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -11,8 +16,12 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.mailcatcher import MailCatcher
+from devstack.net import free_port
+from partners.settings import Settings
+from tests.helpers.metrics import scrape, value
 from tests.helpers.receiver import Receiver, receiving
 from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
+from worker import connect_client, metrics_runtime
 
 ONBOARDING = ["partner.registered", "invitation.sent", "invitation.accepted", "member.added", "partner.activated"]
 
@@ -135,6 +144,91 @@ async def test_a_receiver_down_then_back_and_the_stack_restarted_receive_the_bac
     assert [r.id for r in received] == [s["id"] for s in seqs], "every event, once, in commit order"
 
 
+async def test_a_worker_killed_mid_delivery_is_replaced_and_the_event_delivered_again_once(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher, postgres_dsn: str
+) -> None:
+    """SIGKILL while the receiver holds the POST: the attempt's time runs out, the next
+    worker sends the same event again (the same webhook-id: the receiver can tell), then
+    the rest in order; nothing acknowledged is sent twice."""
+    enterprise = new_enterprise()
+    async with (
+        running_stack(dev_env, pool, mail, with_worker=False, webhook_timeout=2.0) as api,
+        receiving(script=[1.5]) as receiver,
+    ):
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "worker",
+            cwd=Path(__file__).parent.parent,
+            env={
+                **os.environ,
+                "DATABASE_URL": postgres_dsn,
+                "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+                "TEMPORAL_TASK_QUEUE": api.settings.temporal_task_queue,
+                "SMTP_HOST": "127.0.0.1",
+                "SMTP_PORT": str(mail.port),
+                "PUBLIC_BASE_URL": api.base_url,
+                "WORKER_METRICS_PORT": "0",
+                "WEBHOOK_TIMEOUT": "2",
+                "WEBHOOK_ALLOW_HTTP": "true",
+                "WEBHOOK_ALLOW_PRIVATE": "true",
+            },
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            hook = await _webhook(api, enterprise, receiver)
+            domain = unique_domain()
+            assert (await api.register(enterprise, domain)).status_code == 201
+            async with asyncio.timeout(30):
+                while not receiver.receipts:  # the first POST is being held
+                    await asyncio.sleep(0.02)
+        finally:
+            worker.kill()
+            await worker.wait()
+        assert receiver.delivered() == []
+        async with running_stack(dev_env, pool, mail, temporal_task_queue=api.settings.temporal_task_queue):
+            received = await receiver.wait_for(2, timeout=60)
+            await asyncio.sleep(1)  # whatever else would come
+    assert [r.event["type"] for r in received] == ["partner.registered", "invitation.sent"]
+    interrupted = receiver.receipts[0]
+    assert interrupted.answered == "late" and interrupted.id == received[0].id, "sent again, the same webhook-id"
+    assert len(receiver.receipts) == 3, "nothing acknowledged was sent twice"
+    attempts = await pool.fetch(
+        "SELECT attempt, status FROM webhook_deliveries WHERE endpoint_id = $1 ORDER BY id", UUID(hook["id"])
+    )
+    assert (attempts[0]["attempt"], attempts[0]["status"]) == (2, "delivered"), "the killed attempt left no row"
+
+
+async def test_operators_see_the_backlog_and_the_lag_in_the_metrics(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    port, enterprise, receiver = free_port(), new_enterprise(), Receiver()
+    client = await connect_client(
+        Settings(temporal_address=dev_env.client.service_client.config.target_host),
+        metrics_runtime(port, "127.0.0.1"),
+    )
+    async with running_stack(dev_env, pool, mail, client=client) as stack:
+        await receiver.start()
+        hook = await _webhook(stack, enterprise, receiver)
+        await receiver.stop()  # down: the events wait
+        await _onboard(stack, enterprise)
+        labels = {"endpoint_id": hook["id"]}
+        async with asyncio.timeout(30):  # the SDK exports on its own schedule
+            while value(metrics := await scrape(port), "partners_webhook_backlog", **labels) < len(ONBOARDING) - 1:
+                await asyncio.sleep(0.5)
+        assert value(metrics, "partners_webhook_lag_seconds", **labels) > 0
+        assert value(metrics, "partners_webhook_attempts_total", outcome="retrying") >= 1
+
+        await receiver.start()
+        try:
+            await receiver.wait_for(len(ONBOARDING), timeout=60)
+            async with asyncio.timeout(30):
+                while value(metrics := await scrape(port), "partners_webhook_backlog", **labels) > 0:
+                    await asyncio.sleep(0.5)
+        finally:
+            await receiver.stop()
+    assert value(metrics, "partners_webhook_lag_seconds", **labels) == 0
+    assert value(metrics, "partners_webhook_attempts_total", outcome="delivered") >= len(ONBOARDING)
+
+
 async def test_a_rotated_secret_signs_beside_the_old_one(dev_stack: Stack) -> None:
     enterprise = new_enterprise()
     async with receiving() as receiver:
@@ -224,7 +318,7 @@ async def test_the_address_is_checked_again_at_every_connection(
         view, _ = await stack.stores.events.create_endpoint(enterprise, receiver.url, None, "test")
         from workflows.webhooks import start_delivery
 
-        await start_delivery(stack.client, stack.settings.temporal_task_queue, view.id, enterprise, retry_for_seconds=3)
+        await start_delivery(stack.client, stack.settings, view.id, enterprise)
         await _onboard(stack, enterprise)
         handle = stack.client.get_workflow_handle(f"webhook-{view.id}")
         assert (await stack.result(handle, timeout=30)).startswith("disabled")

@@ -18,11 +18,14 @@ with workflow.unsafe.imports_passed_through():
     from activities.webhook_delivery import WebhookDelivery, webhook_task_queue
     from partners import search
     from partners.ids import webhook_workflow_id
+    from partners.settings import Settings
     from partners.steps import DeliverInput, GiveUpInput, NextEventsInput, WebhookInput
     from workflows.steps import DATABASE_STEP
 
 # Rounds of waiting and delivering before a new run carries on from the database cursor.
 _ROUNDS_PER_RUN = 500
+# Beyond WEBHOOK_TIMEOUT, an attempt's time for its database reads and writes.
+_ATTEMPT_MARGIN_SECONDS = 5.0
 
 
 @workflow.defn
@@ -67,7 +70,7 @@ class WebhookDeliveryWorkflow:
                 return "stopped"
             for position, seq in enumerate(found.seqs):
                 self._describe(backlog=found.backlog - position)
-                if not await self._deliver(seq):
+                if not await self._deliver(seq, backlog=found.backlog - position):
                     return self._last
             self._describe(backlog=0)
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -81,13 +84,15 @@ class WebhookDeliveryWorkflow:
         """POST .../deliveries/{id}/retry: that event once more, before the next ones."""
         self._redeliver.append(seq)
 
-    async def _deliver(self, seq: int) -> bool:
+    async def _deliver(self, seq: int, *, backlog: int | None = None) -> bool:
         """False once the endpoint is disabled for failing too long."""
         try:
             outcome = await workflow.execute_activity_method(
                 WebhookDelivery.deliver,
-                DeliverInput(endpoint_id=self._input.endpoint_id, seq=seq),
-                start_to_close_timeout=timedelta(seconds=30),
+                DeliverInput(endpoint_id=self._input.endpoint_id, seq=seq, backlog=backlog),
+                # No heartbeat: one POST, bounded by WEBHOOK_TIMEOUT; a worker lost
+                # mid-POST is noticed when the attempt's time is up.
+                start_to_close_timeout=timedelta(seconds=self._input.attempt_seconds),
                 schedule_to_close_timeout=timedelta(seconds=self._input.retry_for_seconds),
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=1),
@@ -120,16 +125,18 @@ class WebhookDeliveryWorkflow:
         workflow.set_current_details(f"last: {self._last}; backlog: {backlog}")
 
 
-async def start_delivery(
-    client: Client, task_queue: str, endpoint_id: UUID, enterprise_id: str | None, *, retry_for_seconds: int
-) -> None:
+async def start_delivery(client: Client, settings: Settings, endpoint_id: UUID, enterprise_id: str | None) -> None:
     """Starts the endpoint's delivery workflow, or finds it running (from the API and the
     worker's start-up, outside any workflow)."""
     await client.start_workflow(
         WebhookDeliveryWorkflow.run,
-        WebhookInput(endpoint_id=endpoint_id, retry_for_seconds=retry_for_seconds),
+        WebhookInput(
+            endpoint_id=endpoint_id,
+            retry_for_seconds=settings.webhook_retry_for,
+            attempt_seconds=settings.webhook_timeout + _ATTEMPT_MARGIN_SECONDS,
+        ),
         id=webhook_workflow_id(endpoint_id),
-        task_queue=task_queue,
+        task_queue=settings.temporal_task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         search_attributes=search.webhook_attributes(enterprise_id, endpoint_id),
         static_summary=f"Webhook deliveries to endpoint {endpoint_id}",
