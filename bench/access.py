@@ -13,28 +13,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import random
-import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
-from activities.database import create_pool, migrate
-from devstack.net import free_port
-from devstack.postgres import EmbeddedPostgres
-from devstack.temporal import TemporalDevServer
-from partners import search
-
-TOKEN = "bench-token"  # noqa: S105 (a throwaway API token of this run)
-RESULTS = Path(__file__).parent / "results"
+from bench.local import RESULTS, TOKEN, local_stack, percentiles
 
 
 async def seed(pool: asyncpg.Pool, partners: int) -> None:
@@ -70,15 +58,6 @@ async def seed(pool: asyncpg.Pool, partners: int) -> None:
     await pool.execute("ANALYZE")
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
-
-    return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 2)}
-
-
 async def measure(call: Callable[[], Awaitable[None]], requests: int, concurrency: int) -> dict[str, Any]:
     samples: list[float] = []
     queue = iter(range(requests))
@@ -98,74 +77,46 @@ async def measure(call: Callable[[], Awaitable[None]], requests: int, concurrenc
 
 
 async def main(partners: int, requests: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-access-") as tmp:
-        postgres = EmbeddedPostgres(Path(tmp) / "postgres", delete_on_stop=True)
-        dsn = await postgres.start()
-        temporal = TemporalDevServer(db_file=None, search_attributes=search.ALL, port=free_port(), ui_port=None)
-        async with contextlib.AsyncExitStack() as stack:
-            stack.push_async_callback(postgres.stop)
-            await temporal.start()
-            stack.push_async_callback(temporal.stop)
-            pool = await create_pool(dsn, size=4)
-            stack.push_async_callback(pool.close)
-            await migrate(pool)
-            await seed(pool, partners)
-            port = free_port()
-            env = {
-                **os.environ,
-                "DATABASE_URL": dsn,
-                "TEMPORAL_ADDRESS": temporal.address,
-                "PORTAL_API_TOKEN": TOKEN,
-                "API_PORT": str(port),
-                "API_METRICS_PORT": "0",
-                "LOG_LEVEL": "WARNING",
-            }
-            api = await asyncio.create_subprocess_exec(sys.executable, "-m", "starter.api", env=env)
-            stack.push_async_callback(api.wait)
-            stack.callback(api.terminate)
-            base = f"http://127.0.0.1:{port}"
-            async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-                async with asyncio.timeout(60):
-                    while True:
-                        with contextlib.suppress(httpx.HTTPError):
-                            if (await http.get("/healthz")).status_code == 200:
-                                break
-                        await asyncio.sleep(0.2)
-                rng = random.Random(7)
+    async with local_stack() as local:
+        pool = local.pool
+        await seed(pool, partners)
+        base = await local.start_api()
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            rng = random.Random(7)
 
-                def person() -> dict[str, str]:
-                    n, k = rng.randrange(partners), rng.randrange(5)
-                    return {
-                        "Authorization": f"Bearer {TOKEN}",
-                        "X-Actor-Email": f"u{k}@p{n}.example",
-                        "X-Actor-Role": "partner_user",
-                    }
+            def person() -> dict[str, str]:
+                n, k = rng.randrange(partners), rng.randrange(5)
+                return {
+                    "Authorization": f"Bearer {TOKEN}",
+                    "X-Actor-Email": f"u{k}@p{n}.example",
+                    "X-Actor-Role": "partner_user",
+                }
 
-                async def access() -> None:
-                    response = await http.get("/v1/access", headers=person())
-                    assert response.status_code == 200, response.text
+            async def access() -> None:
+                response = await http.get("/v1/access", headers=person())
+                assert response.status_code == 200, response.text
 
-                async def check() -> None:
-                    ref = f"api-{rng.randrange(3)}"
-                    response = await http.get(f"/v1/access/check?kind=api&ref={ref}", headers=person())
-                    assert response.status_code == 200, response.text
+            async def check() -> None:
+                ref = f"api-{rng.randrange(3)}"
+                response = await http.get(f"/v1/access/check?kind=api&ref={ref}", headers=person())
+                assert response.status_code == 200, response.text
 
-                # Sanity: an active member sees one membership with 5 products and 2 APIs.
-                sample = (await http.get("/v1/access", headers={**person(), "X-Actor-Email": "u1@p0.example"})).json()
-                assert [(len(m["products"]), len(m["apis"])) for m in sample["memberships"]] == [(5, 2)], sample
-                await measure(access, 200, 1)  # warm-up: connections, plans, caches
-                results: dict[str, Any] = {"partners": partners}
-                for name, call in (("access", access), ("access_check", check)):
-                    results[name] = {
-                        "sequential": await measure(call, requests, 1),
-                        "eight_at_once": await measure(call, requests, 8),
-                    }
-                results["sql"] = await pool.fetchval(
-                    "EXPLAIN (ANALYZE, FORMAT JSON) SELECT m.partner_id FROM members m"
-                    " JOIN partners p ON p.id = m.partner_id AND p.status = 'active'"
-                    " WHERE m.email = 'u1@p4242.example' AND m.active"
-                )
-                return results
+            # Sanity: an active member sees one membership with 5 products and 2 APIs.
+            sample = (await http.get("/v1/access", headers={**person(), "X-Actor-Email": "u1@p0.example"})).json()
+            assert [(len(m["products"]), len(m["apis"])) for m in sample["memberships"]] == [(5, 2)], sample
+            await measure(access, 200, 1)  # warm-up: connections, plans, caches
+            results: dict[str, Any] = {"partners": partners}
+            for name, call in (("access", access), ("access_check", check)):
+                results[name] = {
+                    "sequential": await measure(call, requests, 1),
+                    "eight_at_once": await measure(call, requests, 8),
+                }
+            results["sql"] = await pool.fetchval(
+                "EXPLAIN (ANALYZE, FORMAT JSON) SELECT m.partner_id FROM members m"
+                " JOIN partners p ON p.id = m.partner_id AND p.status = 'active'"
+                " WHERE m.email = 'u1@p4242.example' AND m.active"
+            )
+            return results
 
 
 if __name__ == "__main__":

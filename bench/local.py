@@ -1,0 +1,138 @@
+"""The local stack a benchmark measures, with processes as in production: embedded
+PostgreSQL, the Temporal dev server, and the API and the worker each in a process of its
+own (`python -m starter.api`, `python -m worker`), so the driver never shares their core."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+
+from activities.database import create_pool, migrate
+from devstack.net import free_port
+from devstack.postgres import EmbeddedPostgres
+from devstack.temporal import TemporalDevServer
+from partners import search
+
+TOKEN = "bench-token"  # noqa: S105 (a throwaway API token of this run)
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass
+class LocalStack:
+    dsn: str
+    temporal: TemporalDevServer
+    pool: asyncpg.Pool
+    work: Path
+    processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DATABASE_URL": self.dsn,
+            "TEMPORAL_ADDRESS": self.temporal.address,
+            "PORTAL_API_TOKEN": TOKEN,
+            "API_METRICS_PORT": "0",
+            "WORKER_METRICS_PORT": "0",
+            "LOG_LEVEL": "WARNING",
+            **extra,
+        }
+
+    async def start_api(self, **extra: str) -> str:
+        """The API on a free port; answers its base URL once /healthz answers."""
+        port = free_port()
+        self.processes["api"] = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "starter.api", env=self.env(API_PORT=str(port), **extra)
+        )
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=2) as http, asyncio.timeout(60):
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get("/healthz")).status_code == 200:
+                        return base
+                await asyncio.sleep(0.2)
+
+    async def start_worker(self, **extra: str) -> asyncio.subprocess.Process:
+        self.processes["worker"] = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "worker", env=self.env(**extra)
+        )
+        return self.processes["worker"]
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """User and system CPU of each process of the stack so far."""
+        parts: dict[str, list[psutil.Process]] = {
+            name: [psutil.Process(p.pid)] for name, p in self.processes.items() if p.returncode is None
+        }
+        parts["driver"] = [psutil.Process()]
+        me = psutil.Process()
+        parts["temporal_server"] = [p for p in me.children(recursive=True) if "temporal" in p.name()]
+        postmaster = [
+            p for p in psutil.process_iter(["cmdline"]) if str(self.work) in " ".join(p.info["cmdline"] or [])
+        ]
+        parts["postgres"] = postmaster + [c for p in postmaster for c in p.children(recursive=True)]
+        seconds = {}
+        for name, processes in parts.items():
+            total = 0.0
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    total += times.user + times.system
+            seconds[name] = round(total, 3)
+        return seconds
+
+    async def stop_processes(self) -> None:
+        for process in self.processes.values():
+            if process.returncode is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                async with asyncio.timeout(30):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def local_stack(*, temporal_db: bool = False, **temporal: Any) -> AsyncIterator[LocalStack]:
+    with tempfile.TemporaryDirectory(prefix="partners-bench-") as tmp:
+        work = Path(tmp)
+        postgres = EmbeddedPostgres(work / "postgres", delete_on_stop=True)
+        dsn = await postgres.start()
+        server = TemporalDevServer(
+            db_file=work / "temporal.db" if temporal_db else None,
+            search_attributes=search.ALL,
+            port=free_port(),
+            ui_port=None,
+            **temporal,
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(postgres.stop)
+            await server.start()
+            stack.push_async_callback(server.stop)
+            pool = await create_pool(dsn, size=8)
+            stack.push_async_callback(pool.close)
+            await migrate(pool)
+            local = LocalStack(dsn, server, pool, work)
+            stack.push_async_callback(local.stop_processes)
+            yield local
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50/p95/p99/max in ms of samples in seconds."""
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+    return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 2)}
