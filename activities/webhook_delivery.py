@@ -2,10 +2,12 @@
 
 - `next_events` answers the ids of the endpoint's next events, waiting on PostgreSQL's
   NOTIFY (sent at each event's commit) while there are none: no polling through Temporal.
-- `deliver` POSTs one event, signed as Standard Webhooks says, to an address checked at
-  this connection, and records the attempt; a 2xx also moves the endpoint's cursor, in
-  the same transaction. Timeouts, connection errors, 429 and 5xx raise (Temporal retries
-  with backoff); another answer fails that event at once.
+- `deliver` POSTs a batch of events one at a time, in order, each signed as Standard
+  Webhooks says, to an address checked at that connection, and records each attempt; a
+  final answer also moves the endpoint's cursor, in the same transaction. Timeouts,
+  connection errors, 429 and 5xx of the first event raise (Temporal retries it with
+  backoff); of a later one, end the batch there. Another answer fails that event at once.
+  Connections are kept alive per name and address between attempts.
 - `give_up` records the last failure after WEBHOOK_RETRY_FOR and disables the endpoint.
 """
 
@@ -31,6 +33,9 @@ from partners.errors import Refused
 from partners.steps import DeliverInput, DeliverOutput, GiveUpInput, NextEventsInput, NextEventsOutput
 
 RESPONSE_LIMIT = 64 * 1024
+_CLIENTS_KEPT = 64
+# One delivery activity posts events for up to this long, then hands back to the workflow.
+BATCH_SECONDS = 20.0
 _HEARTBEAT_EVERY = 10.0
 
 
@@ -48,9 +53,12 @@ class WebhookDelivery:
         self._allow_http = allow_http
         self._allow_private = allow_private
         self._notifications = _Notifications(pool)
+        self._clients: dict[tuple[str, str, str, int | None], httpx.AsyncClient] = {}
 
     async def close(self) -> None:
         await self._notifications.close()
+        while self._clients:
+            await self._clients.popitem()[1].aclose()
 
     @activity.defn
     async def next_events(self, input: NextEventsInput) -> NextEventsOutput:
@@ -94,59 +102,78 @@ class WebhookDelivery:
 
     @activity.defn
     async def deliver(self, input: DeliverInput) -> DeliverOutput:
-        row = await self._pool.fetchrow(
-            "SELECT w.url, w.secret, CASE WHEN w.previous_expires_at > now() THEN w.previous_secret END AS previous,"
-            " e.id, e.type, e.created_at, e.enterprise_id, e.partner_id, e.data,"
-            " extract(epoch FROM now() - e.created_at)::float8 AS age"
-            " FROM webhook_endpoints w, events e WHERE w.id = $1 AND e.seq = $2",
+        """POSTs the events in order, one at a time, for up to BATCH_SECONDS. The first
+        one's failure (to retry) fails the activity: Temporal retries it with backoff. A
+        later one's ends the batch there; the workflow asks again from that event."""
+        endpoint = await self._pool.fetchrow(
+            "SELECT url, secret, CASE WHEN previous_expires_at > now() THEN previous_secret END AS previous"
+            " FROM webhook_endpoints WHERE id = $1",
             input.endpoint_id,
-            input.seq,
         )
-        if row is None:
-            raise ApplicationError("the endpoint or the event is gone", non_retryable=True)
+        events = await self._pool.fetch(
+            "SELECT seq, id, type, created_at, enterprise_id, partner_id, data,"
+            " extract(epoch FROM now() - created_at)::float8 AS age FROM events WHERE seq = ANY($1) ORDER BY seq",
+            input.seqs,
+        )
+        if endpoint is None or [e["seq"] for e in events] != input.seqs:
+            raise ApplicationError("the endpoint or an event is gone", non_retryable=True)
+        batch_ends = time.monotonic() + BATCH_SECONDS
+        last = DeliverOutput(done=0, status="none")
+        for position, event in enumerate(events):
+            attempt = input.earlier_attempts + activity.info().attempt if position == 0 else 1
+            status, error, duration_ms = await self._attempt(endpoint, event)
+            retry = error is not None and (status is None or status == 429 or status >= 500)
+            outcome = "delivered" if error is None else ("retrying" if retry else "failed")
+            await self._record(input.endpoint_id, event["seq"], attempt, outcome, status, duration_ms, error)
+            count("partners_webhook_attempts", "Webhook delivery attempts, by outcome.", outcome=outcome)
+            if retry:  # stuck here: what waits behind, counted anew (attempts are spaced by backoff)
+                waiting = await self._pending(NextEventsInput(endpoint_id=input.endpoint_id, limit=1))
+                _levels(input.endpoint_id, backlog=waiting.backlog, lag=waiting.oldest_age)
+                if position == 0:
+                    raise ApplicationError(error or "failed", type="WebhookAttemptFailed")
+                return last.model_copy(update={"retry_next": True})
+            last = DeliverOutput(done=position + 1, status=outcome, http_status=status, seq=event["seq"])
+            if input.backlog is not None:  # draining: the count the batch was fetched with
+                left = input.backlog - position - 1
+                _levels(input.endpoint_id, backlog=left, lag=events[position + 1]["age"] if left > 0 else 0.0)
+            activity.heartbeat(position + 1)
+            if time.monotonic() >= batch_ends or activity.is_worker_shutdown():
+                break
+        return last
+
+    async def _attempt(self, endpoint: asyncpg.Record, event: asyncpg.Record) -> tuple[int | None, str | None, int]:
+        """One signed POST of one event: the receiver's status, what went wrong, how long
+        it took (ms)."""
         body = json.dumps(
             {
-                "id": row["id"],
-                "type": row["type"],
-                "created_at": row["created_at"].isoformat(),
-                "enterprise_id": row["enterprise_id"],
-                "partner_id": str(row["partner_id"]) if row["partner_id"] else None,
-                "data": row["data"],
+                "id": event["id"],
+                "type": event["type"],
+                "created_at": event["created_at"].isoformat(),
+                "enterprise_id": event["enterprise_id"],
+                "partner_id": str(event["partner_id"]) if event["partner_id"] else None,
+                "data": event["data"],
             },
             separators=(",", ":"),
         ).encode()
         timestamp = int(time.time())
-        signatures = [sign(s, row["id"], timestamp, body) for s in (row["secret"], row["previous"]) if s]
+        secrets = (endpoint["secret"], endpoint["previous"])
         headers = {
             "content-type": "application/json",
             "user-agent": "partner-onboarding-webhooks/1",
-            "webhook-id": row["id"],
+            "webhook-id": event["id"],
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": " ".join(signatures),
+            "webhook-signature": " ".join(sign(s, event["id"], timestamp, body) for s in secrets if s),
         }
-        attempt = activity.info().attempt
         started = time.monotonic()
         status: int | None = None
         try:
-            status = await self._post(row["url"], headers, body)
+            status = await self._post(endpoint["url"], headers, body)
             error = None if 200 <= status < 300 else f"HTTP {status}"
         except Refused as err:
             error = err.detail
         except (httpx.HTTPError, OSError) as err:
             error = f"{type(err).__name__}: {err}"[:300]
-        duration = int((time.monotonic() - started) * 1000)
-        retry = error is not None and (status is None or status == 429 or status >= 500)
-        outcome = "delivered" if error is None else ("retrying" if retry else "failed")
-        await self._record(input, attempt, outcome, status, duration, error, advance=outcome != "retrying")
-        count("partners_webhook_attempts", "Webhook delivery attempts, by outcome.", outcome=outcome)
-        if retry:  # stuck here: what waits behind, counted anew (attempts are spaced by backoff)
-            waiting = await self._pending(NextEventsInput(endpoint_id=input.endpoint_id, limit=1))
-            _levels(input.endpoint_id, backlog=waiting.backlog, lag=waiting.oldest_age)
-        elif input.backlog is not None:  # draining: the count the batch was fetched with
-            _levels(input.endpoint_id, backlog=input.backlog - 1, lag=row["age"] if input.backlog > 1 else 0.0)
-        if retry:
-            raise ApplicationError(error or "failed", type="WebhookAttemptFailed")
-        return DeliverOutput(status=outcome, http_status=status)
+        return status, error, int((time.monotonic() - started) * 1000)
 
     async def _post(self, url: str, headers: dict[str, str], body: bytes) -> int:
         """One POST to an address checked now; no redirects; at most 64 KiB read."""
@@ -155,8 +182,8 @@ class WebhookDelivery:
         parts = httpx.URL(url)
         host = f"[{address}]" if address.version == 6 else str(address)
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        client = await self._client((target.scheme, target.host, host, parts.port))
         async with (
-            httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client,
             client.stream(
                 "POST",
                 parts.copy_with(host=host),
@@ -172,34 +199,45 @@ class WebhookDelivery:
                     break
             return response.status_code
 
+    async def _client(self, key: tuple[str, str, str, int | None]) -> httpx.AsyncClient:
+        """A client per name and checked address: its kept-alive connections (and their TLS
+        sessions) serve only that name at that address. The oldest of too many is closed."""
+        client = self._clients.pop(key, None) or httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        self._clients[key] = client  # the most recently used last
+        if len(self._clients) > _CLIENTS_KEPT:
+            oldest = next(iter(self._clients))
+            await self._clients.pop(oldest).aclose()
+        return client
+
     async def _record(
         self,
-        input: DeliverInput,
+        endpoint_id: UUID,
+        seq: int,
         attempt: int,
         status: str,
         http_status: int | None,
         duration_ms: int,
         error: str | None,
-        *,
-        advance: bool,
     ) -> None:
+        """The attempt, listed for the portal; once it is final, the endpoint's cursor moves
+        past the event in the same transaction."""
         async with self._pool.acquire() as db, db.transaction():
             await db.execute(
                 "INSERT INTO webhook_deliveries (endpoint_id, event_seq, attempt, status, http_status, duration_ms,"
                 " error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                input.endpoint_id,
-                input.seq,
+                endpoint_id,
+                seq,
                 attempt,
                 status,
                 http_status,
                 duration_ms,
                 error,
             )
-            if advance:
+            if status != "retrying":
                 await db.execute(
                     "UPDATE webhook_endpoints SET delivered_through = greatest(delivered_through, $2) WHERE id = $1",
-                    input.endpoint_id,
-                    input.seq,
+                    endpoint_id,
+                    seq,
                 )
 
     @activity.defn

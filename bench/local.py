@@ -68,6 +68,12 @@ class LocalStack:
         )
         return self.processes["worker"]
 
+    def check(self) -> None:
+        """Raises if a process of the stack has died (a benchmark must not wait on it)."""
+        for name, process in self.processes.items():
+            if process.returncode is not None:
+                raise RuntimeError(f"the {name} process exited with {process.returncode}")
+
     def cpu_seconds(self) -> dict[str, float]:
         """User and system CPU of each process of the stack so far."""
         parts: dict[str, list[psutil.Process]] = {

@@ -23,6 +23,7 @@ class TemporalDevServer:
         ui_port: int | None = 8233,
         namespace: str = "default",
         log_file: Path | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         self._log_file = log_file
         self.address = f"127.0.0.1:{port}"
@@ -43,6 +44,8 @@ class TemporalDevServer:
                 "--sqlite-pragma",
                 "synchronous=NORMAL",
             ]
+        if metrics_port:  # the server's own metrics, its `action` counter among them
+            self._args += ["--metrics-port", str(metrics_port)]
         if ui_port:
             self._args += ["--ui-port", str(ui_port)]
         else:

@@ -161,13 +161,17 @@ class NextEventsOutput(BaseModel):
 
 class DeliverInput(BaseModel):
     endpoint_id: UUID
-    seq: int
-    backlog: int | None = None  # the events waiting, this one included (None: a redelivery)
+    seqs: list[int]  # in order; the first is retried until it is delivered or failed
+    backlog: int | None = None  # the events waiting, these included (None: a redelivery)
+    earlier_attempts: int = 0  # the first event's attempts in an earlier batch
 
 
 class DeliverOutput(BaseModel):
-    status: str  # delivered, or failed (a 4xx other than 429: retrying would not help)
+    done: int  # how many of the seqs are delivered or failed, from the first
+    status: str  # the last one's: delivered, or failed (a 4xx but 429: retrying would not help)
     http_status: int | None = None
+    seq: int | None = None  # the last one's
+    retry_next: bool = False  # the event after them failed once and is to be retried
 
 
 class GiveUpInput(BaseModel):

@@ -93,7 +93,7 @@ async def test_failed_attempts_are_retried_in_order_and_a_retry_redelivers(
     enterprise = new_enterprise()
     async with (
         running_stack(dev_env, pool, mail, webhook_timeout=1.0) as stack,
-        receiving(script=[500, 429, 1.5, 503]) as receiver,
+        receiving(script=[500, 429, 1.5, 503, 200, 500]) as receiver,
     ):
         hook = await _webhook(stack, enterprise, receiver)
         await _onboard(stack, enterprise)
@@ -114,6 +114,13 @@ async def test_failed_attempts_are_retried_in_order_and_a_retry_redelivers(
             (5, "delivered", 200),
         ]
         assert "Timeout" in attempts[2]["error"]
+        # A later event's failure (wherever it fell in a batch) is retried on its own count.
+        second = [r.answered for r in receiver.receipts if r.id == received[1].id]
+        assert second == [500, 200]
+        assert [(a["attempt"], a["status"]) for a in attempts if a["event_id"] == received[1].id] == [
+            (1, "retrying"),
+            (2, "delivered"),
+        ]
         # By hand: one delivery again, the same event, after the ones already sent.
         retried = await stack.http.post(f"{url}/{attempts[4]['id']}/retry", headers=holder(enterprise))
         assert retried.status_code == 202, retried.text

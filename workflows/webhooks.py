@@ -15,7 +15,7 @@ from temporalio.exceptions import ActivityError, RetryState
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from activities.webhook_delivery import WebhookDelivery, webhook_task_queue
+    from activities.webhook_delivery import BATCH_SECONDS, WebhookDelivery, webhook_task_queue
     from partners import search
     from partners.ids import webhook_workflow_id
     from partners.settings import Settings
@@ -46,7 +46,7 @@ class WebhookDeliveryWorkflow:
     async def run(self, input: WebhookInput) -> str:
         for _ in range(_ROUNDS_PER_RUN):
             if self._redeliver:
-                if not await self._deliver(self._redeliver.pop(0)):
+                if not await self._deliver([self._redeliver.pop(0)]):
                     return self._last
                 continue
             waiting = asyncio.ensure_future(
@@ -68,10 +68,8 @@ class WebhookDeliveryWorkflow:
             if found.stopped:
                 workflow.set_current_details(f"stopped: the endpoint is disabled or deleted; {self._last}")
                 return "stopped"
-            for position, seq in enumerate(found.seqs):
-                self._describe(backlog=found.backlog - position)
-                if not await self._deliver(seq, backlog=found.backlog - position):
-                    return self._last
+            if not await self._deliver(found.seqs, backlog=found.backlog):
+                return self._last
             self._describe(backlog=0)
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(input)
@@ -84,42 +82,63 @@ class WebhookDeliveryWorkflow:
         """POST .../deliveries/{id}/retry: that event once more, before the next ones."""
         self._redeliver.append(seq)
 
-    async def _deliver(self, seq: int, *, backlog: int | None = None) -> bool:
-        """False once the endpoint is disabled for failing too long."""
-        try:
-            outcome = await workflow.execute_activity_method(
-                WebhookDelivery.deliver,
-                DeliverInput(endpoint_id=self._input.endpoint_id, seq=seq, backlog=backlog),
-                # No heartbeat: one POST, bounded by WEBHOOK_TIMEOUT; a worker lost
-                # mid-POST is noticed when the attempt's time is up.
-                start_to_close_timeout=timedelta(seconds=self._input.attempt_seconds),
-                schedule_to_close_timeout=timedelta(seconds=self._input.retry_for_seconds),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=1),
-                    backoff_coefficient=2.0,
-                    maximum_interval=timedelta(minutes=10),
-                ),
-                summary=f"deliver event {seq}",
-                task_queue=webhook_task_queue(workflow.info().task_queue),
-            )
-        except ActivityError as err:
-            if err.retry_state is not RetryState.TIMEOUT:
-                raise
-            # Out of time: the last attempt's failure, or the timeout when none was left.
-            cause = err.cause
-            if isinstance(cause, ActivityTimeout) and cause.cause is not None:
-                cause = cause.cause
-            await workflow.execute_activity_method(
-                WebhookDelivery.give_up,
-                GiveUpInput(endpoint_id=self._input.endpoint_id, seq=seq, error=str(cause or "timed out")),
-                summary=f"give up on event {seq}; disable the endpoint",
-                **DATABASE_STEP,
-            )
-            self._last = f"disabled: event {seq} failed for {self._input.retry_for_seconds} s ({cause})"
-            workflow.set_current_details(self._last)
-            return False
-        self._last = f"event {seq}: {outcome.status}" + (f" ({outcome.http_status})" if outcome.http_status else "")
+    async def _deliver(self, seqs: list[int], *, backlog: int | None = None) -> bool:
+        """Delivers `seqs` in order, in batches; False once the endpoint is disabled for
+        failing too long."""
+        earlier_attempts = 0
+        while seqs:
+            if backlog is not None:
+                self._describe(backlog=backlog)
+            try:
+                outcome = await workflow.execute_activity_method(
+                    WebhookDelivery.deliver,
+                    DeliverInput(
+                        endpoint_id=self._input.endpoint_id,
+                        seqs=seqs,
+                        backlog=backlog,
+                        earlier_attempts=earlier_attempts,
+                    ),
+                    # A POST takes at most WEBHOOK_TIMEOUT and the activity heartbeats after
+                    # each: a worker lost mid-POST is noticed when the attempt's time is up.
+                    start_to_close_timeout=timedelta(seconds=BATCH_SECONDS + self._input.attempt_seconds),
+                    heartbeat_timeout=timedelta(seconds=self._input.attempt_seconds),
+                    schedule_to_close_timeout=timedelta(seconds=self._input.retry_for_seconds),
+                    retry_policy=RetryPolicy(
+                        initial_interval=timedelta(seconds=1),
+                        backoff_coefficient=2.0,
+                        maximum_interval=timedelta(minutes=10),
+                    ),
+                    summary=f"deliver events {seqs[0]}" + (f" to {seqs[-1]}" if len(seqs) > 1 else ""),
+                    task_queue=webhook_task_queue(workflow.info().task_queue),
+                )
+            except ActivityError as err:
+                if err.retry_state is not RetryState.TIMEOUT:
+                    raise
+                await self._give_up(seqs[0], err)
+                return False
+            if outcome.seq is not None:
+                self._last = f"event {outcome.seq}: {outcome.status}" + (
+                    f" ({outcome.http_status})" if outcome.http_status else ""
+                )
+            seqs = seqs[outcome.done :]
+            earlier_attempts = 1 if outcome.retry_next else 0
+            if backlog is not None:
+                backlog -= outcome.done
         return True
+
+    async def _give_up(self, seq: int, err: ActivityError) -> None:
+        """Out of time: the last attempt's failure, or the timeout when none was left."""
+        cause = err.cause
+        if isinstance(cause, ActivityTimeout) and cause.cause is not None:
+            cause = cause.cause
+        await workflow.execute_activity_method(
+            WebhookDelivery.give_up,
+            GiveUpInput(endpoint_id=self._input.endpoint_id, seq=seq, error=str(cause or "timed out")),
+            summary=f"give up on event {seq}; disable the endpoint",
+            **DATABASE_STEP,
+        )
+        self._last = f"disabled: event {seq} failed for {self._input.retry_for_seconds} s ({cause})"
+        workflow.set_current_details(self._last)
 
     def _describe(self, *, backlog: int) -> None:
         workflow.set_current_details(f"last: {self._last}; backlog: {backlog}")
