@@ -106,8 +106,8 @@ class WebhookDelivery:
         one's failure (to retry) fails the activity: Temporal retries it with backoff. A
         later one's ends the batch there; the workflow asks again from that event."""
         endpoint = await self._pool.fetchrow(
-            "SELECT url, secret, CASE WHEN previous_expires_at > now() THEN previous_secret END AS previous"
-            " FROM webhook_endpoints WHERE id = $1",
+            "SELECT url, secret, CASE WHEN previous_expires_at > now() THEN previous_secret END AS previous,"
+            " delivered_through FROM webhook_endpoints WHERE id = $1",
             input.endpoint_id,
         )
         events = await self._pool.fetch(
@@ -117,10 +117,13 @@ class WebhookDelivery:
         )
         if endpoint is None or [e["seq"] for e in events] != input.seqs:
             raise ApplicationError("the endpoint or an event is gone", non_retryable=True)
+        # A retried batch skips what an earlier attempt of it delivered: nothing goes out
+        # again after its 2xx (a redelivery by hand, backlog None, is sent as asked).
+        skipped = 0 if input.backlog is None else sum(e["seq"] <= endpoint["delivered_through"] for e in events)
         batch_ends = time.monotonic() + BATCH_SECONDS
-        last = DeliverOutput(done=0, status="none")
-        for position, event in enumerate(events):
-            attempt = input.earlier_attempts + activity.info().attempt if position == 0 else 1
+        last = DeliverOutput(done=skipped, status="none")
+        for position, event in enumerate(events[skipped:], start=skipped):
+            attempt = input.earlier_attempts + activity.info().attempt if position == skipped else 1
             status, error, duration_ms = await self._attempt(endpoint, event)
             retry = error is not None and (status is None or status == 429 or status >= 500)
             outcome = "delivered" if error is None else ("retrying" if retry else "failed")
@@ -129,13 +132,15 @@ class WebhookDelivery:
             if retry:  # stuck here: what waits behind, counted anew (attempts are spaced by backoff)
                 waiting = await self._pending(NextEventsInput(endpoint_id=input.endpoint_id, limit=1))
                 _levels(input.endpoint_id, backlog=waiting.backlog, lag=waiting.oldest_age)
-                if position == 0:
+                if position == skipped:
                     raise ApplicationError(error or "failed", type="WebhookAttemptFailed")
                 return last.model_copy(update={"retry_next": True})
             last = DeliverOutput(done=position + 1, status=outcome, http_status=status, seq=event["seq"])
             if input.backlog is not None:  # draining: the count the batch was fetched with
                 left = input.backlog - position - 1
-                _levels(input.endpoint_id, backlog=left, lag=events[position + 1]["age"] if left > 0 else 0.0)
+                # the next one's age (beyond this batch, this one's: a little more than it)
+                lag = events[min(position + 1, len(events) - 1)]["age"] if left > 0 else 0.0
+                _levels(input.endpoint_id, backlog=left, lag=lag)
             activity.heartbeat(position + 1)
             if time.monotonic() >= batch_ends or activity.is_worker_shutdown():
                 break

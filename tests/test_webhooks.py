@@ -4,6 +4,7 @@ received by a real HTTP receiver that verifies with the `standardwebhooks` packa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -13,11 +14,15 @@ from uuid import UUID
 import asyncpg
 import httpx
 import pytest
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from activities.events import EventStore
+from activities.sql import audit
+from activities.webhook_delivery import WebhookDelivery
 from devstack.mailcatcher import MailCatcher
 from devstack.net import free_port
 from partners.settings import Settings
+from partners.steps import DeliverInput
 from tests.helpers.metrics import scrape, value
 from tests.helpers.receiver import Receiver, receiving
 from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
@@ -234,6 +239,36 @@ async def test_operators_see_the_backlog_and_the_lag_in_the_metrics(
             await receiver.stop()
     assert value(metrics, "partners_webhook_lag_seconds", **labels) == 0
     assert value(metrics, "partners_webhook_attempts_total", outcome="delivered") >= len(ONBOARDING)
+
+
+async def test_a_batch_retried_after_a_crash_skips_what_it_delivered(pool: asyncpg.Pool) -> None:
+    """A batch's activity that dies after some 2xx (a worker killed mid-batch) is retried
+    with the same events: the retry sends only those not yet acknowledged."""
+    enterprise = new_enterprise()
+    store = EventStore(pool)
+    delivery = WebhookDelivery(pool, timeout=5, allow_http=True, allow_private=True)
+    async with receiving() as receiver:
+        view, secret = await store.create_endpoint(enterprise, receiver.url, None, "test")
+        receiver.secrets.append(secret)
+        for size in range(3):
+            async with pool.acquire() as db, db.transaction():
+                await audit(db, enterprise, None, "test", "logo_set", content_type="image/png", size=size)
+        seqs = [r["seq"] for r in await pool.fetch("SELECT seq FROM events WHERE enterprise_id = $1", enterprise)]
+        # The first attempt delivered the first event, then died.
+        await pool.execute("UPDATE webhook_endpoints SET delivered_through = $2 WHERE id = $1", view.id, seqs[0])
+        environment = ActivityEnvironment()
+        environment.info = dataclasses.replace(environment.info, attempt=2)
+        try:
+            done = await environment.run(delivery.deliver, DeliverInput(endpoint_id=view.id, seqs=seqs, backlog=3))
+        finally:
+            await delivery.close()
+        assert done.done == 3 and done.status == "delivered"
+        assert [r.event["data"]["size"] for r in receiver.receipts] == [1, 2], "the acknowledged one is not resent"
+        assert all(r.verified_by == [secret] for r in receiver.receipts)
+        attempts = await pool.fetch(
+            "SELECT attempt FROM webhook_deliveries WHERE endpoint_id = $1 ORDER BY id", view.id
+        )
+        assert [a["attempt"] for a in attempts] == [2, 1], "the batch's second attempt, the next one's first"
 
 
 async def test_a_rotated_secret_signs_beside_the_old_one(dev_stack: Stack) -> None:
