@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # each time. An installed image has its bytecode; here it is written before a run.
 COMPILE := $(BIN)/python -m compileall -q partners workflows activities starter worker.py
 
-.PHONY: run test lint format bench bench-access histories lock clean
+.PHONY: run test lint format bench bench-access bench-webhooks histories lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ bench: $(STAMP)
 bench-access: $(STAMP)
 	$(COMPILE)
 	$(BIN)/python -m bench.access $(BENCH_ARGS)
+
+# Webhooks: commit -> receipt p99, 10,000 events drained, a receiver's outage (bench/webhooks.py).
+bench-webhooks: $(STAMP)
+	$(COMPILE)
+	$(BIN)/python -m bench.webhooks $(BENCH_ARGS)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -24,6 +24,7 @@ class TemporalDevServer:
         namespace: str = "default",
         log_file: Path | None = None,
         metrics_port: int | None = None,
+        ui_codec_endpoint: str | None = None,
     ) -> None:
         self._log_file = log_file
         self.address = f"127.0.0.1:{port}"
@@ -48,6 +49,8 @@ class TemporalDevServer:
             self._args += ["--metrics-port", str(metrics_port)]
         if ui_port:
             self._args += ["--ui-port", str(ui_port)]
+            if ui_codec_endpoint:  # the UI decodes payloads through our /codec
+                self._args += ["--ui-codec-endpoint", ui_codec_endpoint]
         else:
             self._args += ["--headless"]
         for key in search_attributes:
