@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -22,6 +21,7 @@ from activities.mail import Mailer, SmtpSettings
 from activities.stores import Stores
 from activities.webhook_delivery import webhook_task_queue
 from partners import logs
+from partners.codec import data_converter
 from partners.settings import Settings
 from workflows.deactivation import PartnerDeactivationWorkflow
 from workflows.invitation import InvitationWorkflow
@@ -41,11 +41,15 @@ WORKFLOWS: Sequence[type] = (
 
 
 async def connect_client(settings: Settings, runtime: Runtime | None = None) -> Client:
-    """The one way every process connects: same address, namespace and data converter."""
+    """The one way every process connects: same address, namespace and data converter
+    (pydantic payloads, encrypted with PAYLOAD_KEYS)."""
     address = settings.temporal_address or "localhost:7233"
     try:
         return await Client.connect(
-            address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter, runtime=runtime
+            address,
+            namespace=settings.temporal_namespace,
+            data_converter=data_converter(settings.payload_key_map),
+            runtime=runtime,
         )
     except RuntimeError as err:
         # The SDK says "Failed client connect" as a bare RuntimeError: name it for callers.

@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.ledger import SendLedger, SendTicket
 from activities.metrics import count
 from partners import messages
+from partners.logs import redact
 from partners.rules import mask_email, token_hash
 from partners.settings import Settings
 from partners.steps import SendFailure, SendInvitationInput, SendInvitationOutput, SendOutcome
@@ -94,9 +95,10 @@ class Mailer:
                 await self._deliver(message)
             except (aiosmtplib.SMTPException, OSError) as err:
                 # Retried by Temporal; meanwhile the partner view says why the mail is late.
+                # The failure Temporal keeps says it as scrubbed as the view does.
                 failure = SendFailure(invitation_id=input.invitation_id, error=_describe(err))
                 await self._ledger.record_send_failure(failure)
-                raise
+                raise ApplicationError(failure.error, type=type(err).__name__) from None
             # The server has the mail: record it even if this attempt is being cancelled
             # (a heartbeat lost under load), or the retry would find the send unrecorded
             # and mail the invitee again.
@@ -194,10 +196,12 @@ async def _heartbeating(every: float = 2.0) -> AsyncIterator[None]:
 
 
 def _describe(err: BaseException) -> str:
+    """The relay's reply or the connection's error, with any address in it masked (R16):
+    relays quote the recipient ("550 5.1.1 <ana@x>: unknown user")."""
     if isinstance(err, aiosmtplib.SMTPResponseException):
-        return f"{err.code} {err.message}"
-    return f"{type(err).__name__}: {err}"
+        return redact(f"{err.code} {err.message}")
+    return redact(f"{type(err).__name__}: {err}")
 
 
 def _undeliverable(code: int, message: str) -> ApplicationError:
-    return ApplicationError(f"{code} {message}", type=UNDELIVERABLE, non_retryable=True)
+    return ApplicationError(redact(f"{code} {message}"), type=UNDELIVERABLE, non_retryable=True)

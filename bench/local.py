@@ -23,8 +23,11 @@ from devstack.net import free_port
 from devstack.postgres import EmbeddedPostgres
 from devstack.temporal import TemporalDevServer
 from partners import search
+from partners.codec import new_key_entry
 
 TOKEN = "bench-token"  # noqa: S105 (a throwaway API token of this run)
+# A throwaway payload key of this run, for the driver's clients and the processes alike.
+os.environ.setdefault("PAYLOAD_KEYS", new_key_entry("bench"))
 RESULTS = Path(__file__).parent / "results"
 
 

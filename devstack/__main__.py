@@ -23,6 +23,7 @@ from devstack.mailcatcher import MailCatcher, ReceivedMail
 from devstack.postgres import EmbeddedPostgres
 from devstack.temporal import TemporalDevServer
 from partners import logs, search
+from partners.codec import new_key_entry
 from partners.settings import Settings
 from starter.api import create_app
 from starter.services import open_services
@@ -45,6 +46,18 @@ def _api_token(settings: Settings) -> SecretStr:
     return SecretStr(path.read_text().strip())
 
 
+def _payload_keys(settings: Settings) -> SecretStr:
+    """The local run's payload key, kept in the data directory beside the histories it
+    encrypted (a new one there would leave them unreadable)."""
+    if settings.payload_keys is not None:
+        return settings.payload_keys
+    path = settings.data_dir / "payload-keys"
+    if not path.exists():
+        path.write_text(new_key_entry("local-1"))
+        path.chmod(0o600)
+    return SecretStr(path.read_text().strip())
+
+
 def _print_link(mail: ReceivedMail) -> None:
     # Local run only: the mail catcher stands in for the invitee's mailbox.
     print(f"\n  mail to {', '.join(mail.recipients)}: {mail.subject}\n    {mail.link}\n", flush=True)
@@ -58,6 +71,7 @@ def _write_local_env(path: Path, settings: Settings) -> None:
         "SMTP_HOST": settings.smtp_host or "",
         "SMTP_PORT": str(settings.smtp_port or ""),
         "PORTAL_API_TOKEN": settings.portal_api_token.get_secret_value() if settings.portal_api_token else "",
+        "PAYLOAD_KEYS": settings.payload_keys.get_secret_value() if settings.payload_keys else "",
     }
     path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
     path.chmod(0o600)
@@ -75,7 +89,7 @@ class _Server(uvicorn.Server):
 async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
-    update: dict[str, object] = {"portal_api_token": _api_token(settings)}
+    update: dict[str, object] = {"portal_api_token": _api_token(settings), "payload_keys": _payload_keys(settings)}
     # The local run delivers webhooks to local receivers (http, loopback) unless told not to.
     for name in ("webhook_allow_http", "webhook_allow_private"):
         if name.upper() not in os.environ:
@@ -94,12 +108,17 @@ async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
                 search_attributes=search.ALL,
                 namespace=settings.temporal_namespace,
                 log_file=data / "temporal.log",
+                ui_codec_endpoint=f"http://{settings.api_host}:{settings.api_port}/codec",
             )
             await temporal.start()
             stack.push_async_callback(temporal.stop)
             update["temporal_address"] = temporal.address
             _say("Temporal", f"dev server {temporal.address}, state in {data / 'temporal.db'}")
-            _say("Temporal UI", str(temporal.ui_url))
+            _say("Temporal UI", f"{temporal.ui_url}  (payloads decoded by the API's /codec)")
+            if not settings.codec_cors_origins:  # the UI's page calls /codec from the browser
+                update["codec_cors_origins"] = (
+                    f"{temporal.ui_url},{str(temporal.ui_url).replace('127.0.0.1', 'localhost')}"
+                )
         else:
             _say("Temporal", settings.temporal_address)
         if settings.smtp_host is None and settings.smtp_port is None:

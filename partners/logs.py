@@ -52,6 +52,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class _RedactingTextFormatter(logging.Formatter):
+    """Text lines, their tracebacks (exception messages quote addresses) redacted too."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def handler(log_format: str = "text", stream: IO[str] | None = None) -> logging.Handler:
     """The one handler of a process: redacting, in text or JSON."""
     handler = logging.StreamHandler(stream)
@@ -62,7 +69,7 @@ def handler(log_format: str = "text", stream: IO[str] | None = None) -> logging.
         activity.logger.activity_info_on_message = False
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(_RedactingTextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     return handler
 
 

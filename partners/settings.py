@@ -6,9 +6,10 @@ import base64
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from partners.codec import parse_keys
 from partners.messages import Locale
 
 
@@ -84,6 +85,16 @@ class Settings(BaseSettings):
     # Endpoints waiting for events at once per worker process (each holds a sleeping slot).
     webhook_max_endpoints: int = Field(default=200, ge=1)
 
+    # R16: the payload codec's keys, `kid:base64key` comma-separated (the first encrypts,
+    # all decrypt). Required by every process that talks to Temporal; `make run` makes one
+    # (.data/payload-keys), the tests use tests/data/payload-keys.
+    payload_keys: SecretStr | None = None
+    # The codec endpoint (/codec/encode, /codec/decode): the bearer token it asks for
+    # (set it wherever the API is reachable by anyone but operators), and the origins of
+    # the Temporal UI allowed to call it from a browser (comma-separated).
+    codec_auth_token: SecretStr | None = None
+    codec_cors_origins: str = ""
+
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Prometheus endpoints; 0 turns one off.
@@ -110,6 +121,28 @@ class Settings(BaseSettings):
     @property
     def accept_link_template(self) -> str:
         return self.accept_url or f"{self.link_base}/invitations/{{token}}"
+
+    @property
+    def payload_key_map(self) -> dict[str, bytes]:
+        if self.payload_keys is None:
+            raise ValueError(
+                "PAYLOAD_KEYS is required: every payload sent to Temporal is encrypted with it"
+                " (kid:base64 of 32 random bytes; see README, Personal data)"
+            )
+        return parse_keys(self.payload_keys.get_secret_value())
+
+    @property
+    def codec_origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.codec_cors_origins.split(",") if o.strip()]
+
+    @field_validator("payload_keys", "codec_auth_token")
+    @classmethod
+    def _secret_or_unset(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if info.field_name == "payload_keys":
+            parse_keys(value.get_secret_value())  # refused at start, not at the first payload
+        return value
 
     @field_validator("portal_webhook_url")
     @classmethod

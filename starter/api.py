@@ -18,7 +18,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from partners import logs
 from partners.settings import Settings
-from starter import events_api, pages, portal, problems
+from starter import codec_api, events_api, pages, portal, problems
 from starter.bodies import BoundedBodies
 from starter.metrics import ApiMetrics
 from starter.services import Services, open_services
@@ -61,9 +61,11 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     # The client's address from X-Forwarded-For only when the peer is a trusted proxy
     # (FORWARDED_ALLOW_IPS); uvicorn's own handling is off (proxy_headers=False).
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=configured.forwarded_allow_ips)
+    app.add_middleware(codec_api.CodecCors, origins=configured.codec_origins)
     app.include_router(portal.router)
     app.include_router(events_api.router)
     app.include_router(pages.router)
+    app.include_router(codec_api.router)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:

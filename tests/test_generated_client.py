@@ -41,6 +41,9 @@ async def test_the_document_is_valid_and_every_operation_declares_security_and_e
             for status in errors:
                 content = operation["responses"][status]["content"]
                 assert content["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+        elif path.startswith("/codec/"):  # operators' token, where CODEC_AUTH_TOKEN is set
+            assert operation["security"] == [{"CodecToken": []}, {}], (method, path)
+            assert {"401", "422"} <= errors, (method, path)
         else:
             assert operation["security"] == [], (method, path)  # public, and saying so
             assert errors or path == "/healthz", (method, path)

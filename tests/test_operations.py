@@ -18,41 +18,25 @@ import asyncpg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from devstack.binaries import temporal_cli
 from devstack.mailcatcher import MailCatcher
 from devstack.net import free_port
 from partners import logs
 from partners.ids import onboarding_workflow_id
 from partners.models import InvitationState
 from partners.settings import Settings
+from tests.helpers.cli import ROOT, run, temporal
 from tests.helpers.metrics import scrape, value
 from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
 from worker import connect_client, metrics_runtime
 from workflows.onboarding import PartnerOnboardingWorkflow
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _address(env: WorkflowEnvironment) -> str:
     return env.client.service_client.config.target_host
 
 
-async def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *args,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(timeout):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
-async def _temporal(env: WorkflowEnvironment, *args: str) -> Any:
-    code, out, err = await _run(temporal_cli(), *args, "--address", _address(env), "--output", "json")
+async def _temporal(env: WorkflowEnvironment, *args: str, codec: str | None = None) -> Any:
+    code, out, err = await temporal(_address(env), *args, "--output", "json", codec=codec)
     assert code == 0, err
     return json.loads(out) if out.strip() else []
 
@@ -85,12 +69,14 @@ async def test_operator_finds_workflows_by_search_attributes_and_reads_their_sum
 
     assert [w["execution"]["workflowId"] for w in everything] == [onboarding_id]
     assert pending[0]["execution"]["workflowId"] == onboarding_id
-    described = await _temporal(dev_env, "workflow", "describe", "--workflow-id", onboarding_id)
-    assert described["executionConfig"]["userMetadata"]["summary"] == "Onboarding of partner Globex"
-    metadata = await _temporal(dev_env, "workflow", "metadata", "--workflow-id", onboarding_id)
-    text = json.dumps([described, metadata])
+    # Summaries and details are payloads, encrypted (R16): the operator reads them through /codec.
+    codec = f"{dev_stack.base_url}/codec"
+    described = await _temporal(dev_env, "workflow", "describe", "--workflow-id", onboarding_id, codec=codec)
+    assert "Onboarding of partner Globex" in _decoded(described["executionConfig"]["userMetadata"]["summary"])
+    metadata = await _temporal(dev_env, "workflow", "metadata", "--workflow-id", onboarding_id, codec=codec)
+    text = _decoded([described, metadata])
     assert f"waiting for acceptance by someone at {domain}, send 1 of 3, expires" in text
-    history = _decoded(await _temporal(dev_env, "workflow", "show", "--workflow-id", onboarding_id))
+    history = _decoded(await _temporal(dev_env, "workflow", "show", "--workflow-id", onboarding_id, codec=codec))
     assert '"send e-mail 1 of 3"' in history, "activities carry readable summaries"
     assert '"register: check quota and domains, store partner and invitation"' in history
     assert f'"{domain}"' in history, "payloads are decoded: the search for the token is a real one"
@@ -218,7 +204,7 @@ async def test_every_cli_command_against_the_dev_server(
     }
 
     async def cli(*args: str) -> tuple[int, str, str]:
-        return await _run(sys.executable, "-m", "starter", *args, env=env)
+        return await run(sys.executable, "-m", "starter", *args, env=env)
 
     code, out, _ = await cli("--json", "partners", "list", "--enterprise", partner.enterprise)
     assert code == 0 and [p["name"] for p in json.loads(out)] == ["Initech"]
@@ -272,7 +258,7 @@ async def test_every_cli_command_against_the_dev_server(
                     ["members"], ["members", "list"], ["members", "remove"]):  # fmt: skip
         code, out, _ = await cli(*command, "--help")
         assert code == 0 and out.startswith("usage: partners"), command
-    code, _, err = await _run(
+    code, _, err = await run(
         sys.executable, "-m", "starter", "partners", "list", "--enterprise", "x",
         env={**env, "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"},
     )  # fmt: skip

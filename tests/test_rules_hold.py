@@ -12,11 +12,11 @@ import asyncpg
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from devstack.binaries import temporal_cli
 from devstack.mailcatcher import MailCatcher
 from partners.errors import Refused
 from partners.ids import invitation_workflow_id, onboarding_workflow_id, replacement_workflow_id
 from partners.models import AcceptRequest, InvitationState, Invitee, ReplaceAdminRequest
+from tests.helpers.cli import temporal
 from tests.helpers.stack import Stack, holder, new_enterprise, partner_user, running_stack, unique_domain
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
@@ -234,20 +234,11 @@ async def test_reviving_an_expired_invitation_is_not_held_by_the_cooldown(time_s
 # --- Temporal is no back door ---------------------------------------------------------------
 
 
-async def _temporal(env: WorkflowEnvironment, *args: str) -> tuple[int, str]:
-    address = env.client.service_client.config.target_host
-    process = await asyncio.create_subprocess_exec(
-        temporal_cli(),
-        *args,
-        "--address",
-        address,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    async with asyncio.timeout(30):
-        out, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode()
+async def _temporal(stack: Stack, *args: str) -> tuple[int, str]:
+    """The CLI as an operator runs it, reading through the codec (failures are encrypted)."""
+    address = stack.client.service_client.config.target_host
+    code, out, err = await temporal(address, *args, codec=f"{stack.base_url}/codec")
+    return code, out + err
 
 
 async def _markers(handle: Any) -> int:
@@ -264,17 +255,17 @@ async def test_an_accept_made_up_in_temporal_activates_nothing(dev_stack: Stack,
     made_up = {"token_hash": "0" * 64, "clicked_at": datetime.now(UTC).isoformat()}
 
     code, out = await _temporal(
-        dev_env, "workflow", "update", "execute", "--workflow-id", workflow_id, "--name", "accept",
+        dev_stack, "workflow", "update", "execute", "--workflow-id", workflow_id, "--name", "accept",
         "--input", json.dumps(made_up),
     )  # fmt: skip
     malformed, said = await _temporal(
-        dev_env, "workflow", "update", "execute", "--workflow-id", workflow_id, "--name", "accept",
+        dev_stack, "workflow", "update", "execute", "--workflow-id", workflow_id, "--name", "accept",
         "--input", json.dumps({"token_hash": "not a hash", "clicked_at": made_up["clicked_at"]}),
     )  # fmt: skip
     handle = dev_stack.client.get_workflow_handle_for(PartnerOnboardingWorkflow.run, workflow_id)
     markers = await _markers(handle)
     forged, _ = await _temporal(
-        dev_env, "workflow", "signal", "--workflow-id", workflow_id, "--name", "closed_elsewhere",
+        dev_stack, "workflow", "signal", "--workflow-id", workflow_id, "--name", "closed_elsewhere",
         "--input", json.dumps({"reason": "made up"}),
     )  # fmt: skip
     async with asyncio.timeout(10):  # the signal was handled: it read the stored state

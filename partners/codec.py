@@ -1,0 +1,110 @@
+"""R16: every payload that crosses Temporal is encrypted (AES-256-GCM).
+
+Keys come from PAYLOAD_KEYS, `kid:base64key` pairs separated by commas: the first
+encrypts, every one decrypts, so a key is rotated by putting a new one first and
+dropping the old one once no history that needs it is retained. Each payload carries
+its key id in its metadata, and the key id is bound to the ciphertext (associated data).
+
+The same converter serves every client: the worker, the API, the operator CLI, the
+replayer and the tests (`data_converter`), and the codec endpoint (`/codec`) through
+which operators read the payloads in the Temporal UI and CLI.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import os
+from collections.abc import Sequence
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
+
+ENCODING = b"binary/encrypted"
+KEY_ID = "encryption-key-id"
+_NONCE_BYTES = 12
+
+
+class PayloadKeyError(ValueError):
+    """A payload that cannot be decrypted here: its key is not held, or it was altered."""
+
+
+def parse_keys(value: str) -> dict[str, bytes]:
+    """`kid:base64key,...` in order (the first encrypts); each key exactly 32 bytes."""
+    keys: dict[str, bytes] = {}
+    for entry in value.split(","):
+        kid, sep, encoded = entry.strip().partition(":")
+        if not sep or not kid or not encoded:
+            raise ValueError("PAYLOAD_KEYS: each entry is kid:base64key")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise ValueError(f"PAYLOAD_KEYS: the key of {kid!r} is not base64") from None
+        if len(key) != 32:
+            raise ValueError(f"PAYLOAD_KEYS: the key of {kid!r} is {len(key)} bytes; AES-256 needs 32")
+        if kid in keys:
+            raise ValueError(f"PAYLOAD_KEYS: {kid!r} appears twice")
+        keys[kid] = key
+    return keys
+
+
+def new_key_entry(kid: str) -> str:
+    """A fresh `kid:base64key` entry (the local run's key, a rotation's new key)."""
+    return f"{kid}:{base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()}"
+
+
+class EncryptionCodec(PayloadCodec):
+    def __init__(self, keys: dict[str, bytes]) -> None:
+        if not keys:
+            raise ValueError("PAYLOAD_KEYS holds no key")
+        self._ciphers = {kid: AESGCM(key) for kid, key in keys.items()}
+        self._current = next(iter(keys))
+
+    @property
+    def key_ids(self) -> list[str]:
+        return list(self._ciphers)
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        kid = self._current
+        cipher = self._ciphers[kid]
+        encoded = []
+        for payload in payloads:
+            nonce = os.urandom(_NONCE_BYTES)
+            sealed = cipher.encrypt(nonce, payload.SerializeToString(), kid.encode())
+            encoded.append(Payload(metadata={"encoding": ENCODING, KEY_ID: kid.encode()}, data=nonce + sealed))
+        return encoded
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self._decode(payload) for payload in payloads]
+
+    def _decode(self, payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload  # not ours to open (nothing here writes such a payload)
+        kid = payload.metadata.get(KEY_ID, b"").decode(errors="replace")
+        cipher = self._ciphers.get(kid)
+        if cipher is None:
+            raise PayloadKeyError(
+                f"The payload is encrypted with key {kid!r}, which PAYLOAD_KEYS does not hold"
+                f" (it holds {', '.join(repr(k) for k in self._ciphers)})."
+            )
+        try:
+            plain = cipher.decrypt(payload.data[:_NONCE_BYTES], payload.data[_NONCE_BYTES:], kid.encode())
+        except InvalidTag:
+            raise PayloadKeyError(f"The payload does not decrypt with key {kid!r}: another key or altered.") from None
+        decoded = Payload()
+        decoded.ParseFromString(plain)
+        return decoded
+
+
+def data_converter(keys: dict[str, bytes]) -> DataConverter:
+    """Pydantic payloads, encrypted; failures' messages and stack traces are encoded
+    into their (encrypted) details too, so an error text holds nothing in clear."""
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(keys),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )

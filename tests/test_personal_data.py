@@ -1,0 +1,163 @@
+"""R16: nothing personal in clear in Temporal, operators decode through the codec endpoint,
+and a person's data is exported and erased on request (LGPD art. 18)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+from typing import Any
+
+import asyncpg
+import pytest
+from pydantic import ValidationError
+from temporalio.api.common.v1 import Payload
+from temporalio.testing import WorkflowEnvironment
+
+from devstack.binaries import temporal_cli
+from devstack.mailcatcher import MailCatcher
+from partners.codec import EncryptionCodec, PayloadKeyError, new_key_entry, parse_keys
+from partners.ids import onboarding_workflow_id
+from partners.settings import Settings
+from tests.helpers.cli import run
+from tests.helpers.codec import TEST_PAYLOAD_KEYS
+from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
+
+CODEC_TOKEN = "test-codec-token"
+
+
+def _strings(node: Any) -> list[str]:
+    """Every string of a JSON document, and the decoding of those that are base64."""
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    if not isinstance(node, str):
+        return []
+    found = [node]
+    with contextlib.suppress(ValueError):
+        found.append(base64.b64decode(node, validate=True).decode("utf-8", errors="replace"))
+    return found
+
+
+async def _show(stack: Stack, workflow_id: str, *codec: str) -> tuple[int, str, str]:
+    address = stack.client.service_client.config.target_host
+    return await run(
+        temporal_cli(), "workflow", "show", "--workflow-id", workflow_id, "--address", address,
+        "--output", "json", *codec,
+    )  # fmt: skip
+
+
+async def test_a_history_holds_no_one_in_clear_and_the_codec_endpoint_shows_them(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    async with running_stack(dev_env, pool, mail, codec_auth_token=CODEC_TOKEN) as stack:
+        enterprise, domain = new_enterprise(), unique_domain()
+        admin = f"ada.lovelace@{domain}"
+        created = await stack.register(enterprise, domain, admin=admin, name="Analytical Engines")
+        [invitation] = await stack.delivered(admin)
+        await stack.http.post(f"{invitation.link}/accept")
+        workflow_id = onboarding_workflow_id(created.json()["id"])
+        await stack.result(stack.client.get_workflow_handle(workflow_id), timeout=30)
+
+        code, raw, err = await _show(stack, workflow_id)
+        assert code == 0, err
+        texts = "\n".join(_strings(json.loads(raw)))
+        for clear in (admin, "ada.lovelace", "Ada", "Admin", "Analytical Engines"):
+            assert clear not in texts, f"{clear!r} readable in the history"
+
+        codec = ("--codec-endpoint", f"{stack.base_url}/codec")
+        # Without the token the endpoint answers 401 (asserted in the protocol test below);
+        # the CLI retries that until its own deadline and shows nothing decoded.
+        code, refused, _ = await _show(stack, workflow_id, *codec)
+        assert code != 0 and admin not in refused, "no token, no decoding"
+        code, decoded, err = await _show(stack, workflow_id, *codec, "--codec-auth", f"Bearer {CODEC_TOKEN}")
+        assert code == 0, err
+        shown = "\n".join(_strings(json.loads(decoded)))  # the CLI shows decoded JSON in base64
+        assert admin in shown and "Ada" in shown and "Analytical Engines" in shown
+
+
+async def test_the_codec_endpoint_speaks_the_codec_protocol_to_the_ui(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    ui = "http://127.0.0.1:8233"
+    async with running_stack(
+        dev_env, pool, mail, with_worker=False, codec_auth_token=CODEC_TOKEN, codec_cors_origins=ui
+    ) as stack:
+        plain = {"payloads": [{"metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
+                               "data": base64.b64encode(b'"ana@x.example"').decode()}]}  # fmt: skip
+        auth = {"Authorization": f"Bearer {CODEC_TOKEN}", "X-Namespace": "default"}
+
+        refused = await stack.http.post("/codec/encode", json=plain)
+        assert (refused.status_code, refused.json()["code"]) == (401, "unauthorized")
+        wrong = await stack.http.post("/codec/decode", json=plain, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+
+        encoded = await stack.http.post("/codec/encode", json=plain, headers=auth)
+        assert encoded.status_code == 200, encoded.text
+        [sealed] = encoded.json()["payloads"]
+        assert base64.b64decode(sealed["metadata"]["encoding"]) == b"binary/encrypted"
+        assert b"ana@" not in base64.b64decode(sealed["data"])
+        decoded = await stack.http.post("/codec/decode", json=encoded.json(), headers=auth)
+        assert decoded.json() == plain
+
+        other = EncryptionCodec(parse_keys(new_key_entry("someone-elses")))
+        [foreign] = await other.encode([Payload(metadata={"encoding": b"json/plain"}, data=b"1")])
+        body = {"payloads": [{"metadata": {k: base64.b64encode(v).decode() for k, v in foreign.metadata.items()},
+                              "data": base64.b64encode(foreign.data).decode()}]}  # fmt: skip
+        unknown = await stack.http.post("/codec/decode", json=body, headers=auth)
+        assert (unknown.status_code, unknown.json()["code"]) == (422, "undecodable_payload")
+        assert "'someone-elses', which PAYLOAD_KEYS does not hold" in unknown.json()["detail"]
+
+        for bad in ("not base64!", "\u00ef+\u00d9"):  # schemathesis found the second a 500
+            garbled = {"payloads": [{"metadata": {"encoding": bad}, "data": bad}]}
+            answer = await stack.http.post("/codec/encode", json=garbled, headers=auth)
+            assert (answer.status_code, answer.json()["code"]) == (422, "invalid_input"), bad
+
+        # The Temporal UI calls from the operator's browser: its origin only.
+        preflight = {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-namespace",
+        }
+        allowed = await stack.http.options("/codec/decode", headers={"Origin": ui, **preflight})
+        assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == ui
+        elsewhere = await stack.http.options("/codec/decode", headers={"Origin": "https://evil.example", **preflight})
+        assert "access-control-allow-origin" not in elsewhere.headers
+        api = await stack.http.options("/v1/access", headers={"Origin": ui, **preflight})
+        assert "access-control-allow-origin" not in api.headers, "only /codec answers browsers"
+
+
+async def test_keys_rotate_and_a_foreign_key_fails_clearly() -> None:
+    old = EncryptionCodec(parse_keys(TEST_PAYLOAD_KEYS))
+    rotated = EncryptionCodec(parse_keys(f"{new_key_entry('next')},{TEST_PAYLOAD_KEYS}"))
+    payload = Payload(metadata={"encoding": b"json/plain"}, data=b'{"email":"ana@x.example"}')
+
+    [under_old] = await old.encode([payload])
+    assert await rotated.decode([under_old]) == [payload], "the old key still decrypts"
+    [under_new] = await rotated.encode([payload])
+    assert under_new.metadata["encryption-key-id"] == b"next", "the first key encrypts"
+    with pytest.raises(PayloadKeyError, match="encrypted with key 'next', which PAYLOAD_KEYS does not hold"):
+        await old.decode([under_new])
+    tampered = Payload(metadata=under_old.metadata, data=under_old.data[:-1] + bytes([under_old.data[-1] ^ 1]))
+    with pytest.raises(PayloadKeyError, match="another key or altered"):
+        await old.decode([tampered])
+    for bad in ("k1", "k1:not-base64!", f"k1:{base64.b64encode(b'short').decode()}"):
+        with pytest.raises(ValidationError, match="PAYLOAD_KEYS"):
+            Settings(payload_keys=bad)
+
+
+async def test_an_smtp_refusal_is_stored_without_the_address(dev_stack: Stack, pool: asyncpg.Pool) -> None:
+    enterprise, domain = new_enterprise(), unique_domain()
+    admin = f"ghost.writer@{domain}"
+    dev_stack.mail.refuse_recipient(admin, f"550 5.1.1 <{admin}>: Recipient address rejected")
+    created = (await dev_stack.register(enterprise, domain, admin=admin)).json()
+    invitation_id = created["admin_invitation"]["id"]
+    async with asyncio.timeout(20):
+        while not (error := await pool.fetchval("SELECT last_error FROM invitations WHERE id = $1", invitation_id)):
+            await asyncio.sleep(0.1)
+    assert "550" in error and admin not in error and "ghost.writer" not in error
+    view = (await dev_stack.http.get(f"/v1/partners/{created['id']}", headers=holder(enterprise))).json()
+    # The account holder sees whom they invited (R12), and why the mail failed, unquoted.
+    [shown] = view["invitations"]
+    assert shown["email"] == admin and shown["last_error"] == error
