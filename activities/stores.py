@@ -15,6 +15,7 @@ from activities.ledger import SendLedger
 from activities.link_attempts import LinkAttempts
 from activities.memberships import MembershipStore
 from activities.partners import PartnerStore
+from activities.persons import PersonStore
 from activities.reads import ReadModel
 from activities.webhook_delivery import WebhookDelivery
 from partners.settings import Settings
@@ -27,6 +28,7 @@ class Stores:
     ledger: SendLedger
     grants: GrantStore
     memberships: MembershipStore
+    persons: PersonStore
     reads: ReadModel
     access: AccessReads
     events: EventStore
@@ -56,6 +58,7 @@ class Stores:
             ledger=ledger(pool),
             grants=GrantStore(pool),
             memberships=MembershipStore(pool),
+            persons=PersonStore(pool),
             reads=ReadModel(pool),
             access=AccessReads(pool),
             events=EventStore(pool),

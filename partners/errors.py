@@ -55,6 +55,7 @@ class ErrorCode(StrEnum):
     UNSAFE_WEBHOOK_URL = ("unsafe_webhook_url", 422, "Webhooks may not be delivered there")
     WEBHOOK_DISABLED = ("webhook_disabled", 409, "The webhook endpoint is disabled")
     UNDECODABLE_PAYLOAD = ("undecodable_payload", 422, "The payload cannot be decrypted here")
+    PERSON_IS_ADMIN = ("person_is_admin", 409, "The person is the active Admin of a partner")
     ALREADY_GRANTED = ("already_granted", 409, "Already granted to the partner")
     API_ACCESS_GRANTED = ("api_access_granted", 409, "API access is still granted")
     LOGO_TOO_LARGE = ("logo_too_large", 413, "Logo too large")

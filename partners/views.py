@@ -36,7 +36,7 @@ class MembershipView(MemberView):
     partner_id: UUID
     ended_at: datetime | None
     ended_by: str | None
-    end_reason: Literal["removed", "left", "partner_deactivated"] | None
+    end_reason: Literal["removed", "left", "partner_deactivated", "erased"] | None
 
 
 class MemberList(BaseModel):

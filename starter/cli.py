@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--actor", default=getpass.getuser(), help="your name, recorded in the audit log (default: $USER)"
     )
-    topics = parser.add_subparsers(dest="topic", required=True, metavar="{partners,members,invitations}")
+    topics = parser.add_subparsers(dest="topic", required=True, metavar="{partners,members,invitations,person}")
 
     partners = topics.add_parser("partners", help="list and show partners").add_subparsers(
         dest="command", required=True
@@ -68,6 +68,15 @@ def _parser() -> argparse.ArgumentParser:
         ("cancel", "cancel a pending invitation: its links stop working"),
     ):
         invitations.add_parser(name, help=text).add_argument("invitation_id", type=UUID)
+
+    person = topics.add_parser("person", help="a person's data on request (LGPD art. 18)").add_subparsers(
+        dest="command", required=True
+    )
+    for name, text in (
+        ("export", "print everything stored about the address, as JSON"),
+        ("erase", "end their memberships, cancel their invitations, pseudonymise them everywhere"),
+    ):
+        person.add_parser(name, help=text).add_argument("email")
     return parser
 
 
@@ -101,6 +110,8 @@ async def _run(args: argparse.Namespace) -> Any:
             ("invitations", "show"): lambda: do.get_invitation(actor, args.invitation_id),
             ("invitations", "resend"): lambda: do.resend(actor, args.invitation_id),
             ("invitations", "cancel"): lambda: do.cancel(actor, args.invitation_id),
+            ("person", "export"): lambda: people.export_person(actor, args.email),
+            ("person", "erase"): lambda: people.erase_person(actor, args.email),
         }
         return await calls[(args.topic, args.command)]()
 
@@ -119,7 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RPCError, OSError) as err:
         print(f"unavailable: {err}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    if args.json:
+    if isinstance(result, dict):  # a person's data: JSON either way
+        print(json.dumps(result, indent=2, default=str, ensure_ascii=False))
+    elif args.json:
         items = [r.model_dump(mode="json") for r in result] if isinstance(result, list) else None
         print(json.dumps(items, indent=2) if items is not None else result.model_dump_json(indent=2))
     else:

@@ -46,6 +46,15 @@ BATCH_LIMIT = 50
 _BATCH_CONCURRENCY = 4
 
 
+def _operator_asks(actor: Actor, email: str) -> str:
+    if actor.role is not ActorRole.OPERATOR:
+        raise Refused(ErrorCode.FORBIDDEN, "Only an operator exports or erases a person's data.")
+    try:  # the stored form of every address (an IDN domain in punycode)
+        return normalize_email(email).address
+    except ValueError as err:
+        raise Refused(ErrorCode.INVALID_INPUT, f"An e-mail address is expected: {err}") from None
+
+
 class People:
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -94,6 +103,18 @@ class People:
             except (RPCError, Refused) as err:
                 if not (isinstance(err, RPCError) and err.status is RPCStatusCode.NOT_FOUND):
                     log.warning("invitation %s closed; its workflow was not told (%s)", invitation.invitation_id, err)
+
+    # --- a person's data (R16, LGPD art. 18): operators only ------------------------------
+
+    async def export_person(self, actor: Actor, email: str) -> dict[str, Any]:
+        return await self._stores.persons.export(_operator_asks(actor, email))
+
+    async def erase_person(self, actor: Actor, email: str) -> dict[str, Any]:
+        """Ends the memberships, cancels the pending invitations (their workflows are
+        told), and puts one pseudonym in place of the name and address everywhere."""
+        done, cancelled = await self._stores.persons.erase(_operator_asks(actor, email), actor.email)
+        await self.tell_closed(cancelled, "person erased")
+        return done
 
     # --- invitations ---------------------------------------------------------------------
 

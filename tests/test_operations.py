@@ -255,7 +255,8 @@ async def test_every_cli_command_against_the_dev_server(
     assert removal == "operator:olivia"
     for command in ([], ["partners"], ["partners", "list"], ["partners", "show"], ["invitations"],
                     ["invitations", "show"], ["invitations", "resend"], ["invitations", "cancel"],
-                    ["members"], ["members", "list"], ["members", "remove"]):  # fmt: skip
+                    ["members"], ["members", "list"], ["members", "remove"],
+                    ["person"], ["person", "export"], ["person", "erase"]):  # fmt: skip
         code, out, _ = await cli(*command, "--help")
         assert code == 0 and out.startswith("usage: partners"), command
     code, _, err = await run(

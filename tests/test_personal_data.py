@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import sys
 from typing import Any
 
 import asyncpg
@@ -22,7 +23,7 @@ from partners.ids import onboarding_workflow_id
 from partners.settings import Settings
 from tests.helpers.cli import run
 from tests.helpers.codec import TEST_PAYLOAD_KEYS
-from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
+from tests.helpers.stack import Stack, holder, new_enterprise, partner_user, running_stack, unique_domain
 
 CODEC_TOKEN = "test-codec-token"
 
@@ -161,3 +162,71 @@ async def test_an_smtp_refusal_is_stored_without_the_address(dev_stack: Stack, p
     # The account holder sees whom they invited (R12), and why the mail failed, unquoted.
     [shown] = view["invitations"]
     assert shown["email"] == admin and shown["last_error"] == error
+
+
+# --- a person's data on request -------------------------------------------------------------
+
+
+async def _partners_cli(stack: Stack, postgres_dsn: str, *args: str) -> tuple[int, str, str]:
+    env = {
+        "DATABASE_URL": postgres_dsn,
+        "TEMPORAL_ADDRESS": stack.client.service_client.config.target_host,
+        "TEMPORAL_TASK_QUEUE": stack.settings.temporal_task_queue,
+        "PYTHONWARNINGS": "ignore",
+    }
+    return await run(sys.executable, "-m", "starter", "--actor", "dpo", *args, env=env)
+
+
+async def test_a_person_is_exported_then_erased_everywhere(dev_stack: Stack, postgres_dsn: str) -> None:
+    partner = await dev_stack.active_partner()
+    member, invitee = f"mel.member@{partner.domain}", f"nia.invitee@{partner.domain}"
+    assert (await dev_stack.invite(partner, member)).status_code == 201
+    [joined] = await dev_stack.delivered(member)
+    assert 'data-outcome="accepted"' in (await dev_stack.http.post(f"{joined.link}/accept")).text
+    pending = (await dev_stack.invite(partner, invitee)).json()
+    [invited] = await dev_stack.delivered(invitee)
+
+    code, out, err = await _partners_cli(dev_stack, postgres_dsn, "person", "export", member)
+    assert code == 0, err
+    exported = json.loads(out)
+    assert [(m["partner_id"], m["role"], m["active"]) for m in exported["memberships"]] == [
+        (partner.id, "member", True)
+    ]
+    assert [(i["first_name"], i["state"]) for i in exported["invitations"]] == [("Mel", "accepted")]
+    assert any(a["action"] == "member_added" for a in exported["audit_entries"])
+    assert any(e["type"] == "member.added" for e in exported["events"])
+
+    code, _, err = await _partners_cli(dev_stack, postgres_dsn, "person", "erase", partner.admin)
+    assert code == 1 and "person_is_admin" in err, "the Admin is replaced first"
+
+    code, out, err = await _partners_cli(dev_stack, postgres_dsn, "person", "erase", member)
+    assert code == 0, err
+    erased = json.loads(out)
+    assert erased["memberships_ended"] == 1 and erased["enterprises"] == [partner.enterprise]
+    code, out, err = await _partners_cli(dev_stack, postgres_dsn, "person", "erase", invitee)
+    assert code == 0, err
+    assert json.loads(out)["invitations_cancelled"] == [pending["id"]]
+
+    for name in ("mel.member", "nia.invitee"):  # nowhere any more: every row of every table, as text
+        for table in ("members", "invitations", "invitation_sends", "audit_log", "events", "partners"):
+            query = f"SELECT count(*) FROM {table} t WHERE strpos(lower(t::text), $1) > 0"  # noqa: S608
+            assert await dev_stack.pool.fetchval(query, name) == 0, f"{table} still names {name}"
+    rows = await dev_stack.pool.fetch(
+        "SELECT first_name, last_name, active, end_reason FROM members WHERE email = $1", erased["pseudonym"]
+    )
+    assert [tuple(r) for r in rows] == [("Erased", "Person", False, "erased")]
+    audit = await dev_stack.pool.fetch(
+        "SELECT action, actor, details FROM audit_log WHERE enterprise_id = $1 ORDER BY id", partner.enterprise
+    )
+    actions = [a["action"] for a in audit]
+    assert actions.count("person_erased") == 2 and "member_removed" in actions, actions
+    said = next(a for a in audit if a["action"] == "person_erased")
+    assert said["actor"] == "operator:dpo" and said["details"]["pseudonym"] == erased["pseudonym"]
+    added = next(a for a in audit if a["action"] == "member_added" and a["details"]["role"] == "member")
+    assert added["details"]["email"] == erased["pseudonym"], "the trail keeps its shape"
+    # The cancelled invitation's link stops; the erased member has no access and is no member.
+    assert 'data-outcome="cancelled"' in (await dev_stack.http.get(invited.link)).text
+    members = await dev_stack.http.get(f"/v1/partners/{partner.id}/members", headers=partner_user(partner.admin))
+    assert [m["email"] for m in members.json()["members"]] == [partner.admin]
+    access = await dev_stack.http.get("/v1/access", headers=partner_user(member))
+    assert access.json()["memberships"] == []

@@ -49,7 +49,7 @@ CREATE TABLE members (
     joined_at  timestamptz NOT NULL DEFAULT now(),
     ended_at   timestamptz,
     ended_by   text,
-    end_reason text CHECK (end_reason IN ('removed', 'left', 'partner_deactivated')),
+    end_reason text CHECK (end_reason IN ('removed', 'left', 'partner_deactivated', 'erased')),
     CHECK (active = (ended_at IS NULL))
 );
 -- One active membership per person and partner.
