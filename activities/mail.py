@@ -181,12 +181,14 @@ class Mailer:
 
 @contextlib.asynccontextmanager
 async def _heartbeating(every: float = 2.0) -> AsyncIterator[None]:
-    """Tells Temporal this worker is alive while the block runs."""
+    """Tells Temporal this worker is alive while the block runs, from `every` seconds on:
+    a mail that goes out sooner (nearly all) sends no heartbeat, each a billed Action
+    (the SDK sends the first one at once)."""
 
     async def beat() -> None:
         while True:
-            activity.heartbeat()
             await asyncio.sleep(every)
+            activity.heartbeat()
 
     task = asyncio.create_task(beat())
     try:

@@ -32,6 +32,17 @@ def attributes(
     return TypedSearchAttributes(pairs)
 
 
+def onboarding_attributes(enterprise_id: str, partner_id: UUID, admin_domain: str) -> TypedSearchAttributes:
+    """An onboarding's at its start: what a registration becomes unless refused (awaiting
+    its admin, the invitation pending). Attributes given at start cost no Action; the
+    workflow upserts only what then changes (refused, active, ...)."""
+    pairs = [
+        *attributes(enterprise_id, partner_id, invitee_domain=admin_domain, invitation_state="pending"),
+        SearchAttributePair(ONBOARDING_PHASE, "awaiting_admin"),
+    ]
+    return TypedSearchAttributes(pairs)
+
+
 def webhook_attributes(enterprise_id: str | None, endpoint_id: UUID) -> TypedSearchAttributes:
     """A delivery workflow's: its endpoint, and its enterprise (`*` for the portal-wide one)."""
     return TypedSearchAttributes(

@@ -119,6 +119,7 @@ class Commands:
             if idempotency_key
             else uuid.uuid4()
         )
+        new_partner = body.new_partner()
         try:
             registration = await self._start(
                 PartnerOnboardingWorkflow.registration,
@@ -127,11 +128,11 @@ class Commands:
                     partner_id=partner_id,
                     enterprise_id=enterprise_id,
                     actor=actor.email,
-                    partner=body.new_partner(),
+                    partner=new_partner,
                     timing=self._timing,
                 ),
                 id=onboarding_workflow_id(partner_id),
-                attributes=search.attributes(enterprise_id, partner_id),
+                attributes=search.onboarding_attributes(enterprise_id, partner_id, new_partner.admin.domain),
                 summary=f"Onboarding of partner {body.name}",
                 # One onboarding per partner, ever: a retry with the same Idempotency-Key
                 # after it finished must not run it again (it would invite a second time).

@@ -8,10 +8,11 @@ import uuid
 import pytest
 from temporalio.service import RPCError
 
+from partners import search
 from partners.ids import invitation_workflow_id, onboarding_workflow_id
 from partners.models import InvitationState, InvitationStatus, OnboardingPhase, OnboardingState
 from starter.commands import IDEMPOTENCY_NAMESPACE
-from tests.helpers.stack import Stack, holder, new_enterprise, unique_domain
+from tests.helpers.stack import Stack, holder, new_enterprise, partner_body, unique_domain
 from workflows.onboarding import PartnerOnboardingWorkflow
 
 
@@ -165,3 +166,41 @@ async def test_idempotency_key_of_a_refused_registration_is_spent(dev_stack: Sta
 
 def _key_id(enterprise: str, key: str) -> str:
     return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{enterprise}\n{key}"))
+
+
+async def test_the_index_says_each_phase_with_one_upsert_per_change(dev_stack: Stack) -> None:
+    """What an operator's `workflow list --query` finds: the attributes given at the start
+    say what a registration becomes (free), and each later change is one upsert (each
+    upsert is a billed Action)."""
+    enterprise, domain = new_enterprise(), unique_domain()
+    partner = (await dev_stack.register(enterprise, domain)).json()
+    handle = dev_stack.client.get_workflow_handle(onboarding_workflow_id(partner["id"]))
+    [mail] = await dev_stack.mail.wait_for(f"ada@{domain}")
+
+    async def indexed() -> dict[str, str | None]:
+        attributes = (await handle.describe()).typed_search_attributes
+        return {key.name: attributes.get(key) for key in search.ALL if key is not search.WEBHOOK_ENDPOINT_ID}
+
+    assert await indexed() == {"EnterpriseId": enterprise, "PartnerId": partner["id"], "InvitationState": "pending",
+                               "InviteeDomain": domain, "OnboardingPhase": "awaiting_admin"}  # fmt: skip
+    await dev_stack.http.post(f"{mail.link}/accept")
+    await dev_stack.result(handle)
+    assert await indexed() == {"EnterpriseId": enterprise, "PartnerId": partner["id"], "InvitationState": "accepted",
+                               "InviteeDomain": domain, "OnboardingPhase": "active"}  # fmt: skip
+    history = (await handle.fetch_history()).events
+    assert sum(1 for e in history if e.HasField("upsert_workflow_search_attributes_event_attributes")) == 1
+
+    # Refused (the domain is the first partner's): the index says so, the state is gone.
+    other, key = enterprise, str(uuid.uuid4())
+    taken = await dev_stack.http.post(
+        f"/v1/enterprises/{other}/partners",
+        json=partner_body(domain),
+        headers={**holder(other), "Idempotency-Key": key},
+    )
+    assert taken.json()["code"] == "domain_taken"
+    refused = dev_stack.client.get_workflow_handle(
+        onboarding_workflow_id(str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{other}\n{key}")))
+    )
+    await dev_stack.result(refused)
+    attributes = (await refused.describe()).typed_search_attributes
+    assert (attributes.get(search.ONBOARDING_PHASE), attributes.get(search.INVITATION_STATE)) == ("refused", None)

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from enum import Enum
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState
@@ -42,33 +40,8 @@ with workflow.unsafe.imports_passed_through():
         SendInvitationInput,
         SendOutcome,
     )
+    from workflows.invitation_data import IndexedWith, InvitationData, Sending, indexed_alone
     from workflows.steps import MAIL_STEP, database_step
-
-
-class Sending(Enum):
-    IDLE = "idle"
-    DUE = "due"  # a send is to start at the loop's next turn
-    IN_FLIGHT = "in_flight"
-
-
-@dataclass
-class InvitationData:
-    """Everything an invitation's run knows, in one place."""
-
-    state: InvitationState = InvitationState.PENDING
-    ready: bool = False  # its row exists (or it was refused): the handlers may act
-    refusal: Refused | None = None  # every update is answered with it
-    sends: int = 0  # every send of this invitation, over all runs: the ledger's key
-    round_sends: int = 0  # sends since the invitation was created, revived or resent by hand
-    sending: Sending = Sending.DUE
-    requested_by: str | None = None  # who asked for the next send by hand
-    deadline: datetime | None = None  # when the last send's time-to-live ends
-    last_send_at: datetime | None = None
-    manual_sends: list[datetime] = field(default_factory=list)  # sends by hand, for the 24 h limit
-    revival_unanswered: bool = False  # the resend that revived this run has not been answered yet
-    next_send_at: datetime | None = None
-    expires_at: datetime | None = None
-    last_error: str | None = None
 
 
 class Invitation:
@@ -83,8 +56,11 @@ class Invitation:
     "expired".
     """
 
-    def __init__(self, input: InvitationInput) -> None:
+    def __init__(self, input: InvitationInput, indexed_with: IndexedWith = indexed_alone) -> None:
+        """`indexed_with`: what the owning workflow indexes beside a new state, in the same
+        upsert (each upsert is a billed Action: one per state change)."""
         self._input = input
+        self._indexed_with = indexed_with
         self._data = InvitationData(requested_by=input.take_over.actor if input.take_over else None)
         self._lock = asyncio.Lock()
         if (carried := input.carried) is not None:  # a continued run: where the last one stopped
@@ -371,7 +347,9 @@ class Invitation:
     def _set_state(self, state: InvitationState) -> None:
         if state is not self._data.state:
             self._data.state = state
-            workflow.upsert_search_attributes([search.INVITATION_STATE.value_set(state.value)])
+            workflow.upsert_search_attributes(
+                [search.INVITATION_STATE.value_set(state.value), *self._indexed_with(state)]
+            )
         self._describe()
 
     def _describe(self) -> None:

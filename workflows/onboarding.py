@@ -27,6 +27,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.invitation_loop import Invitation
     from workflows.steps import database_step
 
+# The phase an onboarding ends in, by its first admin's invitation's state.
+_PHASE_AFTER = {
+    InvitationState.PENDING: OnboardingPhase.AWAITING_ADMIN,
+    InvitationState.ACCEPTED: OnboardingPhase.ACTIVE,
+    InvitationState.SUPERSEDED: OnboardingPhase.RETARGETED,
+}
+
 _DETAILS = {
     OnboardingPhase.AWAITING_ADMIN: "registered; waiting for the first admin to accept",
     OnboardingPhase.ACTIVE: "partner active: the first admin accepted",
@@ -46,6 +53,9 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
     def __init__(self, input: OnboardingInput) -> None:
         self._input = input
         self._phase = OnboardingPhase.REGISTERING
+        # What the API indexed at the start: the phase a registration reaches unless
+        # refused (search.onboarding_attributes). A phase is upserted only when it differs.
+        self._indexed_phase = OnboardingPhase.AWAITING_ADMIN
         self._invitation_id = input.carried.invitation_id if input.carried else workflow.uuid4()
         self._invitation = Invitation(
             invitation_input(
@@ -56,7 +66,8 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
                 invitee_email=input.partner.admin.email,
                 timing=input.timing,
                 carried=input.carried,
-            )
+            ),
+            indexed_with=self._phase_beside,
         )
         self._invitation_state: InvitationState | None = None
         self._refusal: Refused | None = None
@@ -74,11 +85,7 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
         if result is None:  # a long history: the invitation goes on in a new run
             workflow.continue_as_new(input.model_copy(update={"carried": self._invitation.carry()}))
         self._invitation_state = result.state
-        phase = {
-            InvitationState.ACCEPTED: OnboardingPhase.ACTIVE,
-            InvitationState.SUPERSEDED: OnboardingPhase.RETARGETED,
-        }.get(result.state or InvitationState.EXPIRED, OnboardingPhase.ADMIN_NOT_ACCEPTED)
-        self._set_phase(phase)
+        self._set_phase(_phase_after(result.state))
         await workflow.wait_condition(workflow.all_handlers_finished)
         return OnboardingResult(phase=self._phase, invitation_state=result.state)
 
@@ -103,16 +110,12 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
             if self._refusal is None:
                 raise
             self._invitation.refuse(self._refusal)
-            self._set_phase(OnboardingPhase.REFUSED)
+            self._set_phase(OnboardingPhase.REFUSED, search.INVITATION_STATE.value_unset())
             await workflow.wait_condition(workflow.all_handlers_finished)
             return OnboardingResult(phase=self._phase, refused=self._refusal.code)
         self._invitation_state = InvitationState.PENDING
         self._invitation.stored_by_registration()
-        self._set_phase(
-            OnboardingPhase.AWAITING_ADMIN,
-            search.INVITATION_STATE.value_set(InvitationState.PENDING.value),
-            search.INVITEE_DOMAIN.value_set(input.partner.admin.domain),
-        )
+        self._set_phase(OnboardingPhase.AWAITING_ADMIN)  # indexed at the start already
         return None
 
     @workflow.update
@@ -132,9 +135,19 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
             refused=self._refusal.code if self._refusal else None,
         )
 
+    def _phase_beside(self, state: InvitationState) -> list[SearchAttributeUpdate[Any]]:
+        """The phase the invitation's new state brings, indexed in its upsert."""
+        phase = _phase_after(state)
+        if phase is self._indexed_phase:
+            return []
+        self._indexed_phase = phase
+        return [search.ONBOARDING_PHASE.value_set(phase.value)]
+
     def _set_phase(self, phase: OnboardingPhase, *also: SearchAttributeUpdate[Any]) -> None:
         self._phase = phase
-        workflow.upsert_search_attributes([search.ONBOARDING_PHASE.value_set(phase.value), *also])
+        if phase is not self._indexed_phase or also:
+            self._indexed_phase = phase
+            workflow.upsert_search_attributes([search.ONBOARDING_PHASE.value_set(phase.value), *also])
         if phase is OnboardingPhase.REFUSED:
             details = f"registration refused: {self._refusal.code.value if self._refusal else ''}"
         elif phase is OnboardingPhase.ADMIN_NOT_ACCEPTED:
@@ -143,3 +156,7 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
         else:
             details = _DETAILS.get(phase, phase.value)
         workflow.set_current_details(details)
+
+
+def _phase_after(state: InvitationState | None) -> OnboardingPhase:
+    return _PHASE_AFTER.get(state or InvitationState.EXPIRED, OnboardingPhase.ADMIN_NOT_ACCEPTED)
