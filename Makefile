@@ -42,7 +42,8 @@ lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet pip-tools
 	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url -o requirements.lock pyproject.toml
 
-# Sizes: make bench BENCH_ARGS="--n 200 --clicks 100 --pending 10000"
+# Ours against a floor of our shape, processes apart (bench/run.py); sizes:
+# make bench BENCH_ARGS="--n 60 --rate 4 --pending 10000"
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(COMPILE)

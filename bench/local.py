@@ -53,11 +53,9 @@ class LocalStack:
 
     async def start_api(self, **extra: str) -> str:
         """The API on a free port; answers its base URL once /healthz answers."""
-        port = free_port()
-        self.processes["api"] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "starter.api", env=self.env(API_PORT=str(port), **extra)
-        )
+        port = int(extra.pop("API_PORT", 0)) or free_port()
         base = f"http://127.0.0.1:{port}"
+        await self.start("api", "starter.api", **{"PUBLIC_BASE_URL": base, **extra, "API_PORT": str(port)})
         async with httpx.AsyncClient(base_url=base, timeout=2) as http, asyncio.timeout(60):
             while True:
                 with contextlib.suppress(httpx.HTTPError):
@@ -66,10 +64,25 @@ class LocalStack:
                 await asyncio.sleep(0.2)
 
     async def start_worker(self, **extra: str) -> asyncio.subprocess.Process:
-        self.processes["worker"] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "worker", env=self.env(**extra)
+        return await self.start("worker", "worker", **extra)
+
+    async def start(self, name: str, module: str, *args: str, **extra: str) -> asyncio.subprocess.Process:
+        """`python -m module args` with the stack's environment, known by `name`."""
+        self.processes[name] = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", module, *args, env=self.env(**extra)
         )
-        return self.processes["worker"]
+        return self.processes[name]
+
+    async def stop(self, name: str) -> None:
+        """SIGTERM, as an orchestrator stops a process (a worker drains its activities)."""
+        process = self.processes.pop(name)
+        process.terminate()
+        try:
+            async with asyncio.timeout(40):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
     def check(self) -> None:
         """Raises if a process of the stack has died (a benchmark must not wait on it)."""
