@@ -107,7 +107,7 @@ async def _run(args: argparse.Namespace) -> Any:
             ("partners", "show"): lambda: do.get_partner(actor, args.partner_id),
             ("members", "list"): lambda: people.members(actor, args.partner_id),
             ("members", "remove"): lambda: people.remove(actor, args.partner_id, args.email),
-            ("invitations", "show"): lambda: do.get_invitation(actor, args.invitation_id),
+            ("invitations", "show"): lambda: do.get_invitation(actor, args.invitation_id, ask_workflow=True),
             ("invitations", "resend"): lambda: do.resend(actor, args.invitation_id),
             ("invitations", "cancel"): lambda: do.cancel(actor, args.invitation_id),
             ("person", "export"): lambda: people.export_person(actor, args.email),

@@ -281,9 +281,15 @@ class Commands:
         )
         return await self._invitation(invitation_id)
 
-    async def get_invitation(self, actor: Actor, invitation_id: UUID) -> InvitationDetail:
-        """The invitation as stored, and its workflow's live status while it has one."""
+    async def get_invitation(
+        self, actor: Actor, invitation_id: UUID, *, ask_workflow: bool = False
+    ) -> InvitationDetail:
+        """The invitation as stored: its state, sends and times, as its workflow wrote them.
+        `ask_workflow` (the operator CLI) adds the workflow's own live status, a query:
+        the server bills every query, so the portal's reads do not ask."""
         detail = await self._authorized_invitation(actor, invitation_id)
+        if not ask_workflow:
+            return detail
         handle = self._client.get_workflow_handle(await self._workflow_of(invitation_id))
         try:
             live = await self._temporal(handle.query(InvitationWorkflow.status))
