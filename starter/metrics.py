@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class ApiMetrics:
@@ -29,15 +29,7 @@ class ApiMetrics:
         self._server: object | None = None
 
     def install(self, app: FastAPI) -> None:
-        @app.middleware("http")
-        async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            started = time.perf_counter()
-            response = await call_next(request)
-            # The route's template, never the path: paths carry invitation tokens.
-            route = getattr(request.scope.get("route"), "path", "unmatched")
-            self.requests.labels(request.method, route, str(response.status_code)).inc()
-            self.latency.labels(request.method, route).observe(time.perf_counter() - started)
-            return response
+        app.add_middleware(_Measured, metrics=self)
 
     def serve(self, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 (scraped from other hosts)
         server, _ = start_http_server(port, addr=host, registry=self.registry)
@@ -48,3 +40,32 @@ class ApiMetrics:
             self._server.shutdown()  # type: ignore[attr-defined]
             self._server.server_close()  # type: ignore[attr-defined]
             self._server = None
+
+
+class _Measured:
+    """Pure ASGI: it reads the status as it passes, where FastAPI's `@app.middleware`
+    runs each request in a task of its own and streams the body through a queue."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, sending)
+        finally:
+            # The route's template, never the path: paths carry invitation tokens.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self._metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self._metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
