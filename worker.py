@@ -90,15 +90,10 @@ def build_worker(
     client: Client,
     settings: Settings,
     stores: Stores,
+    mailer: Mailer,
     *,
     task_queue: str | None = None,
 ) -> Worker:
-    mailer = Mailer(
-        stores.ledger,
-        SmtpSettings.from_settings(settings),
-        link_base=settings.link_base,
-        accept_link=settings.accept_link_template,
-    )
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
@@ -125,12 +120,19 @@ def build_webhook_worker(client: Client, settings: Settings, stores: Stores) -> 
 @contextlib.asynccontextmanager
 async def running_workers(client: Client, settings: Settings, stores: Stores) -> AsyncIterator[None]:
     """Every worker of the process, polling until the block ends."""
+    mailer = Mailer(
+        stores.ledger,
+        SmtpSettings.from_settings(settings),
+        link_base=settings.link_base,
+        accept_link=settings.accept_link_template,
+    )
     try:
-        async with build_worker(client, settings, stores), build_webhook_worker(client, settings, stores):
+        async with build_worker(client, settings, stores, mailer), build_webhook_worker(client, settings, stores):
             await ensure_portal_webhook(client, settings, stores)
             yield
     finally:
         await stores.webhooks.close()
+        await mailer.close()
 
 
 async def ensure_portal_webhook(client: Client, settings: Settings, stores: Stores) -> None:

@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.ledger import SendLedger, SendTicket
 from activities.metrics import count
+from activities.smtp_pool import SmtpPool
 from partners import messages
 from partners.logs import redact
 from partners.rules import mask_email, token_hash
@@ -61,6 +62,7 @@ class Mailer:
         """`accept_link`: where the mail's link goes, a template with {token}."""
         self._ledger = ledger
         self._smtp = smtp
+        self._connections = SmtpPool(smtp)
         self._link_base = link_base.rstrip("/")
         self._accept_link = accept_link
         self._templates = jinja2.Environment(
@@ -68,6 +70,10 @@ class Mailer:
             autoescape=jinja2.select_autoescape(["html"]),
             undefined=jinja2.StrictUndefined,
         )
+
+    async def close(self) -> None:
+        """Closes the SMTP connections it keeps (the worker's shutdown)."""
+        await self._connections.close()
 
     @activity.defn
     async def send_invitation(self, input: SendInvitationInput) -> SendInvitationOutput:
@@ -154,20 +160,8 @@ class Mailer:
         that mailbox will not take the mail. A 5xx anywhere else (greeting, STARTTLS,
         authentication, MAIL FROM, DATA) says our side is misconfigured; it is raised
         as it is, retried with backoff, and goes out once the relay is fixed."""
-        smtp = self._smtp
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=smtp.host,
-                port=smtp.port,
-                username=smtp.username,
-                password=smtp.password,
-                use_tls=smtp.tls == "implicit",
-                # None: STARTTLS when the server offers it.
-                start_tls={"starttls": True, "none": False, "implicit": False}.get(smtp.tls),
-                cert_bundle=smtp.ca_file,
-                timeout=smtp.timeout,
-            )
+            await self._connections.send(message)
         except aiosmtplib.SMTPRecipientsRefused as err:
             refusal = err.recipients[0]
             if refusal.code >= 500:

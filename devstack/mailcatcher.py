@@ -106,6 +106,7 @@ class MailCatcher:
         self._by_recipient: dict[str, list[ReceivedMail]] = {}
         self._faults = _Faults()
         self._conversations = 0
+        self._connections = 0
         self._controller: Controller | None = None
 
     @property
@@ -150,6 +151,12 @@ class MailCatcher:
         """DATA commands begun, delivered or not."""
         with self._lock:
             return self._conversations
+
+    @property
+    def connections(self) -> int:
+        """SMTP connections that began at least one mail (MAIL FROM)."""
+        with self._lock:
+            return self._connections
 
     def fail_next(self, count: int) -> None:
         """The next `count` messages are answered 421 (try again later)."""
@@ -201,6 +208,9 @@ class _Handler:
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]) -> str:
         with self._catcher._lock:
+            if not getattr(session, "counted", False):  # a connection's first mail
+                session.counted = True
+                self._catcher._connections += 1
             if self._catcher._faults.refused_senders > 0:
                 self._catcher._faults.refused_senders -= 1
                 return "553 5.7.1 sender address not allowed"

@@ -81,3 +81,28 @@ async def test_required_starttls_against_a_plain_relay_sends_nothing_in_clear(
 
         assert "STARTTLS" in error.upper() or "TLS" in error.upper(), error
         assert mail.mails_to(f"ada@{domain}") == []
+
+
+async def test_mails_share_a_kept_connection_and_an_error_closes_it(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, certificate: tuple[Path, Path], starttls_relay: MailCatcher
+) -> None:
+    """What the relay sees: invitations one after another on one (encrypted) connection
+    rather than a connection, a greeting and a TLS handshake each; a connection that met
+    an error is never used again."""
+    relay = starttls_relay
+    async with running_stack(dev_env, pool, relay, smtp_tls="starttls", smtp_ca_file=str(certificate[0])) as stack:
+        before = relay.connections
+        admins = []
+        for _ in range(3):
+            enterprise, domain = new_enterprise(), unique_domain()
+            assert (await stack.register(enterprise, domain)).status_code == 201
+            admins.append(f"ada@{domain}")
+            await stack.delivered(admins[-1])
+        assert relay.connections - before == 1, "three mails, one connection"
+        assert all(mail.tls for admin in admins for mail in relay.mails_to(admin))
+
+        relay.fail_next(1)  # a 421 at DATA: that connection is closed, the retry opens another
+        enterprise, domain = new_enterprise(), unique_domain()
+        assert (await stack.register(enterprise, domain)).status_code == 201
+        await stack.delivered(f"ada@{domain}", timeout=30)
+        assert relay.connections - before == 2
