@@ -178,6 +178,7 @@ def run() -> None:
         log.info("worker stopped")
 
     asyncio.run(_run())
+    logs.exit_after_clean_shutdown()
 
 
 if __name__ == "__main__":

@@ -83,4 +83,7 @@ async def _main() -> None:
 
 
 if __name__ == "__main__":
+    from partners.logs import exit_after_clean_shutdown
+
     asyncio.run(_main())
+    exit_after_clean_shutdown()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import sys
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from temporalio import activity, workflow
 
@@ -77,3 +79,14 @@ def configure(log_format: str = "text", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler(log_format)]
     root.setLevel(level)
+
+
+def exit_after_clean_shutdown() -> NoReturn:
+    """Ends a process whose work is drained without CPython's finalization, where the
+    Temporal SDK's Rust threads can abort it (sdk-python#300: "PyGILState_Release ...
+    finalizing", SIGABRT): a worker that stopped cleanly would look crashed to its
+    orchestrator on about one stop in three (seen in bench runs). Logs are flushed first."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -138,6 +138,7 @@ def run() -> None:
         proxy_headers=False,
         timeout_graceful_shutdown=30,
     )
+    logs.exit_after_clean_shutdown()
 
 
 if __name__ == "__main__":
