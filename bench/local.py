@@ -77,12 +77,7 @@ class LocalStack:
         """SIGTERM, as an orchestrator stops a process (a worker drains its activities)."""
         process = self.processes.pop(name)
         process.terminate()
-        try:
-            async with asyncio.timeout(40):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        await _ended(process, within=40)
 
     def check(self) -> None:
         """Raises if a process of the stack has died (a benchmark must not wait on it)."""
@@ -117,12 +112,17 @@ class LocalStack:
             if process.returncode is None:
                 process.terminate()
         for process in self.processes.values():
-            try:
-                async with asyncio.timeout(30):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+            await _ended(process, within=30)
+
+
+async def _ended(process: asyncio.subprocess.Process, *, within: float) -> None:
+    """Waits for a process told to stop; kills it if it has not within `within` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            await process.wait()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
 
 
 @contextlib.asynccontextmanager
