@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 
+from devstack.binaries import temporal_cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -26,7 +28,5 @@ async def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60
 async def temporal(address: str, *args: str, codec: str | None = None) -> tuple[int, str, str]:
     """The real `temporal` CLI against a server; with `codec`, through that codec endpoint
     (payloads, summaries and failures are encrypted: an operator reads them through /codec)."""
-    from devstack.binaries import temporal_cli
-
     through = ("--codec-endpoint", codec) if codec else ()
     return await run(temporal_cli(), *args, "--address", address, *through)
