@@ -9,6 +9,8 @@ from uuid import UUID
 
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
+from partners.models import InvitationState, OnboardingPhase
+
 ENTERPRISE_ID = SearchAttributeKey.for_keyword("EnterpriseId")
 PARTNER_ID = SearchAttributeKey.for_keyword("PartnerId")
 INVITATION_STATE = SearchAttributeKey.for_keyword("InvitationState")
@@ -37,8 +39,10 @@ def onboarding_attributes(enterprise_id: str, partner_id: UUID, admin_domain: st
     its admin, the invitation pending). Attributes given at start cost no Action; the
     workflow upserts only what then changes (refused, active, ...)."""
     pairs = [
-        *attributes(enterprise_id, partner_id, invitee_domain=admin_domain, invitation_state="pending"),
-        SearchAttributePair(ONBOARDING_PHASE, "awaiting_admin"),
+        *attributes(
+            enterprise_id, partner_id, invitee_domain=admin_domain, invitation_state=InvitationState.PENDING.value
+        ),
+        SearchAttributePair(ONBOARDING_PHASE, OnboardingPhase.AWAITING_ADMIN.value),
     ]
     return TypedSearchAttributes(pairs)
 

@@ -10,7 +10,15 @@ from temporalio.service import RPCError
 
 from partners import search
 from partners.ids import invitation_workflow_id, onboarding_workflow_id
-from partners.models import InvitationState, InvitationStatus, OnboardingPhase, OnboardingState
+from partners.models import (
+    InvitationState,
+    InvitationStatus,
+    InvitationTiming,
+    OnboardingInput,
+    OnboardingPhase,
+    OnboardingState,
+)
+from partners.requests import RegisterPartnerRequest
 from starter.commands import IDEMPOTENCY_NAMESPACE
 from tests.helpers.stack import Stack, holder, new_enterprise, partner_body, unique_domain
 from workflows.onboarding import PartnerOnboardingWorkflow
@@ -204,3 +212,26 @@ async def test_the_index_says_each_phase_with_one_upsert_per_change(dev_stack: S
     await dev_stack.result(refused)
     attributes = (await refused.describe()).typed_search_attributes
     assert (attributes.get(search.ONBOARDING_PHASE), attributes.get(search.INVITATION_STATE)) == ("refused", None)
+
+
+async def test_an_onboarding_started_without_attributes_indexes_itself(dev_stack: Stack) -> None:
+    """The workflow reads what its start indexed instead of assuming the API's: a start
+    that indexed nothing (an operator's, say) still ends up findable."""
+    enterprise, domain, partner_id = new_enterprise(), unique_domain(), uuid.uuid4()
+    body = RegisterPartnerRequest.model_validate(partner_body(domain))
+    handle = await dev_stack.client.start_workflow(
+        PartnerOnboardingWorkflow.run,
+        OnboardingInput(
+            partner_id=partner_id,
+            enterprise_id=enterprise,
+            actor="holder@enterprise.example",
+            partner=body.new_partner(),
+            timing=InvitationTiming(ttl_seconds=3600, max_sends=3, resend_cooldown_seconds=60, resend_daily_limit=5),
+        ),
+        id=onboarding_workflow_id(partner_id),
+        task_queue=dev_stack.settings.temporal_task_queue,
+    )
+    await dev_stack.mail.wait_for(f"ada@{domain}")
+    attributes = (await handle.describe()).typed_search_attributes
+    indexed = [attributes.get(k) for k in (search.ONBOARDING_PHASE, search.INVITATION_STATE, search.INVITEE_DOMAIN)]
+    assert indexed == ["awaiting_admin", "pending", domain]

@@ -53,9 +53,11 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
     def __init__(self, input: OnboardingInput) -> None:
         self._input = input
         self._phase = OnboardingPhase.REGISTERING
-        # What the API indexed at the start: the phase a registration reaches unless
-        # refused (search.onboarding_attributes). A phase is upserted only when it differs.
-        self._indexed_phase = OnboardingPhase.AWAITING_ADMIN
+        # What the start indexed (search.onboarding_attributes: the phase a registration
+        # reaches unless refused; a continued run keeps its predecessor's). A phase is
+        # upserted only when it differs: each upsert is a billed Action.
+        indexed = workflow.info().typed_search_attributes.get(search.ONBOARDING_PHASE)
+        self._indexed_phase = OnboardingPhase(indexed) if indexed else None
         self._invitation_id = input.carried.invitation_id if input.carried else workflow.uuid4()
         self._invitation = Invitation(
             invitation_input(
@@ -115,7 +117,13 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
             return OnboardingResult(phase=self._phase, refused=self._refusal.code)
         self._invitation_state = InvitationState.PENDING
         self._invitation.stored_by_registration()
-        self._set_phase(OnboardingPhase.AWAITING_ADMIN)  # indexed at the start already
+        # The API's start indexed all of this already; any other start, nothing.
+        unindexed = self._indexed_phase is not OnboardingPhase.AWAITING_ADMIN
+        also = [
+            search.INVITATION_STATE.value_set(InvitationState.PENDING.value),
+            search.INVITEE_DOMAIN.value_set(input.partner.admin.domain),
+        ]
+        self._set_phase(OnboardingPhase.AWAITING_ADMIN, *(also if unindexed else []))
         return None
 
     @workflow.update
