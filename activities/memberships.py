@@ -18,7 +18,7 @@ from partners.errors import ErrorCode, Refused
 from partners.models import Role, RunningInvitation
 from partners.views import MEMBERSHIP_COLUMNS, MembershipView, MemberView
 
-EndReason = Literal["removed", "left"]
+EndReason = Literal["removed", "left", "erased"]
 
 
 class MembershipStore:
@@ -46,29 +46,35 @@ class MembershipStore:
                     ErrorCode.CANNOT_REMOVE_ADMIN,
                     "The Admin cannot be removed or leave: replace them first (POST /v1/partners/{id}/admin).",
                 )
-            row = await db.fetchrow(
-                f"UPDATE members SET active = false, ended_at = now(), ended_by = $3, end_reason = $4"  # noqa: S608
-                f" WHERE partner_id = $1 AND email = $2 AND active RETURNING {MEMBERSHIP_COLUMNS}",
-                partner_id,
-                email,
-                actor,
-                reason,
-            )
-            cancelled = await close_pending_invitations(
-                db, partner_id, "cancelled", email=email, reason=f"membership {reason}"
-            )
-            await audit(
-                db,
-                partner["enterprise_id"],
-                partner_id,
-                actor,
-                "member_left" if reason == "left" else "member_removed",
-                email=email,
-                reason=reason,
-                cancelled_invitations=[str(c.invitation_id) for c in cancelled],
-            )
-        assert row is not None
-        return MembershipView(**dict(row)), cancelled
+            return await end_membership(db, partner["enterprise_id"], partner_id, email, actor=actor, reason=reason)
+
+
+async def end_membership(
+    db: Db, enterprise_id: str, partner_id: UUID, email: str, *, actor: str, reason: EndReason
+) -> tuple[MembershipView, list[RunningInvitation]]:
+    """R13 inside the caller's transaction, the partner's row locked and the membership
+    checked: ends it, cancels that person's pending invitations to the partner, audits."""
+    row = await db.fetchrow(
+        f"UPDATE members SET active = false, ended_at = now(), ended_by = $3, end_reason = $4"  # noqa: S608
+        f" WHERE partner_id = $1 AND email = $2 AND active RETURNING {MEMBERSHIP_COLUMNS}",
+        partner_id,
+        email,
+        actor,
+        reason,
+    )
+    assert row is not None
+    cancelled = await close_pending_invitations(db, partner_id, "cancelled", email=email, reason=f"membership {reason}")
+    await audit(
+        db,
+        enterprise_id,
+        partner_id,
+        actor,
+        "member_left" if reason == "left" else "member_removed",
+        email=email,
+        reason=reason,
+        cancelled_invitations=[str(c.invitation_id) for c in cancelled],
+    )
+    return MembershipView(**dict(row)), cancelled
 
 
 async def active_members(db: Db | asyncpg.Pool, partner_id: UUID) -> list[MemberView]:

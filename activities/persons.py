@@ -15,9 +15,10 @@ from uuid import uuid4
 
 import asyncpg
 
-from activities.sql import Db, audit, close_pending_invitations, lock_partner
+from activities.memberships import end_membership
+from activities.sql import Db, active_role, audit, close_pending_invitations, lock_partner
 from partners.errors import ErrorCode, Refused
-from partners.models import RunningInvitation
+from partners.models import Role, RunningInvitation
 
 ERASED_FIRST_NAME, ERASED_LAST_NAME = "Erased", "Person"
 # Columns that hold an actor's or a person's address: (table, column).
@@ -92,43 +93,28 @@ class PersonStore:
                 " ORDER BY partner_id",  # one lock order for every erasure
                 email,
             )
-            ended, cancelled = 0, []
+            ended, cancelled = 0, list[RunningInvitation]()
             for row in touched:
-                partner = await lock_partner(db, row["partner_id"])
-                role = await db.fetchval(
-                    "SELECT role FROM members WHERE partner_id = $1 AND lower(email) = $2 AND active",
-                    row["partner_id"],
-                    email,
-                )
-                if role == "admin":
+                partner_id = row["partner_id"]
+                partner = await lock_partner(db, partner_id)
+                role = await active_role(db, partner_id, email)
+                if role is Role.ADMIN:
                     raise Refused(
                         ErrorCode.PERSON_IS_ADMIN,
                         "This person is the active Admin of a partner: replace them first, then erase.",
-                        partner_id=str(row["partner_id"]),
+                        partner_id=str(partner_id),
                     )
-                closed = await close_pending_invitations(
-                    db, row["partner_id"], "cancelled", email=email, reason="person erased"
+                if role is None:  # invited only
+                    cancelled += await close_pending_invitations(
+                        db, partner_id, "cancelled", email=email, reason="person erased"
+                    )
+                    continue
+                # The audit row names the address; it is replaced below with every other mention.
+                _, closed = await end_membership(
+                    db, partner["enterprise_id"], partner_id, email, actor=actor, reason="erased"
                 )
                 cancelled += closed
-                if role is not None:
-                    await db.execute(
-                        "UPDATE members SET active = false, ended_at = now(), ended_by = $3, end_reason = 'erased'"
-                        " WHERE partner_id = $1 AND lower(email) = $2 AND active",
-                        row["partner_id"],
-                        email,
-                        actor,
-                    )
-                    ended += 1
-                    await audit(
-                        db,
-                        partner["enterprise_id"],
-                        row["partner_id"],
-                        actor,
-                        "member_removed",
-                        email=email,  # replaced below, with every other mention
-                        reason="erased",
-                        cancelled_invitations=[str(c.invitation_id) for c in closed],
-                    )
+                ended += 1
             enterprises = await _pseudonymise(db, email, pseudonym)
             for enterprise_id in enterprises:
                 await audit(
