@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import signal
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 
 import uvicorn
@@ -36,24 +36,14 @@ def _say(what: str, where: str) -> None:
     print(f"  {what:<22} {where}", flush=True)
 
 
-def _api_token(settings: Settings) -> SecretStr:
-    if settings.portal_api_token is not None:
-        return settings.portal_api_token
-    path = settings.data_dir / "portal-api-token"
+def _kept_secret(given: SecretStr | None, path: Path, make: Callable[[], str]) -> SecretStr:
+    """The setting when given; else the local run's own, made once and kept in the data
+    directory (the payload key beside the histories it encrypted: a new one would leave
+    them unreadable)."""
+    if given is not None:
+        return given
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return SecretStr(path.read_text().strip())
-
-
-def _payload_keys(settings: Settings) -> SecretStr:
-    """The local run's payload key, kept in the data directory beside the histories it
-    encrypted (a new one there would leave them unreadable)."""
-    if settings.payload_keys is not None:
-        return settings.payload_keys
-    path = settings.data_dir / "payload-keys"
-    if not path.exists():
-        path.write_text(new_key_entry("local-1"))
+        path.write_text(make())
         path.chmod(0o600)
     return SecretStr(path.read_text().strip())
 
@@ -89,7 +79,12 @@ class _Server(uvicorn.Server):
 async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
-    update: dict[str, object] = {"portal_api_token": _api_token(settings), "payload_keys": _payload_keys(settings)}
+    update: dict[str, object] = {
+        "portal_api_token": _kept_secret(
+            settings.portal_api_token, data / "portal-api-token", lambda: secrets.token_urlsafe(32)
+        ),
+        "payload_keys": _kept_secret(settings.payload_keys, data / "payload-keys", lambda: new_key_entry("local-1")),
+    }
     # The local run delivers webhooks to local receivers (http, loopback) unless told not to.
     for name in ("webhook_allow_http", "webhook_allow_private"):
         if name.upper() not in os.environ:
