@@ -16,12 +16,11 @@ from pydantic import ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.testing import WorkflowEnvironment
 
-from devstack.binaries import temporal_cli
 from devstack.mailcatcher import MailCatcher
 from partners.codec import EncryptionCodec, PayloadKeyError, new_key_entry, parse_keys
 from partners.ids import onboarding_workflow_id
 from partners.settings import Settings
-from tests.helpers.cli import run
+from tests.helpers.cli import run, temporal
 from tests.helpers.codec import TEST_PAYLOAD_KEYS
 from tests.helpers.stack import Stack, holder, new_enterprise, partner_user, running_stack, unique_domain
 
@@ -44,10 +43,7 @@ def _strings(node: Any) -> list[str]:
 
 async def _show(stack: Stack, workflow_id: str, *codec: str) -> tuple[int, str, str]:
     address = stack.client.service_client.config.target_host
-    return await run(
-        temporal_cli(), "workflow", "show", "--workflow-id", workflow_id, "--address", address,
-        "--output", "json", *codec,
-    )  # fmt: skip
+    return await temporal(address, "workflow", "show", "--workflow-id", workflow_id, "--output", "json", *codec)
 
 
 async def test_a_history_holds_no_one_in_clear_and_the_codec_endpoint_shows_them(
