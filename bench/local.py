@@ -158,3 +158,16 @@ def percentiles(samples: list[float]) -> dict[str, float]:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
 
     return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 2)}
+
+
+async def actions_by_type(metrics_port: int) -> dict[str, float]:
+    """The dev server's own count of billable Actions in the default namespace, by type
+    (its `action` metric, `--metrics-port`)."""
+    async with httpx.AsyncClient(timeout=5) as http:
+        text = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+    counted: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("action{") and 'namespace="default"' in line:
+            kind = line.split('action_type="', 1)[1].split('"', 1)[0] if "action_type" in line else "?"
+            counted[kind] = counted.get(kind, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counted

@@ -34,7 +34,7 @@ import uvicorn
 from standardwebhooks import Webhook
 
 from activities.sql import audit
-from bench.local import RESULTS, TOKEN, LocalStack, local_stack, percentiles
+from bench.local import RESULTS, TOKEN, LocalStack, actions_by_type, local_stack, percentiles
 from devstack.net import free_port
 
 ENTERPRISE = "bench-webhooks"
@@ -107,14 +107,7 @@ async def commit(local: LocalStack, number: int) -> float:
 
 
 async def actions(port: int) -> float:
-    """The dev server's own count of billable Actions in the default namespace."""
-    async with httpx.AsyncClient(timeout=5) as http:
-        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("action{") and 'namespace="default"' in line
-    )
+    return sum((await actions_by_type(port)).values())
 
 
 async def latency(local: LocalStack, receiver: Receiver, first: int, events: int, rate: float) -> dict[str, Any]:
