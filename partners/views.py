@@ -135,7 +135,10 @@ class InvitationPage(BaseModel):
 
 
 class InvitationDetail(InvitationView):
-    """One invitation: the read model and, while its workflow runs, the live status."""
+    """One invitation: the read model, which its workflow keeps current. `live`, the
+    workflow's own status, comes with the answers of resend and cancel (their update's)
+    and the operator CLI's `invitations show` (a query); a plain read asks no workflow,
+    since the server bills every query."""
 
     enterprise_id: str
     partner_status: PartnerStatus
