@@ -93,9 +93,10 @@ class LocalStack:
         parts["driver"] = [psutil.Process()]
         me = psutil.Process()
         parts["temporal_server"] = [p for p in me.children(recursive=True) if "temporal" in p.name()]
-        postmaster = [
-            p for p in psutil.process_iter(["cmdline"]) if str(self.work) in " ".join(p.info["cmdline"] or [])
-        ]
+        # By the data directory: the Temporal server's command line names the work
+        # directory too (its database file), and must not count as PostgreSQL.
+        data_dir = str(self.work / "postgres")
+        postmaster = [p for p in psutil.process_iter(["cmdline"]) if data_dir in " ".join(p.info["cmdline"] or [])]
         parts["postgres"] = postmaster + [c for p in postmaster for c in p.children(recursive=True)]
         seconds = {}
         for name, processes in parts.items():
