@@ -7,6 +7,7 @@ lock, whichever path created or revived it.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -17,6 +18,7 @@ from activities.sql import (
     Db,
     active_role,
     audit,
+    audit_all,
     close_pending_invitations,
     is_active_admin,
     lock_partner,
@@ -160,22 +162,20 @@ class InvitationStore:
     async def accept_invitation(self, input: AcceptInvitationInput) -> AcceptInvitationOutput:
         """Acceptance and its effect in one transaction: the partner is never half-onboarded."""
         async with self._pool.acquire() as db, db.transaction():
-            row = await db.fetchrow(
-                "SELECT i.partner_id, i.email, i.first_name, i.last_name, i.role, i.purpose, i.state,"
-                " i.expires_at, i.sends, i.live_from_send, p.enterprise_id, p.status AS partner_status, now() AS now"
-                " FROM invitations i JOIN partners p ON p.id = i.partner_id"
-                " WHERE i.id = $1 FOR UPDATE OF i, p",
-                input.invitation_id,
-            )
             # Proof of the link: the hash of a token mailed for this invitation's current
             # period. Access to Temporal alone accepts nothing.
-            send_number = None
-            if row is not None and TOKEN_HASH_PATTERN.fullmatch(input.token_hash):
-                send_number = await db.fetchval(
-                    "SELECT send_number FROM invitation_tokens WHERE token_hash = $1 AND invitation_id = $2",
-                    bytes.fromhex(input.token_hash),
-                    input.invitation_id,
-                )
+            token_hash = bytes.fromhex(input.token_hash) if TOKEN_HASH_PATTERN.fullmatch(input.token_hash) else None
+            row = await db.fetchrow(
+                "SELECT i.partner_id, i.email, i.first_name, i.last_name, i.role, i.purpose, i.state,"
+                " i.expires_at, i.sends, i.live_from_send, p.enterprise_id, p.status AS partner_status, now() AS now,"
+                " t.send_number"
+                " FROM invitations i JOIN partners p ON p.id = i.partner_id"
+                " LEFT JOIN invitation_tokens t ON t.token_hash = $2 AND t.invitation_id = i.id"
+                " WHERE i.id = $1 FOR UPDATE OF i, p",
+                input.invitation_id,
+                token_hash,
+            )
+            send_number = row["send_number"] if row is not None else None
             if row is None or send_number is None or send_number < row["live_from_send"]:
                 raise Refused(ErrorCode.INVALID_LINK, "Not a valid link for this invitation.")
             partner_status = PartnerStatus(row["partner_status"])
@@ -234,26 +234,28 @@ class InvitationStore:
                 "UPDATE invitations SET state = 'accepted', closed_at = now(), next_send_at = NULL WHERE id = $1",
                 input.invitation_id,
             )
-            who = (db, row["enterprise_id"], row["partner_id"], row["email"])
-            await audit(
-                *who,
-                "invitation_accepted",
-                invitation_id=str(input.invitation_id),
-                role=row["role"],
-                send_number=send_number,
-            )
-            if joined:
-                await audit(*who, "member_added", email=row["email"], role=row["role"])
-            if partner_status is not PartnerStatus(row["partner_status"]):
-                await audit(*who, "partner_activated")
-            if previous_admin is not None:
-                await audit(
-                    *who,
-                    "admin_replaced",
-                    previous_admin=previous_admin,
-                    new_admin=row["email"],
-                    invitation_id=str(input.invitation_id),
+            changes: list[tuple[str, dict[str, Any]]] = [
+                (
+                    "invitation_accepted",
+                    {"invitation_id": str(input.invitation_id), "role": row["role"], "send_number": send_number},
                 )
+            ]
+            if joined:
+                changes.append(("member_added", {"email": row["email"], "role": row["role"]}))
+            if partner_status is not PartnerStatus(row["partner_status"]):
+                changes.append(("partner_activated", {}))
+            if previous_admin is not None:
+                changes.append(
+                    (
+                        "admin_replaced",
+                        {
+                            "previous_admin": previous_admin,
+                            "new_admin": row["email"],
+                            "invitation_id": str(input.invitation_id),
+                        },
+                    )
+                )
+            await audit_all(db, row["enterprise_id"], row["partner_id"], row["email"], changes)
         activity.logger.info(
             "invitation accepted", extra={"invitation_id": input.invitation_id, "partner_id": row["partner_id"]}
         )

@@ -56,41 +56,31 @@ class SendLedger:
             row = await db.fetchrow(
                 "SELECT i.email, i.first_name, i.last_name, i.role, i.state, i.invited_by, i.locale, i.partner_id,"
                 " p.logo IS NOT NULL AS has_logo,"
-                " p.name AS partner_name, coalesce(e.display_name, e.id) AS enterprise_name"
+                " p.name AS partner_name, coalesce(e.display_name, e.id) AS enterprise_name, s.status AS send_status"
                 " FROM invitations i JOIN partners p ON p.id = i.partner_id"
                 " JOIN enterprises e ON e.id = p.enterprise_id"
+                " LEFT JOIN invitation_sends s ON s.invitation_id = i.id AND s.send_number = $2"
                 " WHERE i.id = $1 FOR UPDATE OF i",
                 invitation_id,
+                send_number,
             )
             if row is None:
                 raise Refused(ErrorCode.NOT_FOUND, "No such invitation.")
             if row["state"] != InvitationState.PENDING:
                 return SendTicket(closed=True, already_sent=False, state=InvitationState(row["state"]))
-            status = await db.fetchval(
-                "SELECT status FROM invitation_sends WHERE invitation_id = $1 AND send_number = $2",
-                invitation_id,
-                send_number,
-            )
-            if status == "sent":
+            if row["send_status"] == "sent":
                 return SendTicket(closed=False, already_sent=True)
+            # The attempt, its link's token and the invitation's schedule: one round trip.
             await db.execute(
-                "INSERT INTO invitation_sends (invitation_id, send_number, status, requested_by)"
+                "WITH attempt AS (INSERT INTO invitation_sends (invitation_id, send_number, status, requested_by)"
                 " VALUES ($1, $2, 'sending', $3) ON CONFLICT (invitation_id, send_number)"
-                " DO UPDATE SET attempts = invitation_sends.attempts + 1",
+                " DO UPDATE SET attempts = invitation_sends.attempts + 1),"
+                " token AS (INSERT INTO invitation_tokens (token_hash, invitation_id, send_number) VALUES ($4, $1, $2))"
+                " UPDATE invitations SET sends = greatest(sends, $2), next_send_at = $5, expires_at = $6 WHERE id = $1",
                 invitation_id,
                 send_number,
                 requested_by,
-            )
-            await db.execute(
-                "INSERT INTO invitation_tokens (token_hash, invitation_id, send_number) VALUES ($1, $2, $3)",
                 token_hash,
-                invitation_id,
-                send_number,
-            )
-            await db.execute(
-                "UPDATE invitations SET sends = greatest(sends, $2), next_send_at = $3, expires_at = $4 WHERE id = $1",
-                invitation_id,
-                send_number,
                 next_send_at,
                 expires_at,
             )
@@ -121,18 +111,17 @@ class SendLedger:
     async def finish_send(self, invitation_id: UUID, send_number: int, requested_by: str | None = None) -> None:
         async with self._pool.acquire() as db, db.transaction():
             row = await db.fetchrow(
-                "UPDATE invitation_sends s SET status = 'sent', sent_at = now()"
-                " FROM invitations i JOIN partners p ON p.id = i.partner_id"
-                " WHERE s.invitation_id = $1 AND s.send_number = $2 AND i.id = s.invitation_id"
-                " RETURNING p.enterprise_id, i.partner_id, s.attempts",
+                "WITH sent AS (UPDATE invitation_sends SET status = 'sent', sent_at = now()"
+                " WHERE invitation_id = $1 AND send_number = $2 RETURNING attempts),"
+                " cleared AS (UPDATE invitations SET last_error = NULL"
+                " WHERE id = $1 AND state = 'pending' AND last_error IS NOT NULL)"
+                " SELECT p.enterprise_id, i.partner_id, sent.attempts"
+                " FROM sent, invitations i JOIN partners p ON p.id = i.partner_id WHERE i.id = $1",
                 invitation_id,
                 send_number,
             )
             if row is None:
                 return
-            await db.execute(
-                "UPDATE invitations SET last_error = NULL WHERE id = $1 AND state = 'pending'", invitation_id
-            )
             await audit(
                 db,
                 row["enterprise_id"],

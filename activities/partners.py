@@ -45,72 +45,62 @@ class PartnerStore:
                     domains=public,
                 )
             require_registered_domain(partner.admin.email, partner.domains)
-            await db.execute(
-                "INSERT INTO enterprises (id) VALUES ($1) ON CONFLICT (id) DO NOTHING", input.enterprise_id
-            )
-            # The enterprise row lock makes concurrent registrations count one after another.
+            # Created on its first partner, and locked either way (ON CONFLICT DO UPDATE
+            # takes the row lock): concurrent registrations count one after another.
             enterprise = await db.fetchrow(
-                "SELECT partner_limit, locale FROM enterprises WHERE id = $1 FOR UPDATE", input.enterprise_id
+                "INSERT INTO enterprises AS e (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET id = e.id"
+                " RETURNING e.partner_limit, e.locale",
+                input.enterprise_id,
             )
             assert enterprise is not None
             limit = enterprise["partner_limit"]
             if limit is None:
                 limit = self._default_partner_limit
-            used = await db.fetchval(
-                "SELECT count(*) FROM partners WHERE enterprise_id = $1 AND status <> 'deactivated'",
-                input.enterprise_id,
-            )
-            if used >= limit:
-                raise Refused(
-                    ErrorCode.PARTNER_LIMIT_REACHED,
-                    f"The enterprise has {used} partners, its limit is {limit}.",
-                    limit=limit,
-                )
-            taken = await db.fetch(
-                "SELECT domain FROM partner_domains"
-                " WHERE enterprise_id = $1 AND domain = ANY($2::text[]) AND NOT released ORDER BY domain",
+            found = await db.fetchrow(
+                "SELECT (SELECT count(*) FROM partners WHERE enterprise_id = $1 AND status <> 'deactivated') AS used,"
+                " array(SELECT domain FROM partner_domains"
+                " WHERE enterprise_id = $1 AND domain = ANY($2::text[]) AND NOT released ORDER BY domain) AS taken",
                 input.enterprise_id,
                 partner.domains,
             )
-            if taken:
-                names = [r["domain"] for r in taken]
+            assert found is not None
+            if found["used"] >= limit:
+                raise Refused(
+                    ErrorCode.PARTNER_LIMIT_REACHED,
+                    f"The enterprise has {found['used']} partners, its limit is {limit}.",
+                    limit=limit,
+                )
+            if names := found["taken"]:
                 raise Refused(
                     ErrorCode.DOMAIN_TAKEN,
                     f"Already registered for another partner: {', '.join(names)}.",
                     domains=names,
                 )
+            # One statement (a round trip) for the four writes; the foreign keys are
+            # checked at its end, when the partner row is there.
             await db.execute(
-                "UPDATE enterprises SET display_name = coalesce($2, display_name),"
-                " locale = coalesce($3, locale) WHERE id = $1",
-                input.enterprise_id,
-                partner.enterprise_name,
-                partner.locale,
-            )
-            await db.execute(
-                "INSERT INTO partners (id, enterprise_id, name, status, created_by) VALUES ($1, $2, $3, 'pending', $4)",
-                input.partner_id,
-                input.enterprise_id,
-                partner.name,
-                input.actor,
-            )
-            await db.execute(
-                "INSERT INTO partner_domains (partner_id, enterprise_id, domain) SELECT $1, $2, unnest($3::text[])",
-                input.partner_id,
-                input.enterprise_id,
-                partner.domains,
-            )
-            await db.execute(
-                "INSERT INTO invitations (id, partner_id, email, first_name, last_name, role,"
+                "WITH named AS (UPDATE enterprises SET display_name = coalesce($10, display_name),"
+                " locale = coalesce($11, locale) WHERE id = $2),"
+                " partner AS (INSERT INTO partners (id, enterprise_id, name, status, created_by)"
+                " VALUES ($1, $2, $12, 'pending', $8)),"
+                " domains AS (INSERT INTO partner_domains (partner_id, enterprise_id, domain)"
+                " SELECT $1, $2, unnest($13::text[]))"
+                " INSERT INTO invitations (id, partner_id, email, first_name, last_name, role,"
                 " purpose, state, max_sends, invited_by, locale, workflow_id)"
-                " VALUES ($1, $2, $3, $4, $5, 'admin', 'first_admin', 'pending', $6, $7, $8, $9)",
-                input.invitation_id,
+                " VALUES ($3, $1, $4, $5, $6, 'admin', 'first_admin', 'pending', $7, $8, $9, $14)",
                 input.partner_id,
+                input.enterprise_id,
+                input.invitation_id,
                 partner.admin.email,
                 partner.admin.first_name,
                 partner.admin.last_name,
                 input.max_sends,
                 input.actor,
                 partner.locale or enterprise["locale"] or self._default_locale,
+                partner.enterprise_name,
+                partner.locale,
+                partner.name,
+                partner.domains,
                 input.workflow_id,
             )
             await audit(

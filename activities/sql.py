@@ -3,6 +3,7 @@ several writes make inside their own transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 from uuid import UUID, uuid4
 
@@ -18,30 +19,48 @@ Db: TypeAlias = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 async def audit(db: Db, enterprise_id: str, partner_id: UUID | None, actor: str, action: str, **details: Any) -> None:
     """R11: appended in the transaction of the change it records; R15: with its event."""
+    await audit_all(db, enterprise_id, partner_id, actor, [(action, details)])
+
+
+async def audit_all(
+    db: Db, enterprise_id: str, partner_id: UUID | None, actor: str, entries: Sequence[tuple[str, dict[str, Any]]]
+) -> None:
+    """Several audited changes of one transaction by one actor, in order: two statements
+    however many (each statement is a round trip, the transaction holds its locks
+    meanwhile)."""
+    actions, details = [action for action, _ in entries], [found for _, found in entries]
+    events = [event for action, found in entries if (event := event_of(action, found)) is not None]
+    # One writer of this enterprise's events at a time, to the commit: `seq` is then
+    # commit order per enterprise, and the feed never skips a late commit. The lock is
+    # taken by the first statement, before the second numbers the events.
     await db.execute(
-        "INSERT INTO audit_log (enterprise_id, partner_id, actor, action, details) VALUES ($1, $2, $3, $4, $5)",
+        "WITH logged AS (INSERT INTO audit_log (enterprise_id, partner_id, actor, action, details)"
+        " SELECT $1, $2, $3, action, details"
+        " FROM unnest($4::text[], $5::jsonb[]) WITH ORDINALITY AS a(action, details, n)"
+        " ORDER BY n)"
+        " SELECT pg_advisory_xact_lock($6, hashtext($1)) WHERE $7",
         enterprise_id,
         partner_id,
         actor,
-        action,
+        actions,
         details,
+        _EVENTS_LOCK,
+        bool(events),
     )
-    event = event_of(action, details)
-    if event is None:
+    if not events:
         return
-    # One writer of this enterprise's events at a time, to the commit: `seq` is then
-    # commit order per enterprise, and the feed never skips a late commit.
-    await db.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _EVENTS_LOCK, enterprise_id)
+    # Wakes the webhook deliveries waiting for events, at the commit.
     await db.execute(
-        "INSERT INTO events (id, type, enterprise_id, partner_id, data) VALUES ($1, $2, $3, $4, $5)",
-        f"evt_{uuid4().hex}",
-        event[0],
+        "WITH added AS (INSERT INTO events (id, type, enterprise_id, partner_id, data)"
+        " SELECT id, type, $1, $2, data FROM unnest($3::text[], $4::text[], $5::jsonb[]) WITH ORDINALITY"
+        " AS e(id, type, data, n) ORDER BY n)"
+        " SELECT pg_notify('events', $1)",
         enterprise_id,
         partner_id,
-        event[1],
+        [f"evt_{uuid4().hex}" for _ in events],
+        [event_type for event_type, _ in events],
+        [data for _, data in events],
     )
-    # Wakes the webhook deliveries waiting for events, at the commit.
-    await db.execute("SELECT pg_notify('events', $1)", enterprise_id)
 
 
 # The first half of the advisory lock key (int4): the events of one enterprise.
