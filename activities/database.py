@@ -23,8 +23,17 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """What a connection needs on its way back to the pool, after asyncpg has rolled back
+    a transaction left open: nothing. The service changes no other session state (no
+    SET, no cursor; LISTEN only on the worker's listening connection, which UNLISTENs
+    before it is released; a session lock only around migrations, released in
+    `finally`), so asyncpg's default reset (advisory unlock, CLOSE ALL, UNLISTEN, RESET
+    ALL) would cost a round trip per transaction for nothing (measured in BENCHMARKS.md)."""
+
+
 async def create_pool(dsn: str, *, size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, init=_init_connection)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, init=_init_connection, reset=_keep_session)
     assert pool is not None
     return pool
 
