@@ -9,7 +9,11 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
 
 import aiosmtplib
@@ -28,6 +32,10 @@ from partners.steps import SendFailure, SendInvitationInput, SendInvitationOutpu
 
 # The error type of a refusal by the receiving server (5xx): sending again cannot help.
 UNDELIVERABLE = "undeliverable"
+
+# The parts' charset: UTF-8, quoted-printable (readable where the text is mostly ASCII).
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP
 
 
 @dataclass(frozen=True)
@@ -119,7 +127,7 @@ class Mailer:
         count("partners_invitation_emails_sent", "Invitation e-mails the SMTP server accepted.", kind=kind)
         return SendInvitationOutput(outcome=SendOutcome.SENT)
 
-    def _compose(self, ticket: SendTicket, link: str, input: SendInvitationInput) -> EmailMessage:
+    def _compose(self, ticket: SendTicket, link: str, input: SendInvitationInput) -> Message:
         locale = ticket.locale
         context = {
             "first_name": ticket.first_name,
@@ -133,29 +141,31 @@ class Mailer:
             "lang": locale.value,
             "logo": f"{self._link_base}/partners/{ticket.partner_id}/logo" if ticket.has_logo else None,
         }
-        message = EmailMessage()
+        # email's legacy (compat32) classes: the modern EmailMessage parses every header
+        # it is given and refolds it when sent, four times the CPU of this (measured in
+        # BENCHMARKS.md). Addresses are ASCII (normalize_email); names and subjects that
+        # are not are encoded here (RFC 2047).
+        message = MIMEMultipart("alternative")
         message["From"] = self._smtp.mail_from
-        message["To"] = formataddr((f"{ticket.first_name} {ticket.last_name}", ticket.email))
+        message["To"] = formataddr((f"{ticket.first_name} {ticket.last_name}", ticket.email), charset="utf-8")
         subject = messages.text(locale, "subject", enterprise=ticket.enterprise_name, partner=ticket.partner_name)
         if input.send_number > 1:
             subject = messages.text(locale, "reminder", subject=subject)
-        message["Subject"] = subject
+        message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8", header_name="Subject").encode()
         message["Date"] = format_datetime(datetime.now(UTC))
         # One Message-ID per send: a duplicate after a crash is recognisably the same mail.
         message["Message-ID"] = f"<{input.invitation_id}.{input.send_number}@partners.invalid>"
         message["Auto-Submitted"] = "auto-generated"
+        message["Content-Language"] = locale.value
         text = self._templates.get_template("invitation.txt")
         html = self._templates.get_template("invitation.html")
-        message.set_content(text.render(context, t=functools.partial(messages.text, locale)))
-        message.add_alternative(
-            html.render(context, t=functools.partial(messages.html, locale), strong=messages.strong),
-            subtype="html",
+        message.attach(_text_part("plain", text.render(context, t=functools.partial(messages.text, locale))))
+        message.attach(
+            _text_part("html", html.render(context, t=functools.partial(messages.html, locale), strong=messages.strong))
         )
-        # After the parts: making them moves every Content-* header into the first part.
-        message["Content-Language"] = locale.value
         return message
 
-    async def _deliver(self, message: EmailMessage) -> None:
+    async def _deliver(self, message: Message) -> None:
         """Only the relay's permanent refusal of the recipient (5xx at RCPT) is final:
         that mailbox will not take the mail. A 5xx anywhere else (greeting, STARTTLS,
         authentication, MAIL FROM, DATA) says our side is misconfigured; it is raised
@@ -189,6 +199,13 @@ async def _heartbeating(every: float = 2.0) -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
+
+
+def _text_part(subtype: str, body: str) -> MIMENonMultipart:
+    """A text part in UTF-8, quoted-printable."""
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(body, _UTF8)
+    return part
 
 
 def _describe(err: BaseException) -> str:

@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from typing import TYPE_CHECKING
 
 import aiosmtplib
@@ -38,7 +38,7 @@ class SmtpPool:
         self._max_idle = max_idle
         self._idle: list[_Kept] = []
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         async with self._connection() as kept:
             await kept.smtp.send_message(message)
             kept.sent += 1

@@ -89,6 +89,30 @@ async def test_register_mail_page_accept_active(dev_stack: Stack) -> None:
     assert len(dev_stack.mail.mails_to(admin)) == 1
 
 
+async def test_names_beyond_ascii_reach_the_invitee_as_written(dev_stack: Stack) -> None:
+    """The mail is composed with email's legacy classes (cheaper): accented names and a
+    subject longer than a header line are encoded (RFC 2047) and read back as written."""
+    enterprise, domain = new_enterprise(), unique_domain()
+    body = partner_body(
+        domain,
+        name="Ação & Cia — Soluções em Tecnologia Ltda",
+        enterprise_name="Companhia Brasileira de Distribuição e Comércio Eletrônico S.A.",
+    )
+    body["admin"].update(first_name="Conceição", last_name="Araújo Brandão")
+    created = await dev_stack.http.post(f"/v1/enterprises/{enterprise}/partners", json=body, headers=holder(enterprise))
+    assert created.status_code == 201, created.text
+
+    [mail] = await dev_stack.mail.wait_for(f"ada@{domain}")
+    assert mail.subject == (
+        "Companhia Brasileira de Distribuição e Comércio Eletrônico S.A. convida você para"
+        " Ação & Cia — Soluções em Tecnologia Ltda"
+    )
+    assert str(mail.message["To"]) == f"Conceição Araújo Brandão <ada@{domain}>"
+    assert "Olá, Conceição" in mail.text and "Conceição" in mail.html
+    accepted = await dev_stack.http.post(f"{mail.link}/accept")
+    assert 'data-outcome="accepted"' in accepted.text
+
+
 async def test_partner_list_and_audit_of_registration(dev_stack: Stack) -> None:
     enterprise = new_enterprise()
     domains = [unique_domain(), unique_domain()]
