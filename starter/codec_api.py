@@ -38,7 +38,7 @@ class CodecPayloads(BaseModel):
 _bearer = HTTPBearer(scheme_name="CodecToken", auto_error=False, description="CODEC_AUTH_TOKEN, held by the operators.")
 
 
-def _authorised(
+async def _authorised(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     services: Services = request.app.state.services

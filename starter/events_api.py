@@ -91,7 +91,12 @@ class Webhooks:
         return RetryAccepted(delivery_id=delivery_id)
 
 
-Hooks = Annotated[Webhooks, Depends(Webhooks)]
+async def _webhooks(request: Request, actor: CurrentActor, enterprise_id: EnterpriseId) -> Webhooks:
+    """A coroutine: FastAPI would run the class itself in its thread pool."""
+    return Webhooks(request, actor, enterprise_id)
+
+
+Hooks = Annotated[Webhooks, Depends(_webhooks)]
 
 
 @router.get("/events", response_model=EventPage)

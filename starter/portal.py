@@ -58,11 +58,13 @@ IdempotencyKey = Annotated[
 LOGO_TYPES = ("image/png", "image/jpeg", "image/webp")
 
 
-def _commands(request: Request) -> Commands:
+# Dependencies are coroutines: FastAPI runs a plain function in its thread pool, a
+# thread hop per request for nothing.
+async def _commands(request: Request) -> Commands:
     return Commands(request.app.state.services)
 
 
-def _people(request: Request) -> People:
+async def _people(request: Request) -> People:
     return People(request.app.state.services)
 
 
