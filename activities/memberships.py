@@ -77,11 +77,18 @@ async def end_membership(
     return MembershipView(**dict(row)), cancelled
 
 
-async def active_members(db: Db | asyncpg.Pool, partner_id: UUID) -> list[MemberView]:
-    """The partner's active members, the Admin first, then by when they joined."""
-    rows = await db.fetch(
-        "SELECT first_name, last_name, email, role, joined_at FROM members WHERE partner_id = $1 AND active"
-        " ORDER BY role = 'admin' DESC, joined_at, email",
-        partner_id,
+MEMBER_FIELDS = tuple(MemberView.model_fields)
+
+
+def active_members_of(partner: str, columns: str = ", ".join(MEMBER_FIELDS)) -> str:
+    """The query of a partner's active members, the Admin first, then by when they
+    joined; `partner`: the SQL expression of its id."""
+    return (
+        f"SELECT {columns} FROM members WHERE partner_id = {partner} AND active"  # noqa: S608 (constants)
+        " ORDER BY role = 'admin' DESC, joined_at, email"
     )
+
+
+async def active_members(db: Db | asyncpg.Pool, partner_id: UUID) -> list[MemberView]:
+    rows = await db.fetch(active_members_of("$1"), partner_id)
     return [MemberView(**dict(r)) for r in rows]

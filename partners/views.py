@@ -59,7 +59,8 @@ class InvitationView(PersonView):
     created_at: datetime
 
 
-GRANT_COLUMNS = "id, kind, ref, name, granted_by, granted_at, revoked_by, revoked_at"
+GRANT_FIELDS = ("id", "kind", "ref", "name", "granted_by", "granted_at", "revoked_by", "revoked_at")
+GRANT_COLUMNS = ", ".join(GRANT_FIELDS)
 
 
 class GrantView(BaseModel):
