@@ -78,7 +78,7 @@ async def test_operator_finds_workflows_by_search_attributes_and_reads_their_sum
     assert f"waiting for acceptance by someone at {domain}, send 1 of 3, expires" in text
     history = _decoded(await _temporal(dev_env, "workflow", "show", "--workflow-id", onboarding_id, codec=codec))
     assert '"send e-mail 1 of 3"' in history, "activities carry readable summaries"
-    assert '"register: check quota and domains, store partner and invitation"' in history
+    assert "register_partner" in history, "a local activity without a summary is named by its type"
     assert f'"{domain}"' in history, "payloads are decoded: the search for the token is a real one"
     for where in (text, history):
         assert token not in where, "no token, ever"

@@ -197,7 +197,6 @@ class Invitation:
                     token_hash=request.token_hash,
                     clicked_at=request.clicked_at,
                 ),
-                summary="accept: record the acceptance and its effect",
             )
             self._set_state(outcome.state)
         return AcceptResult(state=outcome.state, newly_accepted=outcome.state is InvitationState.ACCEPTED)

@@ -105,7 +105,6 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
                     max_sends=input.timing.max_sends,
                     workflow_id=workflow.info().workflow_id,
                 ),
-                summary="register: check quota and domains, store partner and invitation",
             )
         except ApplicationError as err:
             self._refusal = Refused.found_in(err)
