@@ -229,6 +229,8 @@ async def main(args: argparse.Namespace) -> None:
             sample = onboarding_workflow_id(results.pop("sample_partner"))
             results["history"] = {"onboarding": await history_cost(bench, sample)}
             save(results, args.out)
+            if args.phases_only:
+                return
             print("capacity", flush=True)
             results["capacity"] = await capacity(bench, args.capacity_rates, args.capacity_seconds)
             save(results, args.out)
@@ -284,6 +286,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--pending", type=int, default=2000, help="waiting invitations for the footprint")
     parser.add_argument("--reminders", type=int, default=20)
     parser.add_argument("--out", default="results")
+    parser.add_argument(
+        "--phases-only", action="store_true", help="stop after the alternating phases (CPU, Actions, latency)"
+    )
     return parser.parse_args()
 
 
