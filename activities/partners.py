@@ -45,12 +45,17 @@ class PartnerStore:
                     domains=public,
                 )
             require_registered_domain(partner.admin.email, partner.domains)
-            # Created on its first partner, and locked either way (ON CONFLICT DO UPDATE
-            # takes the row lock): concurrent registrations count one after another.
+            # Created on its first partner, named and locked either way (ON CONFLICT DO
+            # UPDATE takes the row lock): concurrent registrations count one after
+            # another. A refusal below rolls the naming back with the rest.
             enterprise = await db.fetchrow(
-                "INSERT INTO enterprises AS e (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET id = e.id"
+                "INSERT INTO enterprises AS e (id, display_name, locale) VALUES ($1, $2, $3)"
+                " ON CONFLICT (id) DO UPDATE SET display_name = coalesce($2, e.display_name),"
+                " locale = coalesce($3, e.locale)"
                 " RETURNING e.partner_limit, e.locale",
                 input.enterprise_id,
+                partner.enterprise_name,
+                partner.locale,
             )
             assert enterprise is not None
             limit = enterprise["partner_limit"]
@@ -76,18 +81,16 @@ class PartnerStore:
                     f"Already registered for another partner: {', '.join(names)}.",
                     domains=names,
                 )
-            # One statement (a round trip) for the four writes; the foreign keys are
+            # One statement (a round trip) for the three writes; the foreign keys are
             # checked at its end, when the partner row is there.
             await db.execute(
-                "WITH named AS (UPDATE enterprises SET display_name = coalesce($10, display_name),"
-                " locale = coalesce($11, locale) WHERE id = $2),"
-                " partner AS (INSERT INTO partners (id, enterprise_id, name, status, created_by)"
-                " VALUES ($1, $2, $12, 'pending', $8)),"
+                "WITH partner AS (INSERT INTO partners (id, enterprise_id, name, status, created_by)"
+                " VALUES ($1, $2, $10, 'pending', $8)),"
                 " domains AS (INSERT INTO partner_domains (partner_id, enterprise_id, domain)"
-                " SELECT $1, $2, unnest($13::text[]))"
+                " SELECT $1, $2, unnest($11::text[]))"
                 " INSERT INTO invitations (id, partner_id, email, first_name, last_name, role,"
                 " purpose, state, max_sends, invited_by, locale, workflow_id)"
-                " VALUES ($3, $1, $4, $5, $6, 'admin', 'first_admin', 'pending', $7, $8, $9, $14)",
+                " VALUES ($3, $1, $4, $5, $6, 'admin', 'first_admin', 'pending', $7, $8, $9, $12)",
                 input.partner_id,
                 input.enterprise_id,
                 input.invitation_id,
@@ -96,9 +99,7 @@ class PartnerStore:
                 partner.admin.last_name,
                 input.max_sends,
                 input.actor,
-                partner.locale or enterprise["locale"] or self._default_locale,
-                partner.enterprise_name,
-                partner.locale,
+                enterprise["locale"] or self._default_locale,
                 partner.name,
                 partner.domains,
                 input.workflow_id,
