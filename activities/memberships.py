@@ -77,15 +77,14 @@ async def end_membership(
     return MembershipView(**dict(row)), cancelled
 
 
-MEMBER_FIELDS = tuple(MemberView.model_fields)
-
-
-def active_members_of(partner: str, columns: str = ", ".join(MEMBER_FIELDS)) -> str:
+def active_members_of(partner: str, *, as_rows: bool = False) -> str:
     """The query of a partner's active members, the Admin first, then by when they
-    joined; `partner`: the SQL expression of its id."""
+    joined; `partner`: the SQL expression of its id; `as_rows`: each member one ROW(),
+    in MemberView's field order, for an array of them."""
+    columns = ", ".join(MemberView.model_fields)
     return (
-        f"SELECT {columns} FROM members WHERE partner_id = {partner} AND active"  # noqa: S608 (constants)
-        " ORDER BY role = 'admin' DESC, joined_at, email"
+        f"SELECT {f'ROW({columns})' if as_rows else columns} FROM members"  # noqa: S608 (constants)
+        f" WHERE partner_id = {partner} AND active ORDER BY role = 'admin' DESC, joined_at, email"
     )
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
+from pydantic import BaseModel
 
-from activities.memberships import MEMBER_FIELDS, active_members_of
+from activities.memberships import active_members_of
 from partners.errors import ErrorCode, Refused
 from partners.models import InvitationPurpose, InvitationState, PartnerStatus, Role
 from partners.views import (
     GRANT_COLUMNS,
-    GRANT_FIELDS,
     AdminView,
     AuditEntry,
     AuditPage,
@@ -58,7 +59,7 @@ class ReadModel:
         # grants agree without a transaction (one round trip instead of six).
         row = await self._pool.fetchrow(
             f"SELECT {_SUMMARY_COLUMNS}, p.activated_at, p.deactivated_at, p.logo IS NOT NULL AS has_logo,"  # noqa: S608
-            f" array({active_members_of('p.id', columns=f'ROW({_MEMBERS})')}) AS members,"
+            f" array({active_members_of('p.id', as_rows=True)}) AS members,"
             f" array(SELECT ROW({_INVITATION_COLUMNS}) FROM invitations i"
             "  WHERE i.partner_id = p.id ORDER BY i.created_at, i.id) AS invitations,"
             f" array(SELECT ROW({GRANT_COLUMNS}) FROM partner_grants"
@@ -69,11 +70,9 @@ class ReadModel:
         if row is None:
             return None
         found = dict(row)
-        members = [MemberView(**dict(zip(MEMBER_FIELDS, r, strict=True))) for r in found.pop("members")]
-        invitations = [
-            InvitationView(**dict(zip(_INVITATION_FIELDS, r, strict=True))) for r in found.pop("invitations")
-        ]
-        grants = [GrantView(**dict(zip(GRANT_FIELDS, r, strict=True))) for r in found.pop("grants")]
+        members = _views(MemberView, found.pop("members"))
+        invitations = _views(InvitationView, found.pop("invitations"))
+        grants = _views(GrantView, found.pop("grants"))
         admin_invitation = next((i for i in reversed(invitations) if i.role is Role.ADMIN), None)
         admin_replacement = next(
             (i for i in reversed(invitations) if i.purpose is InvitationPurpose.ADMIN_REPLACEMENT), None
@@ -185,9 +184,7 @@ class ReadModel:
         return AuditPage(entries=entries, next_before=entries[-1].id if len(rows) > limit else None)
 
 
-_INVITATION_FIELDS = tuple(InvitationView.model_fields)
-_INVITATION_COLUMNS = ", ".join(f"i.{name}" for name in _INVITATION_FIELDS)
-_MEMBERS = ", ".join(MEMBER_FIELDS)
+_INVITATION_COLUMNS = ", ".join(f"i.{name}" for name in InvitationView.model_fields)
 
 _SUMMARY_COLUMNS = (
     "p.id, p.enterprise_id, p.name, p.status, p.created_at,"
@@ -209,3 +206,11 @@ def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         return when, UUID(id)
     except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
         raise Refused(ErrorCode.INVALID_INPUT, "cursor: not a cursor this API answered.") from None
+
+
+View = TypeVar("View", bound=BaseModel)
+
+
+def _views(model: type[View], rows: list[tuple[Any, ...]]) -> list[View]:
+    """Views of an array of ROW()s selected in the model's field order."""
+    return [model(**dict(zip(model.model_fields, row, strict=True))) for row in rows]

@@ -59,10 +59,6 @@ class InvitationView(PersonView):
     created_at: datetime
 
 
-GRANT_FIELDS = ("id", "kind", "ref", "name", "granted_by", "granted_at", "revoked_by", "revoked_at")
-GRANT_COLUMNS = ", ".join(GRANT_FIELDS)
-
-
 class GrantView(BaseModel):
     id: UUID
     kind: GrantKind
@@ -72,6 +68,9 @@ class GrantView(BaseModel):
     granted_at: datetime
     revoked_by: str | None
     revoked_at: datetime | None
+
+
+GRANT_COLUMNS = ", ".join(GrantView.model_fields)
 
 
 class AuditEntry(BaseModel):
