@@ -12,7 +12,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.database import open_pool
@@ -67,8 +67,9 @@ def metrics_runtime(port: int, host: str = "0.0.0.0") -> Runtime:  # noqa: S104 
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
-    # Our models, pure rules and pydantic are imported once and shared with the sandbox
-    # instead of re-imported for every workflow run (memory, and first-activation time).
+    """The workflow modules (`workflows`) re-imported in the sandbox for each run, so every
+    call they make is checked; our models, pure rules and pydantic imported once and
+    shared with it (memory, and first-activation time)."""
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(
             "pydantic", "pydantic_core", "annotated_types", "email_validator", "idna", "partners"
@@ -76,10 +77,16 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     )
 
 
+def workflow_runner(settings: Settings) -> WorkflowRunner:
+    """Sandboxed where `WORKFLOW_SANDBOX` asks for it (the suite, a debugging session), plain
+    in production (settings.py says why)."""
+    return sandbox_runner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
+
+
 def worker_tuning(settings: Settings) -> dict[str, Any]:
     """The Worker options the settings tune (the benchmark gives its baseline the same)."""
     return {
-        "workflow_runner": sandbox_runner(),
+        "workflow_runner": workflow_runner(settings),
         "max_concurrent_activities": settings.worker_max_concurrent_activities,
         "max_concurrent_workflow_tasks": settings.worker_max_concurrent_workflow_tasks,
         "max_cached_workflows": settings.worker_max_cached_workflows,

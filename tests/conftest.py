@@ -24,6 +24,10 @@ from tests.helpers.stack import SIMULATED_LIVES, Stack, running_stack
 
 # Every process a test starts (workers, APIs, the CLI) reads the tests' key from here.
 os.environ["PAYLOAD_KEYS"] = TEST_PAYLOAD_KEYS
+# ...and runs its workflows in the SDK's sandbox, which checks every call the workflow
+# modules make on every path the suite takes (production runs without it: settings.py;
+# tests/test_scale_out.py runs production's way).
+os.environ["WORKFLOW_SANDBOX"] = "true"
 
 
 @pytest.fixture(scope="session")

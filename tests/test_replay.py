@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import asyncpg
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 
 from devstack.mailcatcher import MailCatcher
 from partners.codec import new_key_entry
@@ -34,11 +35,13 @@ from partners.ids import (
     onboarding_workflow_id,
     replacement_workflow_id,
 )
+from partners.settings import Settings
 from starter.commands import IDEMPOTENCY_NAMESPACE
 from tests.helpers.codec import TEST_PAYLOAD_KEYS, converter_for_tests
 from tests.helpers.receiver import receiving
+from tests.helpers.sandbox_probe import SandboxProbe
 from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
-from worker import WORKFLOWS, sandbox_runner
+from worker import WORKFLOWS, sandbox_runner, workflow_runner
 
 HISTORIES = Path(__file__).parent / "histories"
 RECORD = os.environ.get("RECORD_HISTORIES") == "1"
@@ -52,10 +55,12 @@ def _files() -> list[Path]:
 ROTATED = f"{new_key_entry('rotated')},{TEST_PAYLOAD_KEYS}"
 
 
-async def _replay(path: Path, keys: str) -> None:
+async def _replay(path: Path, keys: str, runner: WorkflowRunner | None = None) -> None:
     history = json.loads(path.read_text())
     replayer = Replayer(
-        workflows=list(WORKFLOWS), data_converter=converter_for_tests(keys), workflow_runner=sandbox_runner()
+        workflows=list(WORKFLOWS),
+        data_converter=converter_for_tests(keys),
+        workflow_runner=runner or sandbox_runner(),
     )
     result = await replayer.replay_workflow(
         WorkflowHistory.from_json(history["workflow_id"], history["history"]), raise_on_replay_failure=True
@@ -66,6 +71,29 @@ async def _replay(path: Path, keys: str) -> None:
 @pytest.mark.parametrize("path", _files(), ids=lambda p: p.stem)
 async def test_history_replays(path: Path) -> None:
     await _replay(path, TEST_PAYLOAD_KEYS)
+
+
+@pytest.mark.parametrize("path", _files(), ids=lambda p: p.stem)
+async def test_history_replays_as_production_runs_it(path: Path) -> None:
+    """Production's worker runs the same classes without the sandbox (settings.py)."""
+    await _replay(path, TEST_PAYLOAD_KEYS, UnsandboxedWorkflowRunner())
+
+
+@pytest.mark.parametrize(("sandbox", "seen"), [(True, "refused"), (False, "allowed")])
+async def test_the_suite_runs_our_workflow_modules_in_the_sandbox(
+    dev_env: WorkflowEnvironment, sandbox: bool, seen: str
+) -> None:
+    """With WORKFLOW_SANDBOX (the suite's setting, conftest.py) the workflow modules are
+    imported into each run's sandbox, not passed through: a non-deterministic call in
+    them is refused on every path a test takes. Production's runner lets it through."""
+    assert Settings().workflow_sandbox
+    queue = f"probe-{uuid.uuid4()}"
+    runner = workflow_runner(Settings(workflow_sandbox=sandbox))
+    async with Worker(dev_env.client, task_queue=queue, workflows=[SandboxProbe], workflow_runner=runner):
+        answer = await dev_env.client.execute_workflow(
+            SandboxProbe.run, id=queue, task_queue=queue, execution_timeout=timedelta(seconds=30)
+        )
+    assert answer == seen
 
 
 @pytest.mark.parametrize("path", _files(), ids=lambda p: p.stem)

@@ -66,6 +66,7 @@ async def _processes(dev_env: WorkflowEnvironment, postgres_dsn: str, mail: Mail
         "WORKER_METRICS_PORT": "0",
         "API_METRICS_PORT": "0",
         "LOG_LEVEL": "WARNING",
+        "WORKFLOW_SANDBOX": "false",  # as in production
         "PYTHONWARNINGS": "ignore",
     }
     processes = Processes(env, [], [f"http://127.0.0.1:{port}" for port in ports])

@@ -10,8 +10,9 @@ with workflow.unsafe.imports_passed_through():
     from partners.errors import Refused
     from partners.models import DeactivationInput, DeactivationResult
     from partners.steps import DeactivatePartnerInput
-    from workflows.invitation import tell_closed
-    from workflows.steps import database_step
+
+from workflows.invitation import tell_closed
+from workflows.steps import database_step
 
 
 @workflow.defn

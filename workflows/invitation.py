@@ -20,7 +20,8 @@ with workflow.unsafe.imports_passed_through():
         RunningInvitation,
     )
     from partners.rules import TOKEN_HASH_PATTERN, is_actor
-    from workflows.invitation_loop import Invitation
+
+from workflows.invitation_loop import Invitation
 
 
 class InvitationHandlers:

@@ -40,8 +40,9 @@ with workflow.unsafe.imports_passed_through():
         SendInvitationInput,
         SendOutcome,
     )
-    from workflows.invitation_data import IndexedWith, InvitationData, Sending, indexed_alone
-    from workflows.steps import MAIL_STEP, database_step
+
+from workflows.invitation_data import IndexedWith, InvitationData, Sending, indexed_alone
+from workflows.steps import MAIL_STEP, database_step
 
 
 class Invitation:

@@ -23,9 +23,10 @@ with workflow.unsafe.imports_passed_through():
         invitation_input,
     )
     from partners.steps import RegisterPartnerInput
-    from workflows.invitation import InvitationHandlers
-    from workflows.invitation_loop import Invitation
-    from workflows.steps import database_step
+
+from workflows.invitation import InvitationHandlers
+from workflows.invitation_loop import Invitation
+from workflows.steps import database_step
 
 # The phase an onboarding ends in, by its first admin's invitation's state.
 _PHASE_AFTER = {

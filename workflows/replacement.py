@@ -28,8 +28,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from partners.rules import is_actor
     from partners.steps import CreateInvitationInput
-    from workflows.invitation import InvitationWorkflow, tell_closed
-    from workflows.steps import database_step
+
+from workflows.invitation import InvitationWorkflow, tell_closed
+from workflows.steps import database_step
 
 
 @dataclass

@@ -20,7 +20,8 @@ with workflow.unsafe.imports_passed_through():
     from partners.ids import webhook_workflow_id
     from partners.settings import Settings
     from partners.steps import DeliverInput, GiveUpInput, NextEventsInput, WebhookInput
-    from workflows.steps import DATABASE_STEP
+
+from workflows.steps import DATABASE_STEP
 
 # Rounds of waiting and delivering before a new run carries on from the database cursor.
 _ROUNDS_PER_RUN = 500
