@@ -91,7 +91,11 @@ async def test_the_suite_runs_our_workflow_modules_in_the_sandbox(
     runner = workflow_runner(Settings(workflow_sandbox=sandbox))
     async with Worker(dev_env.client, task_queue=queue, workflows=[SandboxProbe], workflow_runner=runner):
         answer = await dev_env.client.execute_workflow(
-            SandboxProbe.run, id=queue, task_queue=queue, execution_timeout=timedelta(seconds=30)
+            SandboxProbe.run,
+            ["Invitation", "indexed_alone", "datetime"],
+            id=queue,
+            task_queue=queue,
+            execution_timeout=timedelta(seconds=30),
         )
     assert answer == seen
 
