@@ -107,10 +107,10 @@ class Settings(BaseSettings):
     worker_max_concurrent_workflow_tasks: int = Field(default=5, ge=2)
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
     worker_shutdown_grace: float = Field(default=30.0, ge=0, description="seconds")
-    # The SDK's sandbox re-imports the workflow modules for every run and checks each
-    # call they make for non-determinism: the suite runs with it (conftest.py), where
-    # every workflow path is exercised; production saves the worker that cost (about a
-    # third of its CPU, BENCHMARKS.md). The replay tests replay under both.
+    # The SDK's sandbox re-imports the workflow modules for every run and refuses a
+    # non-deterministic call from them: the suite runs with it (conftest.py), on every
+    # path it takes; production saves the worker that cost (a fifth of its CPU per
+    # onboarding, BENCHMARKS.md). The committed histories replay under both.
     workflow_sandbox: bool = False
 
     data_dir: Path = Path(".data")
