@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The workflow sandbox imports the workflow modules anew for every workflow run: without
+# Where the workflows run in the SDK's sandbox (WORKFLOW_SANDBOX=true: the suite, or an
+# operator's choice) it imports the workflow modules anew for every workflow run: without
 # bytecode (PYTHONDONTWRITEBYTECODE, an editable install) it compiles them from source
 # each time. An installed image has its bytecode; here it is written before a run.
 COMPILE := $(BIN)/python -m compileall -q partners workflows activities starter worker.py
