@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Any
 
+import uvloop
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
@@ -184,7 +185,7 @@ def run() -> None:
         await main(settings, stop)
         log.info("worker stopped")
 
-    asyncio.run(_run())
+    uvloop.run(_run())  # ~10% less CPU per registration than asyncio's loop (BENCHMARKS.md)
     logs.exit_after_clean_shutdown()
 
 

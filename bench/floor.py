@@ -13,6 +13,7 @@ import asyncio
 import signal
 from datetime import timedelta
 
+import uvloop
 from temporalio import activity, workflow
 from temporalio.worker import Worker
 
@@ -85,5 +86,5 @@ async def _main() -> None:
 if __name__ == "__main__":
     from partners.logs import exit_after_clean_shutdown
 
-    asyncio.run(_main())
+    uvloop.run(_main())  # the event loop our worker runs on (worker.run)
     exit_after_clean_shutdown()

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 
 import uvicorn
+import uvloop
 from pydantic import SecretStr
 
 import worker
@@ -172,4 +173,4 @@ async def main() -> None:
 if __name__ == "__main__":
     # Quiet by default: the console shows where things are and the mailed links.
     logs.configure(os.environ.get("LOG_FORMAT", "text"), os.environ.get("LOG_LEVEL", "WARNING"))
-    asyncio.run(main())
+    uvloop.run(main())  # the loop production's worker and API run on
