@@ -29,11 +29,11 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-import httpx
 import psutil
+import uvloop
 
 from bench.catcher import Catcher
-from bench.driver import TTL, Bench, open_loop
+from bench.driver import TTL, Bench, api_session, open_loop
 from bench.local import RESULTS, local_stack, percentiles
 from bench.plot import plot
 from devstack.net import free_port
@@ -163,8 +163,9 @@ async def footprint(bench: Bench, smtp: dict[str, str], pending: int) -> dict[st
         samples = []
         for partner in reads * 4:
             started = time.perf_counter()
-            assert (await bench.http.get(f"/v1/partners/{partner['id']}", headers=bench.holder(
-                f"{bench.enterprise}-{partner['domain']}"))).status_code == 200  # fmt: skip
+            status, _ = await bench.call("GET", f"/v1/partners/{partner['id']}", headers=bench.holder(
+                f"{bench.enterprise}-{partner['domain']}"))  # fmt: skip
+            assert status == 200
             samples.append(time.perf_counter() - started)
         return percentiles(samples)["p99_ms"]
 
@@ -216,8 +217,7 @@ async def main(args: argparse.Namespace) -> None:
         await local.start_worker(**smtp)
         await local.start("floor", "bench.floor")
         client = await connect_client(Settings(temporal_address=local.temporal.address))
-        limits = httpx.Limits(keepalive_expiry=2.0)  # idle connections expire before uvicorn closes them
-        async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+        async with api_session(base) as http:
             bench = Bench(local, catcher, http, client, metrics)
             print("warm-up", flush=True)
             for partner in await open_loop(args.rate, range(20), bench.register):
@@ -303,4 +303,5 @@ def _args() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(_args()))
+    # uvloop, as our API (uvicorn's) and both workers: the driver is the floor's starter.
+    uvloop.run(main(_args()))
