@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -185,8 +186,17 @@ def run() -> None:
         await main(settings, stop)
         log.info("worker stopped")
 
-    uvloop.run(_run())  # ~10% less CPU per registration than asyncio's loop (BENCHMARKS.md)
+    run_process(_run())
     logs.exit_after_clean_shutdown()
+
+
+def run_process(main: Coroutine[Any, Any, None]) -> None:
+    """A worker process's loop and collector, the floor's too (bench/floor.py): uvloop,
+    ~10% less CPU per registration than asyncio's loop; what was imported at start left
+    out of the collector's walks, and collections of young objects rarer (BENCHMARKS.md)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+    uvloop.run(main)
 
 
 if __name__ == "__main__":

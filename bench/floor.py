@@ -13,7 +13,6 @@ import asyncio
 import signal
 from datetime import timedelta
 
-import uvloop
 from temporalio import activity, workflow
 from temporalio.worker import Worker
 
@@ -85,6 +84,7 @@ async def _main() -> None:
 
 if __name__ == "__main__":
     from partners.logs import exit_after_clean_shutdown
+    from worker import run_process
 
-    uvloop.run(_main())  # the event loop our worker runs on (worker.run)
+    run_process(_main())  # as our worker's process runs
     exit_after_clean_shutdown()
