@@ -102,7 +102,8 @@ class Bench:
     async def invite(self, partner: dict[str, Any]) -> dict[str, Any]:
         """The partner's Admin invites a member; the member's link once mailed."""
         member = f"mel-{uuid.uuid4().hex[:6]}@{partner['domain']}"
-        status, invited = await self.call("POST",
+        status, invited = await self.call(
+            "POST",
             f"/v1/partners/{partner['id']}/invitations",
             json={"first_name": "Mel", "last_name": "Member", "email": member},
             headers={"Authorization": f"Bearer {TOKEN}", "X-Actor-Email": partner["admin"],
