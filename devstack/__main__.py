@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 
 import uvicorn
-import uvloop
 from pydantic import SecretStr
 
 import worker
@@ -173,4 +172,4 @@ async def main() -> None:
 if __name__ == "__main__":
     # Quiet by default: the console shows where things are and the mailed links.
     logs.configure(os.environ.get("LOG_FORMAT", "text"), os.environ.get("LOG_LEVEL", "WARNING"))
-    uvloop.run(main())  # the loop production's worker and API run on
+    worker.run_process(main())  # the loop and collector of production's worker, which it hosts
