@@ -14,15 +14,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import os
 from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+    PayloadCodec,
+)
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -100,11 +106,30 @@ class EncryptionCodec(PayloadCodec):
         return decoded
 
 
+# One pydantic JSON converter per process, its cache of type adapters with it.
+_PYDANTIC_JSON = PydanticJSONPlainPayloadConverter()
+
+
+class PayloadConverter(CompositePayloadConverter):
+    """The SDK's pydantic payload converter, sharing one JSON converter. The SDK builds
+    a payload converter for each workflow run (and one for each activation it decodes);
+    the SDK's own class would build a type adapter for each payload type anew with
+    each, and a cached run would keep them (about 3 KB of a run's footprint, BENCHMARKS.md)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            *(
+                _PYDANTIC_JSON if isinstance(c, JSONPlainPayloadConverter) else c
+                for c in DefaultPayloadConverter.default_encoding_payload_converters
+            )
+        )
+
+
 def data_converter(keys: dict[str, bytes]) -> DataConverter:
     """Pydantic payloads, encrypted; failures' messages and stack traces are encoded
     into their (encrypted) details too, so an error text holds nothing in clear."""
-    return dataclasses.replace(
-        pydantic_data_converter,
+    return DataConverter(
+        payload_converter_class=PayloadConverter,
         payload_codec=EncryptionCodec(keys),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import json
 import sys
+import uuid
 from typing import Any
 
 import asyncpg
@@ -17,11 +19,12 @@ from temporalio.api.common.v1 import Payload
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.mailcatcher import MailCatcher
-from partners.codec import EncryptionCodec, PayloadKeyError, new_key_entry, parse_keys
+from partners.codec import EncryptionCodec, PayloadConverter, PayloadKeyError, new_key_entry, parse_keys
 from partners.ids import onboarding_workflow_id
+from partners.models import Registration
 from partners.settings import Settings
 from tests.helpers.cli import run, temporal
-from tests.helpers.codec import TEST_PAYLOAD_KEYS
+from tests.helpers.codec import TEST_PAYLOAD_KEYS, converter_for_tests
 from tests.helpers.stack import Stack, holder, new_enterprise, partner_user, running_stack, unique_domain
 
 CODEC_TOKEN = "test-codec-token"
@@ -123,6 +126,23 @@ async def test_the_codec_endpoint_speaks_the_codec_protocol_to_the_ui(
         assert "access-control-allow-origin" not in elsewhere.headers
         api = await stack.http.options("/v1/access", headers={"Origin": ui, **preflight})
         assert "access-control-allow-origin" not in api.headers, "only /codec answers browsers"
+
+
+async def test_the_converters_built_per_run_share_one_pydantic_json_converter() -> None:
+    """The SDK builds a data converter (and its payload converter) for each workflow run
+    and activation: ours keep one JSON converter, whose type adapters a cached run would
+    otherwise hold a copy of; a model still goes through encrypted and comes back."""
+    ours = converter_for_tests()
+    assert ours.payload_converter_class is PayloadConverter
+    assert PayloadConverter().converters[b"json/plain"] is PayloadConverter().converters[b"json/plain"]
+
+    per_run = dataclasses.replace(ours)  # what the SDK does for each run's context
+    assert per_run.payload_converter is not ours.payload_converter
+
+    registration = Registration(partner_id=uuid.uuid4(), invitation_id=uuid.uuid4())
+    [sealed] = await ours.encode([registration])
+    assert sealed.metadata["encoding"] == b"binary/encrypted"
+    assert await per_run.decode([sealed], [Registration]) == [registration]
 
 
 async def test_keys_rotate_and_a_foreign_key_fails_clearly() -> None:
