@@ -124,28 +124,44 @@ async def capacity(bench: Bench, rates: list[float], seconds: float, reps: int =
     ours and the floor's. A click refused under overload (a 503, an update timing out)
     is counted, not fatal: past its capacity a service does that. With `reps` > 1 each
     rate is stepped that many times (floor, ours, floor, ...) and its p99 is the median
-    of the steps': one step's p99 is decided by a handful of clicks."""
+    of the steps': one step's p99 is decided by a handful of clicks. A side that failed
+    two rates in a row is not stepped higher: the other goes on to find its own limit."""
     found: dict[str, Any] = {"floor": [], "ours": []}
+    click_of = {"floor": bench.floor_click, "ours": bench.click}
+
+    async def ready(who: str, rate: float, count: int) -> list[Any]:
+        """Runs waiting for a click: the floor's started and "mailed", ours registered
+        through the API (at most 8/s) and their mails received."""
+        if who == "floor":
+            return await bench.floor_ready(count)
+        return await open_loop(min(rate, 8.0), range(count), bench.register)
+
     for rate in rates:
         count = max(20, int(rate * seconds))
-        steps: dict[str, list[dict[str, Any]]] = {"floor": [], "ours": []}
+        stepped = [who for who in ("floor", "ours") if not _failed_twice(found[who])]
+        steps: dict[str, list[dict[str, Any]]] = {who: [] for who in stepped}
         for _ in range(reps):
-            ready = await bench.floor_ready(count)
-            steps["floor"].append(
-                answered(await open_loop(rate, ready, partial(unanswered_as_none, bench.floor_click)))
-            )
-            mailed = await open_loop(min(rate, 8.0), range(count), bench.register)
-            steps["ours"].append(answered(await open_loop(rate, mailed, partial(unanswered_as_none, bench.click))))
-            print(f"  capacity {rate}/s: floor p99 {steps['floor'][-1]['p99_ms']} ms,"
-                  f" ours p99 {steps['ours'][-1]['p99_ms']} ms", flush=True)  # fmt: skip
+            for who in stepped:
+                waiting = await ready(who, rate, count)
+                steps[who].append(answered(await open_loop(rate, waiting, partial(unanswered_as_none, click_of[who]))))
+            print(f"  capacity {rate}/s: " + ", ".join(f"{who} p99 {steps[who][-1]['p99_ms']} ms" for who in stepped),
+                  flush=True)  # fmt: skip
         for who, taken in steps.items():
             found[who].append({"rate": rate, **_median_step(taken)})
     for who in ("floor", "ours"):
-        within = [r["rate"] for r in found[who] if not r["unanswered"] and r["p99_ms"] <= 300]
+        within = [r["rate"] for r in found[who] if _held(r)]
         found[f"{who}_max_rate"] = max(within) if within else 0
         # Held at every rate tried: the capacity is at least that, not that.
         found[f"{who}_limit_reached"] = len(within) < len(found[who])
     return found
+
+
+def _held(step: dict[str, Any]) -> bool:
+    return not step["unanswered"] and step["p99_ms"] is not None and step["p99_ms"] <= 300
+
+
+def _failed_twice(steps: list[dict[str, Any]]) -> bool:
+    return len(steps) >= 2 and not _held(steps[-1]) and not _held(steps[-2])
 
 
 def _median_step(steps: list[dict[str, Any]]) -> dict[str, Any]:
