@@ -119,7 +119,9 @@ async def reminders(bench: Bench, smtp: dict[str, str], count: int) -> dict[str,
     }
 
 
-async def capacity(bench: Bench, rates: list[float], seconds: float, reps: int = 1) -> dict[str, Any]:
+async def capacity(
+    bench: Bench, rates: list[float], seconds: float, reps: int = 1, registrations_per_s: float = 8.0
+) -> dict[str, Any]:
     """Click p99 at rising rates: the highest within 300 ms with every click answered,
     ours and the floor's. A click refused under overload (a 503, an update timing out)
     is counted, not fatal: past its capacity a service does that. With `reps` > 1 each
@@ -131,10 +133,10 @@ async def capacity(bench: Bench, rates: list[float], seconds: float, reps: int =
 
     async def ready(who: str, rate: float, count: int) -> list[Any]:
         """Runs waiting for a click: the floor's started and "mailed", ours registered
-        through the API (at most 8/s) and their mails received."""
+        through the API (at `registrations_per_s` at most) and their mails received."""
         if who == "floor":
             return await bench.floor_ready(count)
-        return await open_loop(min(rate, 8.0), range(count), bench.register)
+        return await open_loop(min(rate, registrations_per_s), range(count), bench.register)
 
     for rate in rates:
         count = max(20, int(rate * seconds))
