@@ -48,9 +48,36 @@ def parse(url: str, *, allow_http: bool) -> Destination:
     return Destination(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80))
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215, the local-use prefix
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated, still routed by some stacks
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address reaches through a translator or tunnel: mapped,
+    NAT64 (both prefixes), 6to4, Teredo (its server and its client) and IPv4-compatible.
+    Such an address passes `is_global` whatever IPv4 address it carries."""
+    value = int(address)
+    if address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
+    if address.sixtofour is not None:
+        return [address.sixtofour]
+    if address.teredo is not None:
+        return list(address.teredo)
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        return [ipaddress.IPv4Address(value & 0xFFFFFFFF)]
+    if address in _NAT64_LOCAL:
+        # RFC 6052 for a /48 prefix: the IPv4 address's first two bytes in bits 48-63,
+        # its last two in bits 72-87 (bits 64-71 are the reserved "u" octet).
+        return [ipaddress.IPv4Address(((value >> 64) & 0xFFFF) << 16 | ((value >> 40) & 0xFFFF))]
+    return []
+
+
 def allowed(address: IpAddress, *, allow_private: bool) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Whether a connection may go to `address`; an IPv6 address that carries an IPv4 one
+    is judged as that IPv4 address is: that is where the connection ends up."""
+    if isinstance(address, ipaddress.IPv6Address) and (embedded := _embedded_ipv4(address)):
+        return all(allowed(inner, allow_private=allow_private) for inner in embedded)
     if any(address in network for network in _ALWAYS_REFUSED):
         return False
     return allow_private or address.is_global

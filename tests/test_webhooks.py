@@ -327,6 +327,16 @@ async def test_an_endpoint_failing_past_the_retry_period_is_disabled(
         ("https://169.254.169.254/latest/meta-data", True),  # cloud metadata: always
         ("https://[fe80::1]/hooks", True),
         ("https://[::ffff:169.254.169.254]/hooks", True),
+        # IPv6 forms that carry 169.254.169.254 (they pass is_global): NAT64 (both
+        # prefixes), 6to4, Teredo (the client's address XOR-ed) and IPv4-compatible.
+        ("https://[64:ff9b::a9fe:a9fe]/hooks", True),
+        ("https://[64:ff9b:1:a9fe:a9:fe00::]/hooks", True),
+        ("https://[2002:a9fe:a9fe::1]/hooks", True),
+        ("https://[2001:0:4136:e378:8000:63bf:5601:5601]/hooks", True),
+        ("https://[::a9fe:a9fe]/hooks", True),
+        # ... and a private or loopback address, where private ones are not allowed.
+        ("https://[64:ff9b::a00:1]/hooks", False),
+        ("https://[2002:7f00:1::1]/hooks", False),
         ("https://user:pw@partner.example/hooks", True),
         ("ftp://partner.example/hooks", True),
     ],
