@@ -148,7 +148,9 @@ async def main() -> None:
                     create_app(services),
                     host=settings.api_host,
                     port=settings.api_port,
-                    log_level="warning",
+                    # As production: uvicorn's loggers, its access log too, through our
+                    # redacting handler (log_level would install uvicorn's own handlers).
+                    log_config=None,
                     proxy_headers=False,
                 )
             )
@@ -172,4 +174,6 @@ async def main() -> None:
 if __name__ == "__main__":
     # Quiet by default: the console shows where things are and the mailed links.
     logs.configure(os.environ.get("LOG_FORMAT", "text"), os.environ.get("LOG_LEVEL", "WARNING"))
+    # ...but every request is logged, as production logs it (redacted, through that handler).
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     worker.run_process(main())  # the loop and collector of production's worker, which it hosts

@@ -61,6 +61,8 @@ class ErrorCode(StrEnum):
     LOGO_TOO_LARGE = ("logo_too_large", 413, "Logo too large")
     UNSUPPORTED_LOGO = ("unsupported_logo", 415, "Logo must be a PNG, JPEG or WebP image")
     PAYLOAD_TOO_LARGE = ("payload_too_large", 413, "Request body too large")
+    URI_TOO_LONG = ("uri_too_long", 414, "Request target too long")
+    HEADERS_TOO_LARGE = ("headers_too_large", 431, "Request headers too large")
     RESEND_TOO_SOON = ("resend_too_soon", 429, "Resent too recently or too often; see Retry-After")
     INVALID_LINK = ("invalid_link", 404, "Not a valid invitation link")
     CONFLICT = ("conflict", 409, "Conflict")

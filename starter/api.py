@@ -20,6 +20,7 @@ from partners import logs
 from partners.settings import Settings
 from starter import codec_api, events_api, pages, portal, problems
 from starter.bodies import BoundedBodies
+from starter.bounds import BoundedRequests
 from starter.metrics import ApiMetrics
 from starter.services import Services, open_services
 
@@ -62,6 +63,8 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     # (FORWARDED_ALLOW_IPS); uvicorn's own handling is off (proxy_headers=False).
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=configured.forwarded_allow_ips)
     app.add_middleware(codec_api.CodecCors, origins=configured.codec_origins)
+    # Last added, so first to run: a request too long is answered before anything else.
+    app.add_middleware(BoundedRequests)
     app.include_router(portal.router)
     app.include_router(events_api.router)
     app.include_router(pages.router)

@@ -34,7 +34,7 @@ def _limit(method: str, path: str) -> tuple[int, ErrorCode]:
     return JSON_BODY_LIMIT, ErrorCode.PAYLOAD_TOO_LARGE
 
 
-async def _problem(scope: Scope, receive: Receive, send: Send, code: ErrorCode, detail: str) -> None:
+async def problem_answer(scope: Scope, receive: Receive, send: Send, code: ErrorCode, detail: str) -> None:
     # Connection: close, or the server would read (and drop) the rest of the body to keep
     # the connection alive: the very cost this avoids.
     await problem_response(code, detail, headers={"Connection": "close"})(scope, receive, send)
@@ -51,13 +51,13 @@ class BoundedBodies:
         headers = dict(scope["headers"])
         path: str = scope["path"]
         if path.startswith("/v1/") and not self._authorized(scope, headers.get(b"authorization", b"")):
-            await _problem(scope, receive, send, ErrorCode.UNAUTHORIZED, "A valid bearer token is required.")
+            await problem_answer(scope, receive, send, ErrorCode.UNAUTHORIZED, "A valid bearer token is required.")
             return
         limit, code = _limit(scope["method"], path)
         detail = f"The request body may be {limit // 1024} KiB at most."
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await _problem(scope, receive, send, code, detail)
+            await problem_answer(scope, receive, send, code, detail)
             return
         answered = False
         received = 0
@@ -71,7 +71,7 @@ class BoundedBodies:
                 received += len(message.get("body", b""))
                 if received > limit:
                     answered = True
-                    await _problem(scope, receive, send, code, detail)
+                    await problem_answer(scope, receive, send, code, detail)
                     return {"type": "http.disconnect"}
             return message
 
