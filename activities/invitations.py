@@ -56,7 +56,7 @@ class InvitationStore:
         new = input.invitation
         async with self._pool.acquire() as db, db.transaction():
             # The partner row lock serialises invitations of one partner.
-            partner = await lock_partner(db, new.partner_id)
+            partner = await lock_partner(db, new.partner_id, input.enterprise_id)
             existing = await db.fetchval("SELECT purpose FROM invitations WHERE id = $1", input.invitation_id)
             if existing is not None:  # a retry after the commit
                 return CreateInvitationOutput(purpose=InvitationPurpose(existing))

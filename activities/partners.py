@@ -127,7 +127,7 @@ class PartnerStore:
             partner = await db.fetchrow(
                 "SELECT enterprise_id, status FROM partners WHERE id = $1 FOR UPDATE", input.partner_id
             )
-            if partner is None:
+            if partner is None or partner["enterprise_id"] != input.enterprise_id:
                 raise Refused(ErrorCode.NOT_FOUND, "No such partner.")
             if partner["status"] == PartnerStatus.DEACTIVATED:
                 return DeactivatePartnerOutput(newly_deactivated=False)

@@ -79,15 +79,16 @@ def require_active(status: str) -> None:
         raise Refused(ErrorCode.PARTNER_NOT_ACTIVE, "The partner is not active yet.")
 
 
-async def lock_partner(db: Db, partner_id: UUID) -> asyncpg.Record:
+async def lock_partner(db: Db, partner_id: UUID, enterprise_id: str | None = None) -> asyncpg.Record:
     """The partner's row lock, taken by every write that deactivation must not race (R10).
-    Answers its enterprise, status and enterprise locale; refuses a deactivated one."""
+    Answers its enterprise, status and enterprise locale; refuses a deactivated one, and
+    one of another enterprise than `enterprise_id` where the caller names one."""
     partner = await db.fetchrow(
         "SELECT p.enterprise_id, p.status, e.locale FROM partners p JOIN enterprises e ON e.id = p.enterprise_id"
         " WHERE p.id = $1 FOR UPDATE OF p",
         partner_id,
     )
-    if partner is None:
+    if partner is None or (enterprise_id is not None and partner["enterprise_id"] != enterprise_id):
         raise Refused(ErrorCode.NOT_FOUND, "No such partner.")
     refuse_if_deactivated(partner["status"])
     return partner

@@ -107,15 +107,24 @@ class WebhookDelivery:
         later one's ends the batch there; the workflow asks again from that event."""
         endpoint = await self._pool.fetchrow(
             "SELECT url, secret, CASE WHEN previous_expires_at > now() THEN previous_secret END AS previous,"
-            " delivered_through FROM webhook_endpoints WHERE id = $1",
+            " delivered_through, enterprise_id FROM webhook_endpoints WHERE id = $1",
             input.endpoint_id,
         )
+        if endpoint is None:
+            raise ApplicationError("the endpoint is gone", non_retryable=True)
+        # Only the endpoint's enterprise's events, whatever seqs the workflow was given.
         events = await self._pool.fetch(
             "SELECT seq, id, type, created_at, enterprise_id, partner_id, data,"
-            " extract(epoch FROM now() - created_at)::float8 AS age FROM events WHERE seq = ANY($1) ORDER BY seq",
+            " extract(epoch FROM now() - created_at)::float8 AS age FROM events"
+            " WHERE seq = ANY($1) AND ($2::text IS NULL OR enterprise_id = $2) ORDER BY seq",
             input.seqs,
+            endpoint["enterprise_id"],
         )
-        if endpoint is None or [e["seq"] for e in events] != input.seqs:
+        if input.backlog is None and not events:
+            # A redelivery by hand of an event that is not this endpoint's (or is gone):
+            # nothing to send; the workflow goes on with its own events.
+            return DeliverOutput(done=len(input.seqs), status="none")
+        if [e["seq"] for e in events] != input.seqs:
             raise ApplicationError("the endpoint or an event is gone", non_retryable=True)
         # A retried batch skips what an earlier attempt of it delivered: nothing goes out
         # again after its 2xx (a redelivery by hand, backlog None, is sent as asked).

@@ -16,6 +16,7 @@ import base64
 import binascii
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -26,12 +27,18 @@ from temporalio.converter import (
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
     DefaultPayloadConverter,
+    EncodingPayloadConverter,
     JSONPlainPayloadConverter,
     PayloadCodec,
 )
+from temporalio.exceptions import ApplicationError
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
+# What a payload that arrived in clear becomes when the service decodes it: no converter
+# but `_RefusePlaintext` reads this encoding, and it refuses.
+PLAINTEXT_REFUSED = b"binary/plaintext-refused"
+PLAINTEXT_REFUSED_TYPE = "plaintext_payload"
 _NONCE_BYTES = 12
 
 
@@ -85,11 +92,18 @@ class EncryptionCodec(PayloadCodec):
         return encoded
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self._decode(payload) for payload in payloads]
+        """For the service itself (worker, API, CLI): a payload in clear was not written by
+        anyone holding a key, so it is marked refused. Temporal is then no back door: a
+        workflow started in clear fails, an update in clear is rejected, a signal dropped."""
+        return [self._decode(payload, plaintext=False) for payload in payloads]
 
-    def _decode(self, payload: Payload) -> Payload:
+    async def decode_for_operator(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """For the codec endpoint, which only shows payloads: one in clear is shown as it is."""
+        return [self._decode(payload, plaintext=True) for payload in payloads]
+
+    def _decode(self, payload: Payload, *, plaintext: bool) -> Payload:
         if payload.metadata.get("encoding") != ENCODING:
-            return payload  # not ours to open (nothing here writes such a payload)
+            return payload if plaintext else Payload(metadata={"encoding": PLAINTEXT_REFUSED})
         kid = payload.metadata.get(KEY_ID, b"").decode(errors="replace")
         cipher = self._ciphers.get(kid)
         if cipher is None:
@@ -110,6 +124,28 @@ class EncryptionCodec(PayloadCodec):
 _PYDANTIC_JSON = PydanticJSONPlainPayloadConverter()
 
 
+class _RefusePlaintext(EncodingPayloadConverter):
+    """Reads a payload the codec marked as having arrived in clear, by refusing it. An
+    `ApplicationError` because the SDK lets a conversion failure of that kind fail the
+    workflow (instead of failing its task again and again); an update with it is rejected
+    and a signal with it dropped."""
+
+    @property
+    def encoding(self) -> str:
+        return PLAINTEXT_REFUSED.decode()
+
+    def to_payload(self, value: Any) -> Payload | None:
+        return None  # never writes one
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        raise ApplicationError(
+            "A payload not encrypted with one of PAYLOAD_KEYS is refused: only the service and"
+            " operators holding a key (through the codec endpoint) may speak to these workflows.",
+            type=PLAINTEXT_REFUSED_TYPE,
+            non_retryable=True,
+        )
+
+
 class PayloadConverter(CompositePayloadConverter):
     """The SDK's pydantic payload converter, sharing one JSON converter. The SDK builds
     a payload converter for each workflow run (and one for each activation it decodes);
@@ -118,10 +154,11 @@ class PayloadConverter(CompositePayloadConverter):
 
     def __init__(self) -> None:
         super().__init__(
+            _RefusePlaintext(),
             *(
                 _PYDANTIC_JSON if isinstance(c, JSONPlainPayloadConverter) else c
                 for c in DefaultPayloadConverter.default_encoding_payload_converters
-            )
+            ),
         )
 
 

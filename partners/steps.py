@@ -37,6 +37,7 @@ class RegisterPartnerInput(BaseModel):
 
 class DeactivatePartnerInput(BaseModel):
     partner_id: UUID
+    enterprise_id: str  # checked against the partner's own: Temporal is no back door
     actor: str
 
 
@@ -50,6 +51,7 @@ class DeactivatePartnerOutput(BaseModel):
 
 class CreateInvitationInput(BaseModel):
     invitation_id: UUID
+    enterprise_id: str  # checked against the partner's own: Temporal is no back door
     invitation: NewInvitation
     max_sends: int
 

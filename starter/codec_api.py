@@ -103,7 +103,7 @@ async def codec_encode(body: CodecPayloads, request: Request) -> CodecPayloads:
 async def codec_decode(body: CodecPayloads, request: Request) -> CodecPayloads:
     """Decrypts payloads with the key each names; any other payload is answered as it came."""
     try:
-        return _body(await _codec(request).decode(_payloads(body)))
+        return _body(await _codec(request).decode_for_operator(_payloads(body)))
     except PayloadKeyError as err:
         raise Refused(ErrorCode.UNDECODABLE_PAYLOAD, str(err)) from None
     except ValueError:  # the decrypted bytes are no payload (protobuf's DecodeError)

@@ -34,7 +34,9 @@ class PartnerDeactivationWorkflow:
         try:
             done = await database_step(
                 PartnerStore.deactivate_partner,
-                DeactivatePartnerInput(partner_id=input.partner_id, actor=input.actor),
+                DeactivatePartnerInput(
+                    partner_id=input.partner_id, enterprise_id=input.enterprise_id, actor=input.actor
+                ),
                 summary="deactivate: re-check API grants under lock, then deactivate",
             )
         except ApplicationError as err:

@@ -97,7 +97,10 @@ class Invitation:
                 await database_step(
                     InvitationStore.create_invitation,
                     CreateInvitationInput(
-                        invitation_id=input.invitation_id, invitation=input.create, max_sends=input.timing.max_sends
+                        invitation_id=input.invitation_id,
+                        enterprise_id=input.enterprise_id,
+                        invitation=input.create,
+                        max_sends=input.timing.max_sends,
                     ),
                     summary="create: check domain, membership and pending invitations",
                 )

@@ -99,6 +99,7 @@ class AdminReplacementWorkflow:
                 InvitationStore.create_invitation,
                 CreateInvitationInput(
                     invitation_id=invitation_id,
+                    enterprise_id=input.enterprise_id,
                     invitation=NewInvitation(
                         partner_id=input.partner_id,
                         invitee=request.invitee,
