@@ -10,6 +10,7 @@ import asyncpg
 from activities.access import AccessReads
 from activities.events import EventStore
 from activities.grants import GrantStore
+from activities.idempotency import IdempotencyKeys
 from activities.invitations import InvitationStore
 from activities.ledger import SendLedger
 from activities.link_attempts import LinkAttempts
@@ -34,6 +35,7 @@ class Stores:
     events: EventStore
     webhooks: WebhookDelivery
     link_attempts: LinkAttempts
+    idempotency: IdempotencyKeys
 
     @classmethod
     def build(
@@ -71,6 +73,7 @@ class Stores:
             link_attempts=LinkAttempts(
                 pool, limit=settings.link_attempt_limit, window_seconds=settings.link_attempt_window
             ),
+            idempotency=IdempotencyKeys(pool, window_seconds=settings.idempotency_retention),
         )
 
     def activities(self) -> list[Any]:

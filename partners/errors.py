@@ -65,6 +65,7 @@ class ErrorCode(StrEnum):
     HEADERS_TOO_LARGE = ("headers_too_large", 431, "Request headers too large")
     RESEND_TOO_SOON = ("resend_too_soon", 429, "Resent too recently or too often; see Retry-After")
     INVALID_LINK = ("invalid_link", 404, "Not a valid invitation link")
+    IDEMPOTENCY_KEY_REUSED = ("idempotency_key_reused", 422, "Idempotency-Key used with another request")
     CONFLICT = ("conflict", 409, "Conflict")
     UNAVAILABLE = ("unavailable", 503, "Service temporarily unavailable")
 

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # Every call from the API to Temporal answers within this bound, or 503.
     temporal_call_timeout: float = Field(default=10.0, gt=0, description="seconds")
 
+    # A registration's Idempotency-Key is remembered this long (in PostgreSQL).
+    idempotency_retention: int = Field(default=24 * 3600, ge=60, description="seconds")
+
     # Invitation links: bad tokens a client may try per window before it gets 429.
     link_attempt_limit: int = Field(default=20, ge=1)
     link_attempt_window: int = Field(default=600, ge=1, description="seconds")

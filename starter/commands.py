@@ -7,6 +7,7 @@ stable code, whoever asked and wherever it was decided.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any, Literal
 from uuid import UUID
@@ -53,6 +54,13 @@ from workflows.replacement import AdminReplacementWorkflow
 # Partner ids derived from an Idempotency-Key live in their own namespace.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("8f0b6c1e-3a55-4d6f-9a51-6e1d0b7c2a90")
 
+
+def idempotent_partner_id(enterprise_id: str, key: str, generation: int) -> UUID:
+    """The partner a key registers: the same for every retry, another once its window ran out."""
+    name = f"{enterprise_id}\n{key}" + (f"\n{generation}" if generation else "")
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, name)
+
+
 # Who the actor is to a partner (R1, R12).
 Viewer = Literal["account_holder", "operator", "admin", "member"]
 
@@ -65,6 +73,7 @@ class Commands:
         self._reads = services.stores.reads
         self._grants = services.stores.grants
         self._memberships = services.stores.memberships
+        self._idempotency = services.stores.idempotency
 
     @property
     def _timing(self) -> InvitationTiming:
@@ -114,12 +123,12 @@ class Commands:
         self, actor: Actor, enterprise_id: str, body: RegisterPartnerRequest, idempotency_key: str | None
     ) -> PartnerView:
         actor.require_account_holder_of(enterprise_id)
-        partner_id = (
-            uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{enterprise_id}\n{idempotency_key}")
-            if idempotency_key
-            else uuid.uuid4()
-        )
         new_partner = body.new_partner()
+        partner_id = uuid.uuid4()
+        if idempotency_key:
+            request_hash = hashlib.sha256(body.model_dump_json().encode()).digest()
+            generation = await self._idempotency.claim(enterprise_id, idempotency_key, request_hash)
+            partner_id = idempotent_partner_id(enterprise_id, idempotency_key, generation)
         try:
             registration = await self._start(
                 PartnerOnboardingWorkflow.registration,

@@ -52,7 +52,10 @@ IdempotencyKey = Annotated[
     Header(
         max_length=200,
         pattern=r"^[\x21-\x7e]+$",
-        description="Retrying a registration with the same key answers with the same partner.",
+        description=(
+            "Retrying a registration with the same key within 24 hours answers with the same partner;"
+            " the same key with another body is 422 `idempotency_key_reused`."
+        ),
     ),
 ]
 LOGO_TYPES = ("image/png", "image/jpeg", "image/webp")

@@ -196,6 +196,47 @@ async def test_idempotency_key_of_a_refused_registration_is_spent(dev_stack: Sta
     assert await dev_stack.pool.fetchval("SELECT count(*) FROM partners WHERE enterprise_id = $1", enterprise) == 0
 
 
+async def test_the_same_idempotency_key_with_another_body_is_refused(dev_stack: Stack) -> None:
+    enterprise, domain, other_domain = new_enterprise(), unique_domain(), unique_domain()
+    headers = {**holder(enterprise), "Idempotency-Key": "portal-request-7"}
+    url = f"/v1/enterprises/{enterprise}/partners"
+
+    first = await dev_stack.http.post(url, json=partner_body(domain), headers=headers)
+    other = await dev_stack.http.post(url, json=partner_body(other_domain), headers=headers)
+
+    assert first.status_code == 201, first.text
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
+    names = await dev_stack.pool.fetch("SELECT name FROM partners WHERE enterprise_id = $1", enterprise)
+    assert [r["name"] for r in names] == [f"Partner {domain}"], "nothing of the second body was stored"
+    await dev_stack.delivered(f"ada@{domain}")
+    await asyncio.sleep(0.5)
+    assert dev_stack.mail.mails_to(f"ada@{other_domain}") == []
+
+
+async def test_an_idempotency_key_is_remembered_in_postgres_for_24_hours(dev_stack: Stack) -> None:
+    """Past its day the key is free again: it registers a partner of its own (a retry
+    after a day is a new request), and the first partner stays as it was."""
+    enterprise, domain, later_domain = new_enterprise(), unique_domain(), unique_domain()
+    headers = {**holder(enterprise), "Idempotency-Key": "portal-request-8"}
+    url = f"/v1/enterprises/{enterprise}/partners"
+    first = await dev_stack.http.post(url, json=partner_body(domain), headers=headers)
+    assert first.status_code == 201, first.text
+    stored = await dev_stack.pool.fetchval(
+        "SELECT count(*) FROM idempotency_keys WHERE enterprise_id = $1 AND key = 'portal-request-8'", enterprise
+    )
+    assert stored == 1
+    await dev_stack.pool.execute(
+        "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE enterprise_id = $1", enterprise
+    )
+
+    later = await dev_stack.http.post(url, json=partner_body(later_domain), headers=headers)
+
+    assert later.status_code == 201, later.text
+    assert later.json()["id"] != first.json()["id"]
+    assert await dev_stack.pool.fetchval("SELECT count(*) FROM partners WHERE enterprise_id = $1", enterprise) == 2
+    await dev_stack.delivered(f"ada@{later_domain}")
+
+
 def _key_id(enterprise: str, key: str) -> str:
     return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{enterprise}\n{key}"))
 

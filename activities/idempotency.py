@@ -1,0 +1,50 @@
+"""IdempotencyKeys: a registration's Idempotency-Key, remembered in PostgreSQL.
+
+A retry with the same key and the same body answers with the same partner; the same key
+with another body is refused (422 `idempotency_key_reused`): it is a client's bug, and
+answering with the first partner would hide it. After `window_seconds` a key is free
+again and registers a partner of its own.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from partners.errors import ErrorCode, Refused
+
+
+class IdempotencyKeys:
+    def __init__(self, pool: asyncpg.Pool, *, window_seconds: int) -> None:
+        self._pool = pool
+        self._window = window_seconds
+
+    async def claim(self, enterprise_id: str, key: str, request_hash: bytes) -> int:
+        """The key's generation for this request: 0 on its first use, one more on each use
+        after its window ran out; the same as before for a retry of the same request."""
+        # One statement: a new key is stored, an expired one taken over; a live one is
+        # left as it is and read (a concurrent first use has committed it by then).
+        claimed = await self._pool.fetchval(
+            "INSERT INTO idempotency_keys AS k (enterprise_id, key, request_hash) VALUES ($1, $2, $3)"
+            " ON CONFLICT (enterprise_id, key) DO UPDATE"
+            " SET request_hash = EXCLUDED.request_hash, generation = k.generation + 1, created_at = now()"
+            " WHERE k.created_at <= now() - make_interval(secs => $4)"
+            " RETURNING generation",
+            enterprise_id,
+            key,
+            request_hash,
+            self._window,
+        )
+        if claimed is not None:
+            return int(claimed)
+        kept = await self._pool.fetchrow(
+            "SELECT request_hash, generation FROM idempotency_keys WHERE enterprise_id = $1 AND key = $2",
+            enterprise_id,
+            key,
+        )
+        assert kept is not None  # the conflict above was with this row
+        if bytes(kept["request_hash"]) != request_hash:
+            raise Refused(
+                ErrorCode.IDEMPOTENCY_KEY_REUSED,
+                "This Idempotency-Key was used with another request in the last 24 hours; use a new key.",
+            )
+        return int(kept["generation"])
