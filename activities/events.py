@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from activities.sql import audit
+from partners import destinations
 from partners.errors import ErrorCode, Refused
 from partners.views import DeliveryList, DeliveryView, EventPage, EventView, WebhookView
 
@@ -32,8 +33,9 @@ def new_secret() -> str:
 
 
 class EventStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, endpoint_limit: int = 10) -> None:
         self._pool = pool
+        self._endpoint_limit = endpoint_limit
 
     async def feed(self, enterprise_id: str, *, after: int, limit: int) -> EventPage:
         rows = await self._pool.fetch(
@@ -49,16 +51,43 @@ class EventStore:
     async def create_endpoint(
         self, enterprise_id: str, url: str, events: list[str] | None, actor: str
     ) -> tuple[WebhookView, str]:
-        """A new endpoint receives the events committed after it."""
+        """A new endpoint receives the events committed after it. An enterprise has at most
+        `endpoint_limit` endpoints and one per URL: each endpoint POSTs every event once,
+        so two on one URL would double what a third party receives."""
         secret = new_secret()
         async with self._pool.acquire() as db, db.transaction():
+            # Serialises the enterprise's creations: the count below stays true to commit.
+            await db.execute("SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1, 0))", enterprise_id)
+            kept = await db.fetchval(
+                "SELECT count(*) FROM webhook_endpoints WHERE enterprise_id = $1 AND status <> 'deleted'",
+                enterprise_id,
+            )
+            if kept >= self._endpoint_limit:
+                raise Refused(
+                    ErrorCode.WEBHOOK_LIMIT_REACHED,
+                    f"The enterprise has {kept} webhook endpoints, the most it may have; delete one first.",
+                    limit=self._endpoint_limit,
+                )
+            taken = await db.fetchval(
+                "SELECT id FROM webhook_endpoints WHERE enterprise_id = $1 AND url_key = $2 AND status <> 'deleted'",
+                enterprise_id,
+                destinations.url_key(url),
+            )
+            if taken is not None:
+                raise Refused(
+                    ErrorCode.WEBHOOK_URL_TAKEN,
+                    "An endpoint of the enterprise already receives events at this URL; change its events instead.",
+                    webhook_id=str(taken),
+                )
             row = await db.fetchrow(
-                f"INSERT INTO webhook_endpoints (id, enterprise_id, url, event_types, secret, delivered_through,"  # noqa: S608
-                f" created_by) VALUES ($1, $2, $3, $4, $5, (SELECT coalesce(max(seq), 0) FROM events), $6)"
+                f"INSERT INTO webhook_endpoints (id, enterprise_id, url, url_key, event_types, secret,"  # noqa: S608
+                f" delivered_through, created_by)"
+                f" VALUES ($1, $2, $3, $4, $5, $6, (SELECT coalesce(max(seq), 0) FROM events), $7)"
                 f" RETURNING {_ENDPOINT_COLUMNS}",
                 uuid4(),
                 enterprise_id,
                 url,
+                destinations.url_key(url),
                 events,
                 secret,
                 actor,

@@ -63,7 +63,7 @@ class Stores:
             persons=PersonStore(pool),
             reads=ReadModel(pool),
             access=AccessReads(pool),
-            events=EventStore(pool),
+            events=EventStore(pool, endpoint_limit=settings.webhook_endpoint_limit),
             webhooks=WebhookDelivery(
                 pool,
                 timeout=settings.webhook_timeout,

@@ -48,6 +48,27 @@ def parse(url: str, *, allow_http: bool) -> Destination:
     return Destination(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80))
 
 
+def url_key(url: str) -> str:
+    """The URL as two endpoints on it would be compared: scheme and host in lower case,
+    the default port and an empty path spelled out, the fragment (never sent) dropped."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if ":" in host:
+        host = f"[{ipaddress.ip_address(host).compressed}]" if _is_ip(host) else f"[{host}]"
+    port = parts.port or (443 if scheme == "https" else 80)
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{scheme}://{host}:{port}{parts.path or '/'}{query}"
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215, the local-use prefix
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated, still routed by some stacks

@@ -54,6 +54,8 @@ class ErrorCode(StrEnum):
     INVITEE_MISMATCH = ("invitee_mismatch", 403, "The invitation is for someone else")
     UNSAFE_WEBHOOK_URL = ("unsafe_webhook_url", 422, "Webhooks may not be delivered there")
     WEBHOOK_DISABLED = ("webhook_disabled", 409, "The webhook endpoint is disabled")
+    WEBHOOK_LIMIT_REACHED = ("webhook_limit_reached", 409, "The enterprise has its limit of webhook endpoints")
+    WEBHOOK_URL_TAKEN = ("webhook_url_taken", 409, "An endpoint already receives events at this URL")
     UNDECODABLE_PAYLOAD = ("undecodable_payload", 422, "The payload cannot be decrypted here")
     PERSON_IS_ADMIN = ("person_is_admin", 409, "The person is the active Admin of a partner")
     ALREADY_GRANTED = ("already_granted", 409, "Already granted to the partner")

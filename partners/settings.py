@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     portal_webhook_secret: SecretStr | None = None
     # Endpoints waiting for events at once per worker process (each holds a sleeping slot).
     webhook_max_endpoints: int = Field(default=200, ge=1)
+    # Endpoints an enterprise may register (R15): each POSTs every event once.
+    webhook_endpoint_limit: int = Field(default=10, ge=1)
 
     # R16: the payload codec's keys, `kid:base64key` comma-separated (the first encrypts,
     # all decrypt). Required by every process that talks to Temporal; `make run` makes one

@@ -7,6 +7,7 @@ import ipaddress
 
 import pytest
 
+from partners import destinations
 from partners.destinations import allowed
 
 # 169.254.169.254 (the cloud metadata service), 10.0.0.1 and 8.8.8.8 in each form.
@@ -40,3 +41,23 @@ def test_plain_ipv6_addresses_keep_their_own_judgement() -> None:
     assert not allowed(ipaddress.ip_address("fe80::1"), allow_private=True)
     assert not allowed(ipaddress.ip_address("::1"), allow_private=False)
     assert not allowed(ipaddress.ip_address("fd12::1"), allow_private=False)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("https://Hooks.Example/in", "https://hooks.example:443/in#frag"),
+        ("https://hooks.example", "https://hooks.example/"),
+        ("https://[::1]:8443/x", "https://[0:0::1]:8443/x"),
+    ],
+)
+def test_two_spellings_of_one_url_have_one_key(a: str, b: str) -> None:
+    assert destinations.url_key(a) == destinations.url_key(b)
+
+
+def test_another_path_query_or_port_is_another_url() -> None:
+    keys = {
+        destinations.url_key(u)
+        for u in ("https://h.example/a", "https://h.example/b", "https://h.example/a?x=1", "https://h.example:8443/a")
+    }
+    assert len(keys) == 4

@@ -391,3 +391,39 @@ async def test_feed_input_is_checked(dev_stack: Stack) -> None:
     )
     assert (bad.status_code, bad.json()["code"]) == (422, "invalid_input")
     assert isinstance(bad, httpx.Response)
+
+
+async def test_an_enterprise_has_a_bounded_number_of_endpoints_and_one_per_url(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    """Each endpoint POSTs every event once: endpoints on one URL would amplify what a
+    third party receives, and endpoints without number would each wait for every event."""
+    enterprise = new_enterprise()
+    async with running_stack(dev_env, pool, mail, with_worker=False, webhook_endpoint_limit=3) as stack:
+
+        async def create(url: str) -> httpx.Response:
+            return await stack.http.post(
+                f"/v1/enterprises/{enterprise}/webhooks", json={"url": url}, headers=holder(enterprise)
+            )
+
+        first = await create("http://127.0.0.1:9/hooks")
+        assert first.status_code == 201, first.text
+        # The same URL however it is spelled: scheme and host case, the default port.
+        for same in ("http://127.0.0.1:9/hooks", "HTTP://127.0.0.1:9/hooks#x"):
+            taken = await create(same)
+            assert (taken.status_code, taken.json()["code"]) == (409, "webhook_url_taken"), same
+            assert taken.json()["webhook_id"] == first.json()["id"]
+        for n in (2, 3):
+            assert (await create(f"http://127.0.0.1:9/hooks/{n}")).status_code == 201
+        full = await create("http://127.0.0.1:9/hooks/4")
+        assert (full.status_code, full.json()["code"], full.json()["limit"]) == (409, "webhook_limit_reached", 3)
+        kept = await pool.fetchval(
+            "SELECT count(*) FROM webhook_endpoints WHERE enterprise_id = $1 AND status <> 'deleted'", enterprise
+        )
+        assert kept == 3
+        # A deleted endpoint frees its place and its URL.
+        deleted = await stack.http.delete(
+            f"/v1/enterprises/{enterprise}/webhooks/{first.json()['id']}", headers=holder(enterprise)
+        )
+        assert deleted.status_code in (200, 204), deleted.text
+        assert (await create("http://127.0.0.1:9/hooks")).status_code == 201

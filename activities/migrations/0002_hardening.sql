@@ -11,3 +11,15 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (enterprise_id, key)
 );
 CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
+
+-- One webhook endpoint per URL per enterprise: each endpoint POSTs every event once, so
+-- two on one URL would double what a third party receives. `url_key` is the URL as
+-- partners.destinations.url_key compares it; the index makes a race lose, not duplicate.
+ALTER TABLE webhook_endpoints ADD COLUMN url_key text;
+UPDATE webhook_endpoints e SET url_key = e.url
+  WHERE e.enterprise_id IS NOT NULL AND e.status <> 'deleted'
+    AND e.id = (SELECT f.id FROM webhook_endpoints f
+                WHERE f.enterprise_id = e.enterprise_id AND f.url = e.url AND f.status <> 'deleted'
+                ORDER BY f.created_at, f.id LIMIT 1);
+CREATE UNIQUE INDEX webhook_endpoints_one_per_url ON webhook_endpoints (enterprise_id, url_key)
+  WHERE status <> 'deleted';
