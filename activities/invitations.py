@@ -13,6 +13,7 @@ from uuid import UUID
 import asyncpg
 from temporalio import activity
 
+from activities.mail_quota import MailQuota
 from activities.metrics import count
 from activities.sql import (
     Db,
@@ -46,9 +47,11 @@ from partners.steps import (
 
 
 class InvitationStore:
-    def __init__(self, pool: asyncpg.Pool, *, default_locale: Locale) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, default_locale: Locale, mail_quota: MailQuota | None = None) -> None:
+        """`mail_quota`: counts each new invitation's mail (None: not counted)."""
         self._pool = pool
         self._default_locale = default_locale
+        self._mail_quota = mail_quota
 
     @activity.defn
     async def create_invitation(self, input: CreateInvitationInput) -> CreateInvitationOutput:
@@ -70,6 +73,8 @@ class InvitationStore:
                 actor=new.invited_by,
                 inviting_member=new.purpose is InvitationPurpose.MEMBER,
             )
+            if self._mail_quota is not None:
+                await self._mail_quota.claim(db, new.partner_id, new.invitee.email)
             await db.execute(
                 "INSERT INTO invitations (id, partner_id, email, first_name, last_name, role,"
                 " purpose, state, max_sends, invited_by, locale, workflow_id)"
@@ -340,6 +345,19 @@ async def _admit(
         raise Refused(ErrorCode.ALREADY_ADMIN, "This person is already the partner's Admin.")
     if role is Role.MEMBER and current is not None:
         raise Refused(ErrorCode.ALREADY_MEMBER, "This person is already a member of the partner.")
+    # Before any superseding: a replacement naming the person its pending admin invitation
+    # already names is refused like a repeated member invitation (resend that one instead),
+    # so repeating a replacement cannot mail someone again and again.
+    pending = await db.fetchval(
+        "SELECT id FROM invitations WHERE partner_id = $1 AND email = $2 AND state = 'pending' AND id <> $3",
+        partner_id,
+        email,
+        invitation_id,
+    )
+    if pending is not None:
+        raise Refused(
+            ErrorCode.ALREADY_INVITED, "A pending invitation exists for this address.", invitation_id=str(pending)
+        )
     superseded: list[RunningInvitation] = []
     if role is Role.ADMIN:
         # R8: at most one live admin invitation; the newest request wins.
@@ -354,14 +372,4 @@ async def _admit(
                 invitation_id=str(old.invitation_id),
                 by=str(invitation_id),
             )
-    pending = await db.fetchval(
-        "SELECT id FROM invitations WHERE partner_id = $1 AND email = $2 AND state = 'pending' AND id <> $3",
-        partner_id,
-        email,
-        invitation_id,
-    )
-    if pending is not None:
-        raise Refused(
-            ErrorCode.ALREADY_INVITED, "A pending invitation exists for this address.", invitation_id=str(pending)
-        )
     return purpose, superseded

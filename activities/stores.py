@@ -14,6 +14,7 @@ from activities.idempotency import IdempotencyKeys
 from activities.invitations import InvitationStore
 from activities.ledger import SendLedger
 from activities.link_attempts import LinkAttempts
+from activities.mail_quota import MailQuota
 from activities.memberships import MembershipStore
 from activities.partners import PartnerStore
 from activities.persons import PersonStore
@@ -36,6 +37,7 @@ class Stores:
     webhooks: WebhookDelivery
     link_attempts: LinkAttempts
     idempotency: IdempotencyKeys
+    mail_quota: MailQuota
 
     @classmethod
     def build(
@@ -49,6 +51,9 @@ class Stores:
     ) -> Stores:
         """The classes can be swapped for subclasses (the tests slow a real step down)."""
         locale = settings.default_locale
+        mail_quota = MailQuota(
+            pool, per_recipient=settings.recipient_daily_limit, per_partner=settings.partner_daily_invitation_limit
+        )
         return cls(
             partners=partners(
                 pool,
@@ -56,7 +61,7 @@ class Stores:
                 default_locale=locale,
                 blocked_domains=settings.extra_blocked_domains,
             ),
-            invitations=invitations(pool, default_locale=locale),
+            invitations=invitations(pool, default_locale=locale, mail_quota=mail_quota),
             ledger=ledger(pool),
             grants=GrantStore(pool),
             memberships=MembershipStore(pool),
@@ -74,6 +79,7 @@ class Stores:
                 pool, limit=settings.link_attempt_limit, window_seconds=settings.link_attempt_window
             ),
             idempotency=IdempotencyKeys(pool, window_seconds=settings.idempotency_retention),
+            mail_quota=mail_quota,
         )
 
     def activities(self) -> list[Any]:

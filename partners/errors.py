@@ -65,6 +65,7 @@ class ErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = ("payload_too_large", 413, "Request body too large")
     URI_TOO_LONG = ("uri_too_long", 414, "Request target too long")
     HEADERS_TOO_LARGE = ("headers_too_large", 431, "Request headers too large")
+    TOO_MANY_INVITATIONS = ("too_many_invitations", 429, "Too many invitations to this address; see Retry-After")
     RESEND_TOO_SOON = ("resend_too_soon", 429, "Resent too recently or too often; see Retry-After")
     INVALID_LINK = ("invalid_link", 404, "Not a valid invitation link")
     IDEMPOTENCY_KEY_REUSED = ("idempotency_key_reused", 422, "Idempotency-Key used with another request")

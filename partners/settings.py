@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # Every call from the API to Temporal answers within this bound, or 503.
     temporal_call_timeout: float = Field(default=10.0, gt=0, description="seconds")
 
+    # No one is mail-bombed: invitations and resends by hand per address per partner, and
+    # per partner, in any 24 hours (automatic reminders are bounded by invitation_max_sends).
+    recipient_daily_limit: int = Field(default=5, ge=1)
+    partner_daily_invitation_limit: int = Field(default=500, ge=1)
+
     # A registration's Idempotency-Key is remembered this long (in PostgreSQL).
     idempotency_retention: int = Field(default=24 * 3600, ge=60, description="seconds")
 

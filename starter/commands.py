@@ -74,6 +74,7 @@ class Commands:
         self._grants = services.stores.grants
         self._memberships = services.stores.memberships
         self._idempotency = services.stores.idempotency
+        self._mail_quota = services.stores.mail_quota
 
     @property
     def _timing(self) -> InvitationTiming:
@@ -197,12 +198,12 @@ class Commands:
         return view
 
     async def replace_admin(self, actor: Actor, partner_id: UUID, person: PersonIn) -> InvitationDetail:
-        partner = await self.held_partner(actor, partner_id)
+        partner, invitee = await self.held_partner(actor, partner_id), person.invitee()
         started = await self._start(
             AdminReplacementWorkflow.replace,
             AdminReplacementWorkflow.run,
             ReplacementInput(partner_id=partner_id, enterprise_id=partner.enterprise_id, timing=self._timing),
-            ReplaceAdminRequest(invitee=person.invitee(), actor=actor.email),
+            ReplaceAdminRequest(invitee=invitee, actor=actor.email),
             id=replacement_workflow_id(partner_id),
             attributes=search.attributes(partner.enterprise_id, partner_id),
             summary=f"Admin replacement of partner {partner.name}",
@@ -309,29 +310,33 @@ class Commands:
         return detail.model_copy(update={"live": live})
 
     async def resend(self, actor: Actor, invitation_id: UUID) -> InvitationDetail:
-        """Sends a new mail now; revives an expired invitation (R7). Its workflow decides."""
-        return await self._invitation_update(
-            actor,
-            invitation_id,
-            InvitationWorkflow.resend,
-            ResendRequest(actor=actor.email, operator=actor.role is ActorRole.OPERATOR),
-            revive=True,
-        )
+        """Sends a new mail now; revives an expired invitation (R7). Its workflow decides;
+        the invitee's daily mail quota is claimed first, and given back if it refuses."""
+        detail = await self._authorized_invitation(actor, invitation_id)
+        async with self._mail_quota.spending(detail.partner_id, detail.email):
+            return await self._invitation_update(
+                actor,
+                detail,
+                InvitationWorkflow.resend,
+                ResendRequest(actor=actor.email, operator=actor.role is ActorRole.OPERATOR),
+                revive=True,
+            )
 
     async def cancel(self, actor: Actor, invitation_id: UUID) -> InvitationDetail:
         """Cancels a pending invitation (R7). Its workflow decides."""
+        detail = await self._authorized_invitation(actor, invitation_id)
         return await self._invitation_update(
-            actor, invitation_id, InvitationWorkflow.cancel, CancelRequest(actor=actor.email), revive=False
+            actor, detail, InvitationWorkflow.cancel, CancelRequest(actor=actor.email), revive=False
         )
 
     async def _invitation_update(
-        self, actor: Actor, invitation_id: UUID, update: Any, request: Any, *, revive: bool
+        self, actor: Actor, detail: InvitationDetail, update: Any, request: Any, *, revive: bool
     ) -> InvitationDetail:
         """An update to the workflow that runs the invitation (its row says which). Where
         that workflow is gone (the invitation closed, or an operator terminated it), a new
         run of its own `invitation-{id}` takes it over and answers: it revives an expired
         invitation when `revive`, adopts a pending one, refuses any other state."""
-        detail = await self._authorized_invitation(actor, invitation_id)
+        invitation_id = detail.id
         workflow_id = await self._workflow_of(invitation_id)
         live: InvitationStatus | None = None
         if workflow_id != invitation_workflow_id(invitation_id):

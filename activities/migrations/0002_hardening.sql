@@ -23,3 +23,15 @@ UPDATE webhook_endpoints e SET url_key = e.url
                 ORDER BY f.created_at, f.id LIMIT 1);
 CREATE UNIQUE INDEX webhook_endpoints_one_per_url ON webhook_endpoints (enterprise_id, url_key)
   WHERE status <> 'deleted';
+
+-- Invitation mails asked for by hand, per partner and address, for 24 hours (see
+-- activities/mail_quota.py): no one is mail-bombed through the service. The address is
+-- kept as its SHA-256 only; rows older than the window are deleted as new ones come.
+CREATE TABLE mail_quota (
+    id          bigserial PRIMARY KEY,
+    partner_id  uuid NOT NULL,
+    email_hash  bytea NOT NULL,
+    at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX mail_quota_by_recipient ON mail_quota (partner_id, email_hash, at);
+CREATE INDEX mail_quota_by_partner ON mail_quota (partner_id, at);
