@@ -1,7 +1,7 @@
 """PersonStore: one person's data on request (R16, LGPD art. 18): export and erasure.
 
-Everything stored about an address: memberships, invitations, who resent what, audit
-entries and events naming them. Erasure ends the memberships and cancels the pending
+Everything stored about an address: memberships, invitations, who resent what, who
+granted or revoked what, audit entries and events naming them. Erasure ends the memberships and cancels the pending
 invitations (under each partner's row lock, as a removal does), then replaces the name
 and the address by one pseudonym wherever they are stored, audit rows included, so the
 audit trail keeps its shape: the same pseudonym acts where the person acted.
@@ -31,6 +31,8 @@ _ADDRESS_COLUMNS = (
     ("partners", "created_by"),
     ("audit_log", "actor"),
     ("webhook_endpoints", "created_by"),
+    ("partner_grants", "granted_by"),
+    ("partner_grants", "revoked_by"),
 )
 
 
@@ -63,6 +65,12 @@ class PersonStore:
                     db,
                     "SELECT invitation_id, send_number, created_at FROM invitation_sends"
                     " WHERE lower(requested_by) = $1 ORDER BY created_at",
+                    email,
+                ),
+                "grants_made": await _rows(
+                    db,
+                    "SELECT id, partner_id, kind, ref, name, granted_by, granted_at, revoked_by, revoked_at"
+                    " FROM partner_grants WHERE lower(granted_by) = $1 OR lower(revoked_by) = $1 ORDER BY granted_at",
                     email,
                 ),
                 "audit_entries": await _rows(
@@ -137,7 +145,9 @@ async def _pseudonymise(db: Db, email: str, pseudonym: str) -> set[str]:
         for r in await db.fetch(
             "SELECT p.enterprise_id FROM partners p WHERE p.id IN (SELECT partner_id FROM members"
             " WHERE lower(email) = $1 UNION SELECT partner_id FROM invitations WHERE lower(email) = $1)"
-            " UNION SELECT enterprise_id FROM audit_log WHERE lower(actor) = $1",
+            " UNION SELECT enterprise_id FROM audit_log WHERE lower(actor) = $1"
+            " UNION SELECT p.enterprise_id FROM partner_grants g JOIN partners p ON p.id = g.partner_id"
+            " WHERE lower(g.granted_by) = $1 OR lower(g.revoked_by) = $1",
             email,
         )
     }
