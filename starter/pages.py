@@ -140,7 +140,15 @@ async def show_invitation(request: Request, token: str) -> HTMLResponse:
         return page
     if page.state is not InvitationState.PENDING:
         return _closed(request, page)
-    return _render(request, "invitation.html", page, token=token)
+    return _pending(request, page, token)
+
+
+def _pending(request: Request, page: InvitationPage, token: str, status: int = 200) -> HTMLResponse:
+    """The invitation, and where to accept it: here, or, with ACCEPT_URL set, only in the
+    portal, which knows who is signed in (this page cannot tell who clicks)."""
+    accept_url = request.app.state.services.settings.accept_url
+    portal_link = accept_url.replace("{token}", token) if accept_url else None
+    return _render(request, "invitation.html", page, status=status, token=token, portal_link=portal_link)
 
 
 @router.post("/invitations/{token}/accept", response_class=HTMLResponse)
@@ -150,6 +158,8 @@ async def accept_invitation(request: Request, token: str) -> HTMLResponse:
         return page
     if page.state is not InvitationState.PENDING:
         return _closed(request, page)
+    if request.app.state.services.settings.accept_url:
+        return _pending(request, page, token, status=403)  # accepted in the portal only
     result = await People(request.app.state.services).accept_link(page, token)
     if result.newly_accepted:
         return _outcome(request, page, "accepted")

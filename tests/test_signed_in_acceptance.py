@@ -68,3 +68,27 @@ async def test_only_the_signed_in_invitee_accepts(
 def test_an_accept_url_without_one_token_place_is_refused_at_start(url: str) -> None:
     with pytest.raises(ValidationError, match="ACCEPT_URL"):
         Settings(accept_url=url)
+
+
+async def test_with_an_accept_url_our_page_only_points_to_the_portal(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    """This page cannot tell who clicks: with the portal's page set, it never accepts."""
+    async with running_stack(dev_env, pool, mail, accept_url=PORTAL_PAGE) as stack:
+        enterprise, domain = new_enterprise(), unique_domain()
+        created = (await stack.register(enterprise, domain)).json()
+        [invitation_mail] = await stack.delivered(f"ada@{domain}")
+        token = invitation_mail.token
+
+        shown = await stack.http.get(f"/invitations/{token}")
+        assert shown.status_code == 200
+        assert f'href="https://portal.example/partners/accept?token={token}"' in shown.text
+        assert 'id="accept"' not in shown.text and "<form" not in shown.text, "no button here"
+        tried = await stack.http.post(f"/invitations/{token}/accept")
+        assert tried.status_code == 403
+        assert f"https://portal.example/partners/accept?token={token}" in tried.text
+        row = await pool.fetchrow(
+            "SELECT p.status, i.state FROM partners p JOIN invitations i ON i.partner_id = p.id WHERE p.id = $1::uuid",
+            created["id"],
+        )
+        assert row is not None and (row["status"], row["state"]) == ("pending", "pending"), "nothing accepted"
