@@ -55,7 +55,8 @@ class LocalStack:
         """The API on a free port; answers its base URL once /healthz answers."""
         port = int(extra.pop("API_PORT", 0)) or free_port()
         base = f"http://127.0.0.1:{port}"
-        await self.start("api", "starter.api", **{"PUBLIC_BASE_URL": base, **extra, "API_PORT": str(port)})
+        listeners = {"API_PORT": str(port), "OPERATOR_PORT": str(free_port())}
+        await self.start("api", "starter.api", **{"PUBLIC_BASE_URL": base, **extra, **listeners})
         async with httpx.AsyncClient(base_url=base, timeout=2) as http, asyncio.timeout(60):
             while True:
                 with contextlib.suppress(httpx.HTTPError):

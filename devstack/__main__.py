@@ -12,10 +12,9 @@ import logging
 import os
 import secrets
 import signal
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import uvicorn
 from pydantic import SecretStr
 
 import worker
@@ -25,7 +24,7 @@ from devstack.temporal import TemporalDevServer
 from partners import logs, search
 from partners.codec import new_key_entry
 from partners.settings import Settings
-from starter.api import create_app
+from starter.api import servers
 from starter.services import open_services
 
 log = logging.getLogger("devstack")
@@ -67,14 +66,6 @@ def _write_local_env(path: Path, settings: Settings) -> None:
     path.chmod(0o600)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: this process stops everything in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 @contextlib.asynccontextmanager
 async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
     data = settings.data_dir.resolve()
@@ -103,13 +94,13 @@ async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
                 search_attributes=search.ALL,
                 namespace=settings.temporal_namespace,
                 log_file=data / "temporal.log",
-                ui_codec_endpoint=f"http://{settings.api_host}:{settings.api_port}/codec",
+                ui_codec_endpoint=f"http://{settings.operator_host}:{settings.operator_port}/codec",
             )
             await temporal.start()
             stack.push_async_callback(temporal.stop)
             update["temporal_address"] = temporal.address
             _say("Temporal", f"dev server {temporal.address}, state in {data / 'temporal.db'}")
-            _say("Temporal UI", f"{temporal.ui_url}  (payloads decoded by the API's /codec)")
+            _say("Temporal UI", f"{temporal.ui_url}  (payloads decoded by the operators' /codec)")
             if not settings.codec_cors_origins:  # the UI's page calls /codec from the browser
                 update["codec_cors_origins"] = (
                     f"{temporal.ui_url},{str(temporal.ui_url).replace('127.0.0.1', 'localhost')}"
@@ -143,28 +134,22 @@ async def main() -> None:
         runtime = worker.metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
         # One bootstrap, as the API's and the tests': the worker shares its pool and client.
         async with open_services(settings, runtime=runtime) as services:
-            server = _Server(
-                uvicorn.Config(
-                    create_app(services),
-                    host=settings.api_host,
-                    port=settings.api_port,
-                    # As production: uvicorn's loggers, its access log too, through our
-                    # redacting handler (log_level would install uvicorn's own handlers).
-                    log_config=None,
-                    proxy_headers=False,
-                )
-            )
+            # As production: the public listener and the operators', uvicorn's loggers (its
+            # access log too) through our redacting handler.
+            running = servers(services)
             base = f"http://{settings.api_host}:{settings.api_port}"
             _say("API", f"{base}  (OpenAPI: {base}/docs)")
+            _say("Operators", f"http://{settings.operator_host}:{settings.operator_port}  (/codec, /readyz in detail)")
             _say("Portal API token", f"{settings.portal_api_token.get_secret_value()}"
                  f"  (also in {settings.data_dir / 'portal-api-token'})")  # fmt: skip
             print("Press Ctrl-C to stop everything.\n", flush=True)
             worker_task = asyncio.create_task(worker.serve(services.client, settings, services.stores, stop))
-            api_task = asyncio.create_task(server.serve())
-            done, _ = await asyncio.wait({worker_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
+            api_tasks = {asyncio.create_task(server.serve()) for server in running}
+            done, _ = await asyncio.wait({worker_task, *api_tasks}, return_when=asyncio.FIRST_COMPLETED)
             stop.set()
-            server.should_exit = True
-            await asyncio.gather(worker_task, api_task, return_exceptions=True)
+            for server in running:
+                server.should_exit = True
+            await asyncio.gather(worker_task, *api_tasks, return_exceptions=True)
             for task in done:
                 if task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from partners.codec import parse_keys
@@ -102,6 +103,10 @@ class Settings(BaseSettings):
     # The codec endpoint (/codec/encode, /codec/decode): the bearer token it asks for
     # (set it wherever the API is reachable by anyone but operators), and the origins of
     # the Temporal UI allowed to call it from a browser (comma-separated).
+    # The operators' listener: the codec endpoint and readiness in detail, apart from the
+    # public port. Bound beyond loopback, it needs CODEC_AUTH_TOKEN (checked at start).
+    operator_host: str = "127.0.0.1"
+    operator_port: int = Field(default=8001, ge=1, le=65535)
     codec_auth_token: SecretStr | None = None
     codec_cors_origins: str = ""
 
@@ -159,6 +164,17 @@ class Settings(BaseSettings):
             parse_keys(value.get_secret_value())  # refused at start, not at the first payload
         return value
 
+    @model_validator(mode="after")
+    def _operator_listener_guarded(self) -> Settings:
+        if not _is_loopback(self.operator_host) and self.codec_auth_token is None:
+            raise ValueError(
+                f"OPERATOR_HOST {self.operator_host} is reachable beyond this machine: set CODEC_AUTH_TOKEN,"
+                " the bearer token the operators' codec endpoint and readiness details then require"
+            )
+        if (self.operator_host, self.operator_port) == (self.api_host, self.api_port):
+            raise ValueError("OPERATOR_PORT must differ from API_PORT: the operators' listener is apart")
+        return self
+
     @field_validator("portal_webhook_url")
     @classmethod
     def _url_or_unset(cls, value: str | None) -> str | None:
@@ -185,3 +201,12 @@ class Settings(BaseSettings):
         if value.count("{token}") != 1 or not value.startswith(("https://", "http://")):
             raise ValueError("ACCEPT_URL must be an http(s) URL with {token} once, where the link's token goes")
         return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

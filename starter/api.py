@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable
+import signal
+from collections.abc import AsyncIterator, Awaitable, Generator
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -62,13 +63,11 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     # The client's address from X-Forwarded-For only when the peer is a trusted proxy
     # (FORWARDED_ALLOW_IPS); uvicorn's own handling is off (proxy_headers=False).
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=configured.forwarded_allow_ips)
-    app.add_middleware(codec_api.CodecCors, origins=configured.codec_origins)
     # Last added, so first to run: a request too long is answered before anything else.
     app.add_middleware(BoundedRequests)
     app.include_router(portal.router)
     app.include_router(events_api.router)
     app.include_router(pages.router)
-    app.include_router(codec_api.router)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:
@@ -78,30 +77,64 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     @app.get(
         "/readyz",
         tags=["operations"],
-        responses={
-            503: {
-                "description": "PostgreSQL, Temporal or every worker is missing",
-                "content": {"application/json": {}},
-            }
-        },
+        responses={503: {"description": "Not ready", "content": {"application/json": {}}}},
     )
     async def readyz() -> JSONResponse:
-        """Readiness: PostgreSQL and Temporal answer, and at least one worker polls the
-        task queue (without one, every registration would wait and answer 503)."""
-        services: Services = app.state.services
-        checks = {
-            "database": await _check(services.stores.reads.ping()),
-            "temporal": await _check(services.client.service_client.check_health()),
-            "workers": await _check(_has_poller(services)),
-        }
-        ready = all(v == "ok" for v in checks.values())
-        # The relay refusing us does not make this process unready (it serves
-        # everything else); it is said here for whoever watches readiness.
-        fault = await services.stores.reads.mail_fault() if checks["database"] == "ok" else None
-        mail = "ok" if fault is None else f"degraded: the SMTP relay refuses us: {fault}"
-        return JSONResponse({"status": "ok" if ready else "failing", **checks, "mail": mail}, 200 if ready else 503)
+        """Readiness: ready or not, for the load balancer. Which part fails, and why, is
+        told on the operators' listener only (OPERATOR_PORT): internal error texts and
+        the mail relay's replies are no business of the public."""
+        ready, _ = await readiness(app.state.services)
+        return JSONResponse({"status": "ok" if ready else "failing"}, 200 if ready else 503)
 
     return app
+
+
+def create_operator_app(services: Services) -> FastAPI:
+    """The operators' listener (OPERATOR_HOST:OPERATOR_PORT, loopback by default): the
+    codec endpoint the Temporal UI and CLI decode payloads through, and readiness in
+    detail. With CODEC_AUTH_TOKEN set (required beyond loopback), every call bears it."""
+    settings = services.settings
+    app = FastAPI(
+        title="Partner onboarding: operators",
+        version="1",
+        dependencies=[Depends(codec_api.operator_token)],
+        generate_unique_id_function=lambda route: route.name,
+    )
+    app.state.services = services
+    problems.install(app)
+    app.add_middleware(BoundedBodies)
+    app.add_middleware(codec_api.CodecCors, origins=settings.codec_origins)
+    app.add_middleware(BoundedRequests)
+    app.include_router(codec_api.router)
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={503: {"description": "PostgreSQL, Temporal or every worker is missing"}},
+    )
+    async def readyz() -> JSONResponse:
+        """Readiness in detail: PostgreSQL and Temporal answer, and at least one worker
+        polls the task queue (without one, every registration would wait and answer
+        503); `mail` says `degraded` while the SMTP relay refuses us with a 5xx not about
+        a recipient (this process still serves everything else)."""
+        ready, checks = await readiness(services)
+        return JSONResponse({"status": "ok" if ready else "failing", **checks}, 200 if ready else 503)
+
+    return app
+
+
+async def readiness(services: Services) -> tuple[bool, dict[str, str]]:
+    """Whether this process can serve, and each part's state with its reason."""
+    checks = {
+        "database": await _check(services.stores.reads.ping()),
+        "temporal": await _check(services.client.service_client.check_health()),
+        "workers": await _check(_has_poller(services)),
+    }
+    ready = all(v == "ok" for v in checks.values())
+    # The relay refusing us does not make this process unready.
+    fault = await services.stores.reads.mail_fault() if checks["database"] == "ok" else None
+    checks["mail"] = "ok" if fault is None else f"degraded: the SMTP relay refuses us: {fault}"
+    return ready, checks
 
 
 async def _check(call: Awaitable[Any]) -> str:
@@ -125,22 +158,50 @@ async def _has_poller(services: Services) -> None:
         raise LookupError(f"no worker polls the task queue {services.settings.temporal_task_queue}")
 
 
-def run() -> None:
-    """`partners-api`: the API alone, as in production (see docker-compose.yml).
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process stops its servers together."""
 
-    uvicorn drains the requests under way on SIGTERM before it stops."""
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def servers(services: Services, **config: Any) -> list[QuietServer]:
+    """The public listener and the operators', over one set of connections. log_config
+    None: uvicorn's loggers, its access log included, go through our redacting handler."""
+    settings = services.settings
+    return [
+        QuietServer(uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=False, **config))
+        for app, host, port in (
+            (create_app(services), settings.api_host, settings.api_port),
+            (create_operator_app(services), settings.operator_host, settings.operator_port),
+        )
+    ]
+
+
+async def serve(settings: Settings) -> None:
+    """Both listeners until SIGTERM or SIGINT; uvicorn drains the requests under way."""
+    async with open_services(settings) as services:
+        running = servers(services, timeout_graceful_shutdown=30)
+
+        def stop() -> None:
+            for server in running:
+                server.should_exit = True
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop)
+        tasks = [asyncio.create_task(server.serve()) for server in running]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        stop()  # one stopped (a signal, or its port was taken): both stop
+        await asyncio.gather(*tasks)
+
+
+def run() -> None:
+    """`partners-api`: the API alone, as in production (see docker-compose.yml)."""
     settings = Settings()
     logs.configure(settings.log_format, settings.log_level)
-    # log_config=None: uvicorn's loggers, its access log included, go through our handler,
-    # which redacts invitation tokens from request paths.
-    uvicorn.run(
-        create_app(settings=settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        proxy_headers=False,
-        timeout_graceful_shutdown=30,
-    )
+    asyncio.run(serve(settings))
     logs.exit_after_clean_shutdown()
 
 

@@ -2,8 +2,9 @@
 
 `POST /codec/encode` and `POST /codec/decode` take and answer `{"payloads": [...]}` in
 protobuf's JSON form (metadata values and data in base64), through the same codec the
-worker uses (PAYLOAD_KEYS). With CODEC_AUTH_TOKEN set, each call must bear it; browsers
-may call from CODEC_CORS_ORIGINS (the Temporal UI's origin) only.
+worker uses (PAYLOAD_KEYS). Served on the operators' listener only (OPERATOR_PORT), never
+on the public port. With CODEC_AUTH_TOKEN set, each call must bear it; browsers may call
+from CODEC_CORS_ORIGINS (the Temporal UI's origin) only.
 """
 
 from __future__ import annotations
@@ -38,24 +39,20 @@ class CodecPayloads(BaseModel):
 _bearer = HTTPBearer(scheme_name="CodecToken", auto_error=False, description="CODEC_AUTH_TOKEN, held by the operators.")
 
 
-async def _authorised(
+async def operator_token(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
+    """Every call to the operators' listener, where CODEC_AUTH_TOKEN is set."""
     services: Services = request.app.state.services
     token = services.settings.codec_auth_token
     if token is None:
         return
     given = credentials.credentials if credentials is not None else ""
     if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
-        raise Refused(ErrorCode.UNAUTHORIZED, "The codec endpoint needs its bearer token (CODEC_AUTH_TOKEN).")
+        raise Refused(ErrorCode.UNAUTHORIZED, "The operators' listener needs its bearer token (CODEC_AUTH_TOKEN).")
 
 
-router = APIRouter(
-    prefix="/codec",
-    tags=["operations"],
-    dependencies=[Depends(_authorised)],
-    responses=problem_responses(401, 413, 422),
-)
+router = APIRouter(prefix="/codec", tags=["operations"], responses=problem_responses(401, 413, 422))
 # The token is asked for only where CODEC_AUTH_TOKEN is set: the document says both
 # (FastAPI appends this `{}`, "no token", to the bearer dependency's own entry).
 _SECURITY: dict[str, Any] = {"security": [{}]}

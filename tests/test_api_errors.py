@@ -252,12 +252,18 @@ async def test_every_reference_of_the_openapi_document_resolves(dev_stack: Stack
 async def test_openapi_and_health(dev_stack: Stack) -> None:
     openapi = (await dev_stack.http.get("/openapi.json")).json()
     health = await dev_stack.http.get("/healthz")
-    ready = await dev_stack.http.get("/readyz")
+    ready = await dev_stack.operator.get("/readyz")
 
     assert "/v1/enterprises/{enterprise_id}/partners" in openapi["paths"]
     assert "/invitations/{token}/accept" in openapi["paths"]
     assert health.json() == {"status": "ok"}
     assert ready.json() == {"status": "ok", "database": "ok", "temporal": "ok", "workers": "ok", "mail": "ok"}
+    # The public port says ready or not, nothing of what is inside; it has no codec.
+    assert (await dev_stack.http.get("/readyz")).json() == {"status": "ok"}
+    assert not [path for path in openapi["paths"] if path.startswith("/codec")]
+    for path in ("/codec/decode", "/codec/encode"):
+        missing = await dev_stack.http.post(path, json={"payloads": []})
+        assert (missing.status_code, missing.json()["code"]) == (404, "not_found"), path
 
 
 async def test_bad_links_all_get_the_same_answer_and_brute_force_gets_429(
@@ -377,12 +383,14 @@ async def test_with_no_worker_the_api_answers_503_and_never_hangs(
         enterprise, domain = new_enterprise(), unique_domain()
         async with asyncio.timeout(10):
             registered = await stack.register(enterprise, domain)
-            ready = await stack.http.get("/readyz")
+            ready = await stack.operator.get("/readyz")
+            public = await stack.http.get("/readyz")
 
         assert (registered.status_code, registered.json()["code"]) == (503, "unavailable")
         assert int(registered.headers["retry-after"]) > 0
         assert ready.status_code == 503
         assert ready.json()["workers"].startswith("failing") and ready.json()["database"] == "ok"
+        assert (public.status_code, public.json()) == (503, {"status": "failing"}), "no internals in public"
         assert (await stack.http.get("/healthz")).status_code == 200, "alive, only not ready"
 
 

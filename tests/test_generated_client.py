@@ -47,6 +47,11 @@ async def test_the_document_is_valid_and_every_operation_declares_security_and_e
         else:
             assert operation["security"] == [], (method, path)  # public, and saying so
             assert errors or path == "/healthz", (method, path)
+    # The operators' listener documents its own: the codec, with its token.
+    operators = (await dev_stack.operator.get("/openapi.json")).json()
+    validate(operators)
+    codec = [(m, p, o) for m, p, o in _operations(operators) if p.startswith("/codec/")]
+    assert len(codec) == 2 and all(o["security"][0] == {"CodecToken": []} for _, _, o in codec)
 
 
 @pytest.fixture

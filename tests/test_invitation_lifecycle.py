@@ -163,7 +163,7 @@ async def test_permanent_smtp_error_not_about_the_recipient_is_retried(time_stac
     try:
         invitation_id = await _member_invitation(time_stack, partner, email)
         async with asyncio.timeout(20):  # the first attempt fails: readiness says why
-            while (ready := (await time_stack.http.get("/readyz")).json())["mail"] == "ok":
+            while (ready := (await time_stack.operator.get("/readyz")).json())["mail"] == "ok":
                 await asyncio.sleep(0.1)
         assert ready["mail"].startswith("degraded") and "553" in ready["mail"]
         stored = await time_stack.pool.fetchval("SELECT last_error FROM invitations WHERE id = $1::uuid", invitation_id)
@@ -182,7 +182,7 @@ async def test_permanent_smtp_error_not_about_the_recipient_is_retried(time_stac
     )
     assert attempts >= 2, "retried, then sent once"
     assert len(time_stack.mail.mails_to(email)) == 1 and mail.link
-    assert (await time_stack.http.get("/readyz")).json()["mail"] == "ok"
+    assert (await time_stack.operator.get("/readyz")).json()["mail"] == "ok"
 
 
 # --- the first admin's invitation, which its partner's onboarding runs ---------------------

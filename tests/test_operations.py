@@ -70,7 +70,7 @@ async def test_operator_finds_workflows_by_search_attributes_and_reads_their_sum
     assert [w["execution"]["workflowId"] for w in everything] == [onboarding_id]
     assert pending[0]["execution"]["workflowId"] == onboarding_id
     # Summaries and details are payloads, encrypted (R16): the operator reads them through /codec.
-    codec = f"{dev_stack.base_url}/codec"
+    codec = f"{dev_stack.operator_url}/codec"
     described = await _temporal(dev_env, "workflow", "describe", "--workflow-id", onboarding_id, codec=codec)
     assert "Onboarding of partner Globex" in _decoded(described["executionConfig"]["userMetadata"]["summary"])
     metadata = await _temporal(dev_env, "workflow", "metadata", "--workflow-id", onboarding_id, codec=codec)

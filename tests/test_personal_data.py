@@ -67,7 +67,7 @@ async def test_a_history_holds_no_one_in_clear_and_the_codec_endpoint_shows_them
         for clear in (admin, "ada.lovelace", "Ada", "Admin", "Analytical Engines"):
             assert clear not in texts, f"{clear!r} readable in the history"
 
-        codec = ("--codec-endpoint", f"{stack.base_url}/codec")
+        codec = ("--codec-endpoint", f"{stack.operator_url}/codec")
         # Without the token the endpoint answers 401 (asserted in the protocol test below);
         # the CLI retries that until its own deadline and shows nothing decoded.
         code, refused, _ = await _show(stack, workflow_id, *codec)
@@ -76,6 +76,18 @@ async def test_a_history_holds_no_one_in_clear_and_the_codec_endpoint_shows_them
         assert code == 0, err
         shown = "\n".join(_strings(json.loads(decoded)))  # the CLI shows decoded JSON in base64
         assert admin in shown and "Ada" in shown and "Analytical Engines" in shown
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "operators.internal"])  # noqa: S104
+def test_an_operators_listener_beyond_loopback_needs_a_token(host: str) -> None:
+    with pytest.raises(ValidationError, match="set CODEC_AUTH_TOKEN"):
+        Settings(operator_host=host)
+    assert Settings(operator_host=host, codec_auth_token=CODEC_TOKEN).operator_host == host
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.0.0.2"])
+def test_an_operators_listener_on_loopback_may_go_without_a_token(host: str) -> None:
+    assert Settings(operator_host=host).codec_auth_token is None
 
 
 async def test_the_codec_endpoint_speaks_the_codec_protocol_to_the_ui(
@@ -89,30 +101,33 @@ async def test_the_codec_endpoint_speaks_the_codec_protocol_to_the_ui(
                                "data": base64.b64encode(b'"ana@x.example"').decode()}]}  # fmt: skip
         auth = {"Authorization": f"Bearer {CODEC_TOKEN}", "X-Namespace": "default"}
 
-        refused = await stack.http.post("/codec/encode", json=plain)
+        refused = await stack.operator.post("/codec/encode", json=plain)
         assert (refused.status_code, refused.json()["code"]) == (401, "unauthorized")
-        wrong = await stack.http.post("/codec/decode", json=plain, headers={"Authorization": "Bearer nope"})
+        # Readiness in detail too: every call to the operators' listener bears the token.
+        assert (await stack.operator.get("/readyz")).status_code == 401
+        assert (await stack.operator.get("/readyz", headers=auth)).json()["database"] == "ok"
+        wrong = await stack.operator.post("/codec/decode", json=plain, headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
 
-        encoded = await stack.http.post("/codec/encode", json=plain, headers=auth)
+        encoded = await stack.operator.post("/codec/encode", json=plain, headers=auth)
         assert encoded.status_code == 200, encoded.text
         [sealed] = encoded.json()["payloads"]
         assert base64.b64decode(sealed["metadata"]["encoding"]) == b"binary/encrypted"
         assert b"ana@" not in base64.b64decode(sealed["data"])
-        decoded = await stack.http.post("/codec/decode", json=encoded.json(), headers=auth)
+        decoded = await stack.operator.post("/codec/decode", json=encoded.json(), headers=auth)
         assert decoded.json() == plain
 
         other = EncryptionCodec(parse_keys(new_key_entry("someone-elses")))
         [foreign] = await other.encode([Payload(metadata={"encoding": b"json/plain"}, data=b"1")])
         body = {"payloads": [{"metadata": {k: base64.b64encode(v).decode() for k, v in foreign.metadata.items()},
                               "data": base64.b64encode(foreign.data).decode()}]}  # fmt: skip
-        unknown = await stack.http.post("/codec/decode", json=body, headers=auth)
+        unknown = await stack.operator.post("/codec/decode", json=body, headers=auth)
         assert (unknown.status_code, unknown.json()["code"]) == (422, "undecodable_payload")
         assert "'someone-elses', which PAYLOAD_KEYS does not hold" in unknown.json()["detail"]
 
         for bad in ("not base64!", "\u00ef+\u00d9"):  # schemathesis found the second a 500
             garbled = {"payloads": [{"metadata": {"encoding": bad}, "data": bad}]}
-            answer = await stack.http.post("/codec/encode", json=garbled, headers=auth)
+            answer = await stack.operator.post("/codec/encode", json=garbled, headers=auth)
             assert (answer.status_code, answer.json()["code"]) == (422, "invalid_input"), bad
 
         # The Temporal UI calls from the operator's browser: its origin only.
@@ -120,9 +135,11 @@ async def test_the_codec_endpoint_speaks_the_codec_protocol_to_the_ui(
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "content-type,x-namespace",
         }
-        allowed = await stack.http.options("/codec/decode", headers={"Origin": ui, **preflight})
+        allowed = await stack.operator.options("/codec/decode", headers={"Origin": ui, **preflight})
         assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == ui
-        elsewhere = await stack.http.options("/codec/decode", headers={"Origin": "https://evil.example", **preflight})
+        elsewhere = await stack.operator.options(
+            "/codec/decode", headers={"Origin": "https://evil.example", **preflight}
+        )
         assert "access-control-allow-origin" not in elsewhere.headers
         api = await stack.http.options("/v1/access", headers={"Origin": ui, **preflight})
         assert "access-control-allow-origin" not in api.headers, "only /codec answers browsers"

@@ -246,7 +246,7 @@ async def test_reviving_an_expired_invitation_is_not_held_by_the_cooldown(time_s
 async def _temporal(stack: Stack, *args: str) -> tuple[int, str]:
     """The CLI as an operator runs it, reading through the codec (failures are encrypted)."""
     address = stack.client.service_client.config.target_host
-    code, out, err = await temporal(address, *args, codec=f"{stack.base_url}/codec")
+    code, out, err = await temporal(address, *args, codec=f"{stack.operator_url}/codec")
     return code, out + err
 
 

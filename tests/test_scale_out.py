@@ -72,7 +72,8 @@ async def _processes(dev_env: WorkflowEnvironment, postgres_dsn: str, mail: Mail
     processes = Processes(env, [], [f"http://127.0.0.1:{port}" for port in ports])
     apis = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "starter.api", cwd=ROOT, env={**env, "API_PORT": str(port)},
+            sys.executable, "-m", "starter.api", cwd=ROOT,
+            env={**env, "API_PORT": str(port), "OPERATOR_PORT": str(free_port())},
             stdout=asyncio.subprocess.DEVNULL,
         )
         for port in ports

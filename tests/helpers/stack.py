@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
-import uvicorn
 from pydantic import SecretStr
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -21,7 +20,7 @@ from activities.stores import Stores
 from devstack.mailcatcher import MailCatcher, ReceivedMail
 from devstack.net import free_port
 from partners.settings import Settings
-from starter.api import create_app
+from starter.api import servers
 from starter.services import Services
 from worker import running_workers
 
@@ -88,6 +87,9 @@ class Stack:
     mail: MailCatcher
     http: httpx.AsyncClient
     base_url: str
+    # The operators' listener: /codec and readiness in detail.
+    operator: httpx.AsyncClient
+    operator_url: str
 
     async def result(self, handle: WorkflowHandle[Any, T], timeout: float = 60) -> T:
         """The workflow's result; on the time-skipping server, timers are skipped meanwhile."""
@@ -144,12 +146,6 @@ class Stack:
         )
 
 
-class _QuietServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Any:
-        yield
-
-
 @contextlib.asynccontextmanager
 async def running_stack(
     env: WorkflowEnvironment,
@@ -163,8 +159,8 @@ async def running_stack(
     """The API on a real port and, unless `with_worker` is False, a worker in this process.
     `stores` swaps store classes for subclasses (see `Stores.build`)."""
     client = client or env.client
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
+    port, operator_port = free_port(), free_port()
+    base_url, operator_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{operator_port}"
     settings = Settings(
         database_url=SecretStr("postgresql://unused-the-pool-is-given"),
         smtp_host="127.0.0.1",
@@ -173,6 +169,8 @@ async def running_stack(
         portal_api_token=SecretStr(API_TOKEN),
         **{
             "api_metrics_port": 0,
+            "api_port": port,
+            "operator_port": operator_port,
             "temporal_task_queue": f"test-{uuid.uuid4()}",
             # Receivers of the tests listen on loopback, over http.
             "webhook_allow_http": True,
@@ -181,23 +179,25 @@ async def running_stack(
         },
     )
     services = Services.build(settings, client, pool, **(stores or {}))
-    # log_config=None as in production: uvicorn's loggers, its access log too, go to the root.
-    server = _QuietServer(
-        uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_config=None, proxy_headers=False)
-    )
+    # As in production: both listeners; uvicorn's loggers, its access log too, go to the root.
+    listeners = servers(services)
     async with contextlib.AsyncExitStack() as running:
         if with_worker:
             await running.enter_async_context(running_workers(client, settings, services.stores))
-        serving = asyncio.create_task(server.serve())
+        serving = [asyncio.create_task(server.serve()) for server in listeners]
         try:
             async with asyncio.timeout(10):
-                while not server.started:
+                while not all(server.started for server in listeners):
                     await asyncio.sleep(0.02)
             # Idle connections expire here before uvicorn closes them (5 s): a request on a
             # connection the server is closing fails with ReadError, and a POST is not retried.
             limits = httpx.Limits(keepalive_expiry=2.0)
-            async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:
-                yield Stack(env, settings, client, services.stores, pool, mail, http, base_url)
+            async with (
+                httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http,
+                httpx.AsyncClient(base_url=operator_url, timeout=30, limits=limits) as operator,
+            ):
+                yield Stack(env, settings, client, services.stores, pool, mail, http, base_url, operator, operator_url)
         finally:
-            server.should_exit = True
-            await serving
+            for server in listeners:
+                server.should_exit = True
+            await asyncio.gather(*serving)
