@@ -188,6 +188,8 @@ class InvitationInput(BaseModel):
     take_over: TakeOver | None = None
     carried: CarriedInvitation | None = None  # a continued run
     history_limit: int = HISTORY_LIMIT
+    # The workflow told the final state (an admin replacement's): it waits for it.
+    report_to: str | None = None
 
 
 def invitation_input(
@@ -275,6 +277,16 @@ class ReplacementInput(BaseModel):
     partner_id: UUID
     enterprise_id: str
     timing: InvitationTiming
+    # A continued run: the invitation the last one waited for.
+    current: UUID | None = None
+    history_limit: int = HISTORY_LIMIT
+
+
+class InvitationClosed(BaseModel):
+    """Signal to the replacement workflow: its invitation reached a final state."""
+
+    invitation_id: UUID
+    state: InvitationState
 
 
 class ReplaceAdminRequest(BaseModel):

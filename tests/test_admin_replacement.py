@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+
+from partners import search
 from partners.ids import onboarding_workflow_id, replacement_workflow_id
-from partners.models import InvitationState, OnboardingPhase
+from partners.models import (
+    InvitationState,
+    InvitationTiming,
+    Invitee,
+    OnboardingPhase,
+    ReplaceAdminRequest,
+    ReplacementInput,
+)
 from tests.helpers.stack import ActivePartner, Stack, holder, new_enterprise, unique_domain
 from workflows.onboarding import PartnerOnboardingWorkflow
 from workflows.replacement import AdminReplacementWorkflow
@@ -144,3 +156,46 @@ async def test_replacement_expired_changes_nothing(time_stack: Stack) -> None:
     assert [(m["email"], m["role"]) for m in view["members"]] == [(partner.admin, "admin")]
     assert view["admin_replacement"]["state"] == "expired", "the partner view says the replacement expired"
     assert len(time_stack.mail.mails_to(new_admin)) == 3
+
+
+async def test_a_long_replacement_history_continues_as_new_and_still_ends_with_the_acceptance(
+    dev_stack: Stack,
+) -> None:
+    """Requests superseding one another grow the history; past its limit the run hands
+    over to a new one that waits for the same invitation."""
+    partner = await dev_stack.active_partner()
+    workflow_id = replacement_workflow_id(partner.id)
+    # Started as the API starts it, with a history limit small enough to cross.
+    timing = InvitationTiming(ttl_seconds=3600, max_sends=3, resend_cooldown_seconds=60, resend_daily_limit=5)
+    start = WithStartWorkflowOperation(
+        AdminReplacementWorkflow.run,
+        ReplacementInput(
+            partner_id=uuid.UUID(partner.id), enterprise_id=partner.enterprise, timing=timing, history_limit=30
+        ),
+        id=workflow_id,
+        task_queue=dev_stack.settings.temporal_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=search.attributes(partner.enterprise, uuid.UUID(partner.id)),
+    )
+    first = Invitee(first_name="Nia", last_name="New", email=f"n0@{partner.domain}")
+    await dev_stack.client.execute_update_with_start_workflow(
+        AdminReplacementWorkflow.replace,
+        ReplaceAdminRequest(invitee=first, actor="holder@enterprise.example"),
+        start_workflow_operation=start,
+    )
+    first_run = (await dev_stack.client.get_workflow_handle(workflow_id).describe()).run_id
+    for n in range(1, 5):  # through the API, which joins the running workflow
+        started = await _replace(dev_stack, partner.id, partner.enterprise, f"n{n}@{partner.domain}")
+        assert started.status_code == 202, started.text
+
+    [mail] = await dev_stack.delivered(f"n4@{partner.domain}")
+    assert 'data-outcome="accepted"' in (await dev_stack.http.post(f"{mail.link}/accept")).text
+    latest = dev_stack.client.get_workflow_handle_for(AdminReplacementWorkflow.run, workflow_id)
+    result = await dev_stack.result(latest, timeout=30)
+    assert result.state is InvitationState.ACCEPTED
+    assert str(result.invitation_id) == started.json()["id"]
+    assert (await latest.describe()).run_id != first_run, "continued as new"
+    history = await dev_stack.client.get_workflow_handle(workflow_id, run_id=first_run).fetch_history()
+    assert history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+    assert len(history.events) < 60, "the history stayed bounded"
+    assert (await _view(dev_stack, partner))["admin"]["email"] == f"n4@{partner.domain}"

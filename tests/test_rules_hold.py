@@ -314,3 +314,25 @@ async def test_a_replacement_with_made_up_input_is_rejected(dev_stack: Stack) ->
         "SELECT count(*) FROM invitations WHERE partner_id = $1::uuid AND email = 'no-at-sign'", partner.id
     )
     assert pending == 0
+
+
+async def test_a_resend_refused_by_the_cooldown_leaves_no_trace_in_the_history(dev_stack: Stack) -> None:
+    """Refused in the update's validator: a client hammering resend grows no history."""
+    partner = await dev_stack.active_partner()
+    email = f"hammer@{partner.domain}"
+    invited = (await dev_stack.invite(partner, email)).json()
+    await dev_stack.delivered(email)
+
+    for _ in range(3):
+        too_soon = await dev_stack.http.post(
+            f"/v1/invitations/{invited['id']}/resend", headers=partner_user(partner.admin)
+        )
+        assert (too_soon.status_code, too_soon.json()["code"]) == (429, "resend_too_soon")
+
+    history = await dev_stack.client.get_workflow_handle(invitation_workflow_id(invited["id"])).fetch_history()
+    updates = [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        for e in history.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
+    assert updates == ["ready"], "no resend was recorded"

@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
         AcceptResult,
         CancelRequest,
         ClosedElsewhere,
+        InvitationClosed,
         InvitationInput,
         InvitationResult,
         InvitationStatus,
@@ -53,6 +54,7 @@ class InvitationHandlers:
     @resend.validator
     def _validate_resend(self, request: ResendRequest) -> None:
         _require_actor(request.actor)
+        self._invitation.refuse_resend_early(request)
 
     @workflow.update
     async def cancel(self, request: CancelRequest) -> InvitationStatus:
@@ -91,12 +93,22 @@ class InvitationWorkflow(InvitationHandlers):
                 input.model_copy(update={"create": None, "take_over": None, "carried": self._invitation.carry()})
             )
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if input.report_to is not None and result.state is not None:
+            await _report(input.report_to, InvitationClosed(invitation_id=input.invitation_id, state=result.state))
         return result
 
 
 def _require_actor(actor: str) -> None:
     if not is_actor(actor):
         raise ValueError("actor must name who asks (an e-mail address or operator:<name>)")
+
+
+async def _report(workflow_id: str, closed: InvitationClosed) -> None:
+    """Tells the replacement workflow that waits for this invitation how it ended."""
+    try:
+        await workflow.get_external_workflow_handle(workflow_id).signal("invitation_closed", closed)
+    except ApplicationError:
+        workflow.logger.info("the replacement workflow %s is gone: nothing to tell", workflow_id)
 
 
 async def tell_closed(invitation: RunningInvitation, reason: str) -> None:

@@ -212,8 +212,10 @@ class Invitation:
             # The resend that started this run: its mail is the revival's first send.
             data.revival_unanswered = False
         else:
-            self._require_resend_allowed(cooldown=not request.operator)
-            data.manual_sends.append(workflow.now())
+            if refusal := self._resend_refusal(cooldown=not request.operator):
+                raise refusal
+            now = workflow.now()
+            data.manual_sends = [at for at in data.manual_sends if now - at < timedelta(hours=24)] + [now]
             if data.sending is Sending.IN_FLIGHT:
                 # A send under way (a reminder) is the new mail: mailing again seconds
                 # later would only confuse the invitee.
@@ -225,21 +227,29 @@ class Invitation:
         await workflow.wait_condition(lambda: data.state is not InvitationState.PENDING or data.sending is Sending.IDLE)
         return self.status()
 
-    def _require_resend_allowed(self, *, cooldown: bool) -> None:
+    def refuse_resend_early(self, request: ResendRequest) -> None:
+        """The validator's check: a resend refused by what the run knows already (closed,
+        the cooldown, the daily limit) is rejected before the history records anything."""
+        if not self._data.ready or self._data.revival_unanswered or self._lock.locked():
+            return  # the handler decides once its turn comes
+        self._require_pending()
+        if refusal := self._resend_refusal(cooldown=not request.operator):
+            raise refusal
+
+    def _resend_refusal(self, *, cooldown: bool) -> Refused | None:
         """R7: resending by hand is rate-limited, per invitation: not within the cooldown
         of the last send, at most the daily limit in any 24 h."""
         data, timing, now = self._data, self._input.timing, workflow.now()
         wait_after = timedelta(seconds=timing.resend_cooldown_seconds)
         if cooldown and data.last_send_at is not None and now - data.last_send_at < wait_after:
             wait = data.last_send_at + wait_after - now
-            raise Refused(
+            return Refused(
                 ErrorCode.RESEND_TOO_SOON,
                 f"Sent {int((now - data.last_send_at).total_seconds())} s ago; wait before resending.",
                 retry_after=max(1, math.ceil(wait.total_seconds())),
             )
-        data.manual_sends = [at for at in data.manual_sends if now - at < timedelta(hours=24)]
-        if refusal := resend_limit_refusal(data.manual_sends, now, timing.resend_daily_limit):
-            raise refusal
+        recent = [at for at in data.manual_sends if now - at < timedelta(hours=24)]
+        return resend_limit_refusal(recent, now, timing.resend_daily_limit)
 
     async def cancel(self, request: CancelRequest) -> InvitationStatus:
         await workflow.wait_condition(lambda: self._data.ready)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import functools
 from uuid import UUID
 
 from temporalio import workflow
@@ -15,8 +15,8 @@ with workflow.unsafe.imports_passed_through():
     from partners.errors import Refused
     from partners.ids import invitation_workflow_id
     from partners.models import (
+        InvitationClosed,
         InvitationPurpose,
-        InvitationResult,
         InvitationState,
         NewInvitation,
         ReplaceAdminRequest,
@@ -33,23 +33,20 @@ from workflows.invitation import InvitationWorkflow, tell_closed
 from workflows.steps import database_step
 
 
-@dataclass
-class _Invitation:
-    id: UUID
-    handle: workflow.ChildWorkflowHandle[InvitationWorkflow, InvitationResult]
-
-
 @workflow.defn
 class AdminReplacementWorkflow:
     """`partner-admin-replacement-{partner_id}`: each `replace` update invites a new admin
     (R8). The old Admin stays Admin until the new one accepts; the acceptance swaps them in
     one transaction. A newer request supersedes a pending one. The run ends with the last
-    invitation's outcome; a later replacement starts a new run."""
+    invitation's outcome, which that invitation's workflow signals (`invitation_closed`);
+    a later replacement starts a new run. A long history continues as new, carrying the
+    invitation it waits for."""
 
     @workflow.init
     def __init__(self, input: ReplacementInput) -> None:
         self._input = input
-        self._current: _Invitation | None = None
+        self._current: UUID | None = input.current
+        self._closed: dict[UUID, InvitationState] = {}
         self._requests = 0
         self._lock = asyncio.Lock()  # one request at a time
         self._outcome: InvitationState | None = None
@@ -57,20 +54,39 @@ class AdminReplacementWorkflow:
     @workflow.run
     async def run(self, input: ReplacementInput) -> ReplacementResult:
         while True:
-            await workflow.wait_condition(lambda: self._requests > 0 and not self._lock.locked())
+            await workflow.wait_condition(
+                lambda: (self._requests > 0 or self._current is not None) and not self._lock.locked()
+            )
             current = self._current
             if current is None:  # every request so far was refused
                 break
-            workflow.set_current_details(f"waiting for the new admin to accept invitation {current.id}")
-            result = await current.handle
-            await workflow.wait_condition(lambda: not self._lock.locked())
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            if self._current is current:  # no newer request came meanwhile
-                self._outcome = result.state
+            workflow.set_current_details(f"waiting for the new admin to accept invitation {current}")
+            await workflow.wait_condition(functools.partial(self._decided_or_long, current))
+            # Hand over, or end, once no request is under way (none may be cut off).
+            await workflow.wait_condition(lambda: not self._lock.locked() and workflow.all_handlers_finished())
+            if self._current != current:  # a newer request superseded it: wait for that one
+                continue
+            if current in self._closed:
+                self._outcome = self._closed[current]
                 break
+            workflow.continue_as_new(input.model_copy(update={"current": current}))
         state = self._outcome.value if self._outcome else "refused"
         workflow.set_current_details(f"replacement {state}")
-        return ReplacementResult(invitation_id=self._current.id if self._current else None, state=self._outcome)
+        return ReplacementResult(invitation_id=self._current, state=self._outcome)
+
+    def _decided_or_long(self, waited: UUID) -> bool:
+        """The invitation waited for ended, a newer request superseded it, or the history
+        is long enough to hand over."""
+        return waited in self._closed or self._current != waited or self._history_is_long()
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._input.history_limit
+
+    @workflow.signal
+    def invitation_closed(self, closed: InvitationClosed) -> None:
+        """From the workflow of an invitation this one started: its final state."""
+        self._closed[closed.invitation_id] = closed.state
 
     @workflow.update
     async def replace(self, request: ReplaceAdminRequest) -> ReplacementStarted:
@@ -116,7 +132,7 @@ class AdminReplacementWorkflow:
         # The superseding transaction already stopped their links; stop their workflows.
         for old in created.superseded:
             await tell_closed(old, f"superseded by {invitation_id}")
-        handle = await workflow.start_child_workflow(
+        await workflow.start_child_workflow(
             InvitationWorkflow.run,
             invitation_input(
                 invitation_id,
@@ -125,7 +141,7 @@ class AdminReplacementWorkflow:
                 purpose=created.purpose,
                 invitee_email=request.invitee.email,
                 timing=input.timing,
-            ),
+            ).model_copy(update={"report_to": workflow.info().workflow_id}),
             id=invitation_workflow_id(invitation_id),
             # The invitation is a promise to a person: it outlives this workflow.
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
@@ -137,5 +153,5 @@ class AdminReplacementWorkflow:
             ),
             static_summary="Admin replacement invitation",
         )
-        self._current = _Invitation(invitation_id, handle)
+        self._current = invitation_id
         return ReplacementStarted(invitation_id=invitation_id, purpose=created.purpose)
