@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from activities.memberships import active_members_of
 from partners.errors import ErrorCode, Refused
-from partners.models import InvitationPurpose, InvitationState, PartnerStatus, Role
+from partners.models import InvitationState, PartnerStatus, Role
 from partners.views import (
     GRANT_COLUMNS,
     AdminView,
@@ -54,14 +54,41 @@ class ReadModel:
         )
         return [PartnerSummary(**dict(r)) for r in rows]
 
+    async def standing(self, partner_id: UUID, email: str | None) -> tuple[PartnerSummary, Role | None] | None:
+        """The partner and the role `email` holds in it while active: what every
+        per-partner route authorises by, in one indexed statement (R1, R12)."""
+        row = await self._pool.fetchrow(
+            f"SELECT {_SUMMARY_COLUMNS},"  # noqa: S608 (constant)
+            " (SELECT m.role FROM members m WHERE m.partner_id = p.id AND m.email = $2 AND m.active) AS actor_role"
+            " FROM partners p WHERE p.id = $1",
+            partner_id,
+            email,
+        )
+        if row is None:
+            return None
+        found = dict(row)
+        role = found.pop("actor_role")
+        return PartnerSummary(**found), None if role is None else Role(role)
+
     async def get_partner(self, partner_id: UUID) -> PartnerView | None:
+        """The partner as its account holder sees it, bounded whatever its past: the
+        pending invitations only (the newest PENDING_SHOWN), a count per state, and the
+        latest admin and replacement invitations; the paged list holds every one."""
         # One statement, so one snapshot: the partner, its members, invitations and
         # grants agree without a transaction (one round trip instead of six).
         row = await self._pool.fetchrow(
             f"SELECT {_SUMMARY_COLUMNS}, p.activated_at, p.deactivated_at, p.logo IS NOT NULL AS has_logo,"  # noqa: S608
             f" array({active_members_of('p.id', as_rows=True)}) AS members,"
             f" array(SELECT ROW({_INVITATION_COLUMNS}) FROM invitations i"
-            "  WHERE i.partner_id = p.id ORDER BY i.created_at, i.id) AS invitations,"
+            "  WHERE i.partner_id = p.id AND i.state = 'pending'"
+            f"  ORDER BY i.created_at DESC, i.id DESC LIMIT {PENDING_SHOWN}) AS invitations,"
+            " (SELECT coalesce(jsonb_object_agg(state, n), '{}'::jsonb) FROM"
+            "  (SELECT state, count(*) AS n FROM invitations WHERE partner_id = p.id GROUP BY state) c)"
+            "  AS invitation_counts,"
+            f" array(SELECT ROW({_INVITATION_COLUMNS}) FROM invitations i WHERE i.partner_id = p.id"
+            "  AND i.role = 'admin' ORDER BY i.created_at DESC, i.id DESC LIMIT 1) AS admin_invitation,"
+            f" array(SELECT ROW({_INVITATION_COLUMNS}) FROM invitations i WHERE i.partner_id = p.id"
+            "  AND i.purpose = 'admin_replacement' ORDER BY i.created_at DESC, i.id DESC LIMIT 1) AS admin_replacement,"
             f" array(SELECT ROW({GRANT_COLUMNS}) FROM partner_grants"
             "  WHERE partner_id = p.id AND revoked_at IS NULL ORDER BY granted_at, ref) AS grants"
             " FROM partners p WHERE p.id = $1",
@@ -73,10 +100,8 @@ class ReadModel:
         members = _views(MemberView, found.pop("members"))
         invitations = _views(InvitationView, found.pop("invitations"))
         grants = _views(GrantView, found.pop("grants"))
-        admin_invitation = next((i for i in reversed(invitations) if i.role is Role.ADMIN), None)
-        admin_replacement = next(
-            (i for i in reversed(invitations) if i.purpose is InvitationPurpose.ADMIN_REPLACEMENT), None
-        )
+        admin_invitation = next(iter(_views(InvitationView, found.pop("admin_invitation"))), None)
+        admin_replacement = next(iter(_views(InvitationView, found.pop("admin_replacement"))), None)
         admin = next((m for m in members if m.role is Role.ADMIN), None)
         admin_view: AdminView | None = None
         if admin is not None:
@@ -185,6 +210,9 @@ class ReadModel:
 
 
 _INVITATION_COLUMNS = ", ".join(f"i.{name}" for name in InvitationView.model_fields)
+
+# The pending invitations a partner's view shows; the paged list holds the rest.
+PENDING_SHOWN = 50
 
 _SUMMARY_COLUMNS = (
     "p.id, p.enterprise_id, p.name, p.status, p.created_at,"

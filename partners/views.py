@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from partners.messages import Locale
 from partners.models import GrantKind, InvitationPurpose, InvitationState, InvitationStatus, PartnerStatus, Role
@@ -97,14 +97,19 @@ class PartnerSummary(BaseModel):
 
 class PartnerView(PartnerSummary):
     """R12: the account holder and the partner's Admin see its invitations; its Members
-    see the partner without them (`null`)."""
+    see the partner without them (`null`). Bounded whatever the partner's past: the
+    pending invitations only, newest first, at most 50, with a count per state; every
+    invitation is in the paged list (`GET /v1/partners/{id}/invitations`)."""
 
     viewer_role: Literal["account_holder", "admin", "member", "operator"] = "account_holder"
     admin: AdminView | None
-    admin_invitation: InvitationView | None
+    admin_invitation: InvitationView | None  # the latest admin invitation, in any state
     admin_replacement: InvitationView | None  # the latest, pending or not
     members: list[MemberView]
-    invitations: list[InvitationView] | None
+    invitations: list[InvitationView] | None = Field(description="The pending ones, newest first, at most 50.")
+    invitation_counts: dict[InvitationState, int] | None = Field(
+        description="How many invitations the partner had, per state (absent states: none)."
+    )
     grants: list[GrantView]  # the active ones
     has_logo: bool
     activated_at: datetime | None

@@ -165,31 +165,42 @@ class Commands:
     async def get_partner(self, actor: Actor, partner_id: UUID) -> PartnerView:
         """R12: the account holder and the Admin see everything; a Member the partner
         without its invitations."""
-        view, viewer = await self.seen_by(actor, partner_id)
+        _, viewer = await self.seen_by(actor, partner_id)
+        view = await self._partner(partner_id)
         if viewer == "member":
-            view = view.model_copy(update={"invitations": None, "admin_invitation": None, "admin_replacement": None})
+            view = view.model_copy(
+                update={
+                    "invitations": None,
+                    "invitation_counts": None,
+                    "admin_invitation": None,
+                    "admin_replacement": None,
+                }
+            )
         return view.model_copy(update={"viewer_role": viewer})
 
-    async def seen_by(self, actor: Actor, partner_id: UUID) -> tuple[PartnerView, Viewer]:
-        """The partner and who the actor is to it. R12: anyone who is neither an account
-        holder of its enterprise nor an active member gets what a missing partner gets."""
-        view = await self._partner(partner_id)
-        if actor.holds(view.enterprise_id):
-            return view, "operator" if actor.role is ActorRole.OPERATOR else "account_holder"
-        if actor.role is ActorRole.PARTNER_USER:
-            role = await self._memberships.active_role(partner_id, actor.email)
-            if role is not None:
-                return view, "admin" if role is Role.ADMIN else "member"
+    async def seen_by(self, actor: Actor, partner_id: UUID) -> tuple[PartnerSummary, Viewer]:
+        """The partner and who the actor is to it, in one indexed query. R12: anyone who
+        is neither an account holder of its enterprise nor an active member gets what a
+        missing partner gets."""
+        email = actor.email if actor.role is ActorRole.PARTNER_USER else None
+        standing = await self._reads.standing(partner_id, email)
+        if standing is None:
+            raise Refused(ErrorCode.NOT_FOUND, "No such partner.")
+        partner, role = standing
+        if actor.holds(partner.enterprise_id):
+            return partner, "operator" if actor.role is ActorRole.OPERATOR else "account_holder"
+        if role is not None:
+            return partner, "admin" if role is Role.ADMIN else "member"
         raise Refused(ErrorCode.NOT_FOUND, "No such partner.")
 
-    async def held_partner(self, actor: Actor, partner_id: UUID, *, or_admin: bool = False) -> PartnerView:
+    async def held_partner(self, actor: Actor, partner_id: UUID, *, or_admin: bool = False) -> PartnerSummary:
         """R1: the partner, for an account holder of its enterprise (or the CLI's operator),
         and with `or_admin` for its Admin too; 403 for its members, 404 for anyone else."""
-        view, viewer = await self.seen_by(actor, partner_id)
+        partner, viewer = await self.seen_by(actor, partner_id)
         if viewer == "member" or (viewer == "admin" and not or_admin):
             allowed = "an account holder of its enterprise" + (" or its Admin" if or_admin else "")
             raise Refused(ErrorCode.FORBIDDEN, f"Only {allowed} may do this.")
-        return view
+        return partner
 
     async def _partner(self, partner_id: UUID) -> PartnerView:
         view = await self._reads.get_partner(partner_id)
@@ -248,14 +259,14 @@ class Commands:
     async def invite_member(self, actor: Actor, partner_id: UUID, body: InviteMemberRequest) -> InvitationDetail:
         return await self.invite_into(await self.inviting_partner(actor, partner_id), actor, body)
 
-    async def inviting_partner(self, actor: Actor, partner_id: UUID) -> PartnerView:
+    async def inviting_partner(self, actor: Actor, partner_id: UUID) -> PartnerSummary:
         """R5: the partner, when the actor is its Admin (a batch asks once)."""
         partner, viewer = await self.seen_by(actor, partner_id)
         if viewer != "admin":
             raise Refused(ErrorCode.FORBIDDEN, "Only the partner's Admin invites its members.")
         return partner
 
-    async def invite_into(self, partner: PartnerView, actor: Actor, body: InviteMemberRequest) -> InvitationDetail:
+    async def invite_into(self, partner: PartnerSummary, actor: Actor, body: InviteMemberRequest) -> InvitationDetail:
         """A member invitation of `partner` (from `inviting_partner`). The workflow's
         transaction checks again that the actor is its Admin, with the domain and the
         duplicates."""

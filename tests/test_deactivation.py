@@ -83,7 +83,8 @@ async def test_deactivation_refused_while_apis_are_granted_then_irreversible(dev
     view = done.json()
     assert view["status"] == "deactivated" and view["deactivated_at"] is not None
     assert view["members"] == [] and view["grants"] == [], "members lose access; grants end"
-    assert {i["id"]: i["state"] for i in view["invitations"]}[pending["id"]] == "cancelled"
+    every = await dev_stack.invitations(partner.id, holder(partner.enterprise))
+    assert {i["id"]: i["state"] for i in every}[pending["id"]] == "cancelled"
     page = await dev_stack.http.post(f"{pending_mail.link}/accept")
     assert page.status_code == 409 and 'data-outcome="partner_deactivated"' in page.text
     # Irreversible: every later operation is refused, and says why.

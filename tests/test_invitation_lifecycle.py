@@ -141,7 +141,9 @@ async def test_permanent_smtp_refusal_makes_it_undeliverable(time_stack: Stack) 
     live = await handle.query(InvitationWorkflow.status)
     assert live.last_error is not None and "mailbox does not exist" in live.last_error
     view = (await time_stack.http.get(f"/v1/partners/{partner.id}", headers=holder(partner.enterprise))).json()
-    [invitation] = [i for i in view["invitations"] if i["id"] == invitation_id]
+    assert view["invitations"] == [] and view["invitation_counts"]["undeliverable"] == 1
+    every = await time_stack.invitations(partner.id, holder(partner.enterprise))
+    [invitation] = [i for i in every if i["id"] == invitation_id]
     assert invitation["state"] == "undeliverable"
     assert invitation["last_error"].startswith("550") and "mailbox does not exist" in invitation["last_error"]
     assert time_stack.mail.mails_to(email) == []

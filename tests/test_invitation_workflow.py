@@ -63,7 +63,7 @@ async def test_no_click_resends_at_each_ttl_then_expires(time_stack: Stack) -> N
 
     view = (await time_stack.http.get(f"/v1/partners/{partner['id']}", headers=holder(enterprise))).json()
     assert view["status"] == "pending"
-    [invitation] = view["invitations"]
+    [invitation] = await time_stack.invitations(partner["id"], holder(enterprise))
     assert (invitation["state"], invitation["sends"]) == ("expired", 3)
     sent = await time_stack.pool.fetch(
         "SELECT send_number, status, attempts FROM invitation_sends WHERE invitation_id = $1::uuid"

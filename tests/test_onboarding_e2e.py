@@ -67,7 +67,7 @@ async def test_register_mail_page_accept_active(dev_stack: Stack) -> None:
     assert view["status"] == "active"
     assert view["admin"]["status"] == "active" and view["admin"]["email"] == admin
     assert [(m["email"], m["role"]) for m in view["members"]] == [(admin, "admin")]
-    assert view["invitations"][0]["state"] == "accepted"
+    assert [i["state"] for i in await dev_stack.invitations(partner["id"], holder(enterprise))] == ["accepted"]
 
     again = await dev_stack.http.post(f"{mail.link}/accept")
     assert 'data-outcome="already_accepted"' in again.text
@@ -170,7 +170,7 @@ async def test_idempotency_key_after_the_onboarding_finished(dev_stack: Stack) -
 
     assert again.status_code == 201, again.text
     assert (again.json()["id"], again.json()["status"]) == (first.json()["id"], "active")
-    assert len(again.json()["invitations"]) == 1
+    assert again.json()["invitation_counts"] == {"accepted": 1}
     await asyncio.sleep(1)
     assert len(dev_stack.mail.mails_to(f"g@{domain}")) == 1, "no new invitation"
     runs = [w async for w in dev_stack.client.list_workflows(f'WorkflowId="{onboarding.id}"')]

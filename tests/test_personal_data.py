@@ -193,7 +193,8 @@ async def test_an_smtp_refusal_is_stored_without_the_address(dev_stack: Stack, p
     assert "550" in error and admin not in error and "ghost.writer" not in error
     view = (await dev_stack.http.get(f"/v1/partners/{created['id']}", headers=holder(enterprise))).json()
     # The account holder sees whom they invited (R12), and why the mail failed, unquoted.
-    [shown] = view["invitations"]
+    assert view["invitation_counts"] == {"undeliverable": 1}
+    [shown] = await dev_stack.invitations(created["id"], holder(enterprise))
     assert shown["email"] == admin and shown["last_error"] == error
 
 

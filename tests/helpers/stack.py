@@ -138,6 +138,21 @@ class Stack:
             headers=partner_user(partner.admin),
         )
 
+    async def invitations(self, partner_id: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+        """Every invitation of the partner, newest first, from the paged list: the
+        partner's view shows the pending ones only."""
+        found: list[dict[str, Any]] = []
+        cursor = ""
+        for _ in range(100):
+            page = await self.http.get(
+                f"/v1/partners/{partner_id}/invitations", params={"cursor": cursor} if cursor else {}, headers=headers
+            )
+            assert page.status_code == 200, page.text
+            found += page.json()["invitations"]
+            if not (cursor := page.json()["next_cursor"]):
+                return found
+        raise AssertionError("the invitation list did not end")
+
     async def register(self, enterprise: str, domain: str, **kwargs: Any) -> httpx.Response:
         return await self.http.post(
             f"/v1/enterprises/{enterprise}/partners",
