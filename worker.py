@@ -137,6 +137,7 @@ async def running_workers(client: Client, settings: Settings, stores: Stores) ->
     )
     try:
         async with build_worker(client, settings, stores, mailer), build_webhook_worker(client, settings, stores):
+            await stores.events.reseal_secrets()
             await ensure_portal_webhook(client, settings, stores)
             yield
     finally:

@@ -2,12 +2,14 @@
 
 Endpoint administration is audited but is no event. A secret is `whsec_` and 32 random
 bytes in base64, as the Standard Webhooks specification shapes it; after a rotation the
-old one signs beside the new one for 24 hours.
+old one signs beside the new one for 24 hours, and is cleared after. Secrets are stored
+sealed with the payload keys (AES-256-GCM, bound to their endpoint), the key id beside.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
 from typing import Any
 from uuid import UUID, uuid4
@@ -16,8 +18,11 @@ import asyncpg
 
 from activities.sql import audit
 from partners import destinations
+from partners.codec import EncryptionCodec, PayloadKeyError
 from partners.errors import ErrorCode, Refused
 from partners.views import DeliveryList, DeliveryView, EventPage, EventView, WebhookView
+
+log = logging.getLogger(__name__)
 
 ROTATION_OVERLAP = "24 hours"
 # The portal-wide endpoint of the settings (PORTAL_WEBHOOK_URL): one row, this id.
@@ -32,9 +37,21 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def seal_secret(codec: EncryptionCodec, endpoint_id: UUID, secret: str) -> tuple[str, str]:
+    """The secret as stored: the key id, and nonce and ciphertext in base64, bound to the endpoint."""
+    kid, sealed = codec.seal(secret.encode(), endpoint_id.bytes)
+    return kid, base64.b64encode(sealed).decode()
+
+
+def unseal_secret(codec: EncryptionCodec, endpoint_id: UUID, kid: str, stored: str) -> str:
+    return codec.unseal(kid, base64.b64decode(stored), endpoint_id.bytes).decode()
+
+
 class EventStore:
-    def __init__(self, pool: asyncpg.Pool, *, endpoint_limit: int = 10) -> None:
+    def __init__(self, pool: asyncpg.Pool, codec: EncryptionCodec, *, endpoint_limit: int = 10) -> None:
+        """`codec`: the payload keys, which seal the signing secrets at rest."""
         self._pool = pool
+        self._codec = codec
         self._endpoint_limit = endpoint_limit
 
     async def feed(self, enterprise_id: str, *, after: int, limit: int) -> EventPage:
@@ -79,17 +96,20 @@ class EventStore:
                     "An endpoint of the enterprise already receives events at this URL; change its events instead.",
                     webhook_id=str(taken),
                 )
+            endpoint_id = uuid4()
+            kid, sealed = seal_secret(self._codec, endpoint_id, secret)
             row = await db.fetchrow(
-                f"INSERT INTO webhook_endpoints (id, enterprise_id, url, url_key, event_types, secret,"  # noqa: S608
+                f"INSERT INTO webhook_endpoints (id, enterprise_id, url, url_key, event_types, secret, secret_key_id,"  # noqa: S608
                 f" delivered_through, created_by)"
-                f" VALUES ($1, $2, $3, $4, $5, $6, (SELECT coalesce(max(seq), 0) FROM events), $7)"
+                f" VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT coalesce(max(seq), 0) FROM events), $8)"
                 f" RETURNING {_ENDPOINT_COLUMNS}",
-                uuid4(),
+                endpoint_id,
                 enterprise_id,
                 url,
                 destinations.url_key(url),
                 events,
-                secret,
+                sealed,
+                kid,
                 actor,
             )
             assert row is not None
@@ -97,15 +117,65 @@ class EventStore:
         return WebhookView(**dict(row)), secret
 
     async def upsert_portal_endpoint(self, url: str, secret: str) -> None:
+        kid, sealed = seal_secret(self._codec, PORTAL_ENDPOINT_ID, secret)
         await self._pool.execute(
-            "INSERT INTO webhook_endpoints (id, enterprise_id, url, secret, delivered_through, created_by)"
-            " VALUES ($1, NULL, $2, $3, (SELECT coalesce(max(seq), 0) FROM events), 'settings')"
-            " ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, secret = EXCLUDED.secret, status = 'enabled',"
-            " disabled_at = NULL, disabled_reason = NULL",
+            "INSERT INTO webhook_endpoints (id, enterprise_id, url, secret, secret_key_id, delivered_through,"
+            " created_by) VALUES ($1, NULL, $2, $3, $4, (SELECT coalesce(max(seq), 0) FROM events), 'settings')"
+            " ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, secret = EXCLUDED.secret,"
+            " secret_key_id = EXCLUDED.secret_key_id, status = 'enabled', disabled_at = NULL, disabled_reason = NULL",
             PORTAL_ENDPOINT_ID,
             url,
-            secret,
+            sealed,
+            kid,
         )
+
+    async def reseal_secrets(self) -> int:
+        """At a worker's start: clears the previous secrets whose overlap ended, and seals
+        anew with the current key every secret sealed with another (after a rotation of
+        PAYLOAD_KEYS, the old key can then be dropped). Answers how many were sealed anew;
+        an endpoint whose secret no held key opens is disabled, to be registered again."""
+        await self._pool.execute(
+            "UPDATE webhook_endpoints SET previous_secret = NULL, previous_key_id = NULL, previous_expires_at = NULL"
+            " WHERE previous_expires_at <= now()"
+        )
+        current = self._codec.current_key_id
+        rows = await self._pool.fetch(
+            "SELECT id, secret, secret_key_id, previous_secret, previous_key_id FROM webhook_endpoints"
+            " WHERE secret_key_id <> $1 OR previous_key_id <> $1",
+            current,
+        )
+        for row in rows:
+            endpoint_id = row["id"]
+            try:
+                secret = unseal_secret(self._codec, endpoint_id, row["secret_key_id"], row["secret"])
+                previous = (
+                    unseal_secret(self._codec, endpoint_id, row["previous_key_id"], row["previous_secret"])
+                    if row["previous_secret"]
+                    else None
+                )
+            except PayloadKeyError as err:
+                log.warning("webhook endpoint %s disabled: %s", endpoint_id, err)
+                await self._pool.execute(
+                    "UPDATE webhook_endpoints SET status = 'disabled', disabled_at = now(), disabled_reason = $2"
+                    " WHERE id = $1 AND status = 'enabled'",
+                    endpoint_id,
+                    "its secret's key is no longer in PAYLOAD_KEYS: register the endpoint again",
+                )
+                continue
+            kid, sealed = seal_secret(self._codec, endpoint_id, secret)
+            _, sealed_previous = seal_secret(self._codec, endpoint_id, previous) if previous else (None, None)
+            # Only if no other process sealed it meanwhile.
+            await self._pool.execute(
+                "UPDATE webhook_endpoints SET secret = $3, secret_key_id = $4, previous_secret = $5,"
+                " previous_key_id = CASE WHEN $5::text IS NULL THEN NULL ELSE $4 END"
+                " WHERE id = $1 AND secret_key_id = $2",
+                endpoint_id,
+                row["secret_key_id"],
+                sealed,
+                kid,
+                sealed_previous,
+            )
+        return len(rows)
 
     async def disable_portal_endpoint(self) -> None:
         await self._pool.execute(
@@ -140,13 +210,16 @@ class EventStore:
 
     async def rotate_secret(self, enterprise_id: str, endpoint_id: UUID, actor: str) -> tuple[WebhookView, str]:
         secret = new_secret()
+        kid, sealed = seal_secret(self._codec, endpoint_id, secret)
         view = await self._change(
             enterprise_id,
             endpoint_id,
             actor,
             "webhook_secret_rotated",
-            f"previous_secret = secret, previous_expires_at = now() + interval '{ROTATION_OVERLAP}', secret = $3",
-            secret,
+            "previous_secret = secret, previous_key_id = secret_key_id,"
+            f" previous_expires_at = now() + interval '{ROTATION_OVERLAP}', secret = $3, secret_key_id = $4",
+            sealed,
+            kid,
         )
         return view, secret
 

@@ -20,6 +20,7 @@ from activities.partners import PartnerStore
 from activities.persons import PersonStore
 from activities.reads import ReadModel
 from activities.webhook_delivery import WebhookDelivery
+from partners.codec import EncryptionCodec
 from partners.settings import Settings
 
 
@@ -51,6 +52,7 @@ class Stores:
     ) -> Stores:
         """The classes can be swapped for subclasses (the tests slow a real step down)."""
         locale = settings.default_locale
+        codec = EncryptionCodec(settings.payload_key_map)  # seals webhook secrets at rest
         mail_quota = MailQuota(
             pool, per_recipient=settings.recipient_daily_limit, per_partner=settings.partner_daily_invitation_limit
         )
@@ -68,9 +70,10 @@ class Stores:
             persons=PersonStore(pool),
             reads=ReadModel(pool),
             access=AccessReads(pool),
-            events=EventStore(pool, endpoint_limit=settings.webhook_endpoint_limit),
+            events=EventStore(pool, codec, endpoint_limit=settings.webhook_endpoint_limit),
             webhooks=WebhookDelivery(
                 pool,
+                codec,
                 timeout=settings.webhook_timeout,
                 allow_http=settings.webhook_allow_http,
                 allow_private=settings.webhook_allow_private,

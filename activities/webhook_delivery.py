@@ -26,9 +26,11 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.events import unseal_secret
 from activities.metrics import count, gauge
 from activities.sql import audit
 from partners import destinations
+from partners.codec import EncryptionCodec, PayloadKeyError
 from partners.errors import Refused
 from partners.steps import DeliverInput, DeliverOutput, GiveUpInput, NextEventsInput, NextEventsOutput
 
@@ -47,8 +49,12 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 
 
 class WebhookDelivery:
-    def __init__(self, pool: asyncpg.Pool, *, timeout: float, allow_http: bool, allow_private: bool) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, codec: EncryptionCodec, *, timeout: float, allow_http: bool, allow_private: bool
+    ) -> None:
+        """`codec`: the payload keys, which open the signing secrets sealed at rest."""
         self._pool = pool
+        self._codec = codec
         self._timeout = timeout
         self._allow_http = allow_http
         self._allow_private = allow_private
@@ -63,6 +69,12 @@ class WebhookDelivery:
     @activity.defn
     async def next_events(self, input: NextEventsInput) -> NextEventsOutput:
         deadline = time.monotonic() + input.wait_seconds
+        # A rotation's previous secret is kept for its overlap only, idle endpoints' too.
+        await self._pool.execute(
+            "UPDATE webhook_endpoints SET previous_secret = NULL, previous_key_id = NULL, previous_expires_at = NULL"
+            " WHERE id = $1 AND previous_expires_at <= now()",
+            input.endpoint_id,
+        )
         while True:
             changed = await self._notifications.current()  # taken before the query: no wake-up lost
             found = await self._pending(input)
@@ -106,12 +118,13 @@ class WebhookDelivery:
         one's failure (to retry) fails the activity: Temporal retries it with backoff. A
         later one's ends the batch there; the workflow asks again from that event."""
         endpoint = await self._pool.fetchrow(
-            "SELECT url, secret, CASE WHEN previous_expires_at > now() THEN previous_secret END AS previous,"
-            " delivered_through, enterprise_id FROM webhook_endpoints WHERE id = $1",
+            "SELECT url, secret, secret_key_id, CASE WHEN previous_expires_at > now() THEN previous_secret END"
+            " AS previous, previous_key_id, delivered_through, enterprise_id FROM webhook_endpoints WHERE id = $1",
             input.endpoint_id,
         )
         if endpoint is None:
             raise ApplicationError("the endpoint is gone", non_retryable=True)
+        signing = self._secrets(input.endpoint_id, endpoint)
         # Only the endpoint's enterprise's events, whatever seqs the workflow was given.
         events = await self._pool.fetch(
             "SELECT seq, id, type, created_at, enterprise_id, partner_id, data,"
@@ -133,7 +146,7 @@ class WebhookDelivery:
         last = DeliverOutput(done=skipped, status="none")
         for position, event in enumerate(events[skipped:], start=skipped):
             attempt = input.earlier_attempts + activity.info().attempt if position == skipped else 1
-            status, error, duration_ms = await self._attempt(endpoint, event)
+            status, error, duration_ms = await self._attempt(endpoint, signing, event)
             retry = error is not None and (status is None or status == 429 or status >= 500)
             outcome = "delivered" if error is None else ("retrying" if retry else "failed")
             await self._record(input.endpoint_id, event["seq"], attempt, outcome, status, duration_ms, error)
@@ -155,7 +168,21 @@ class WebhookDelivery:
                 break
         return last
 
-    async def _attempt(self, endpoint: asyncpg.Record, event: asyncpg.Record) -> tuple[int | None, str | None, int]:
+    def _secrets(self, endpoint_id: UUID, endpoint: asyncpg.Record) -> list[str]:
+        """The secrets that sign: the current one, and the previous one in its overlap."""
+        try:
+            sealed = [
+                (endpoint["secret_key_id"], endpoint["secret"]),
+                (endpoint["previous_key_id"], endpoint["previous"]),
+            ]
+            return [unseal_secret(self._codec, endpoint_id, kid, stored) for kid, stored in sealed if stored]
+        except PayloadKeyError as err:
+            # Not retried: no attempt would open it. The workflow fails the batch as final.
+            raise ApplicationError(f"the endpoint's secret cannot be opened: {err}", non_retryable=True) from None
+
+    async def _attempt(
+        self, endpoint: asyncpg.Record, signing: list[str], event: asyncpg.Record
+    ) -> tuple[int | None, str | None, int]:
         """One signed POST of one event: the receiver's status, what went wrong, how long
         it took (ms)."""
         body = json.dumps(
@@ -170,13 +197,12 @@ class WebhookDelivery:
             separators=(",", ":"),
         ).encode()
         timestamp = int(time.time())
-        secrets = (endpoint["secret"], endpoint["previous"])
         headers = {
             "content-type": "application/json",
             "user-agent": "partner-onboarding-webhooks/1",
             "webhook-id": event["id"],
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": " ".join(sign(s, event["id"], timestamp, body) for s in secrets if s),
+            "webhook-signature": " ".join(sign(s, event["id"], timestamp, body) for s in signing),
         }
         started = time.monotonic()
         status: int | None = None

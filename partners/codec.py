@@ -81,6 +81,25 @@ class EncryptionCodec(PayloadCodec):
     def key_ids(self) -> list[str]:
         return list(self._ciphers)
 
+    @property
+    def current_key_id(self) -> str:
+        return self._current
+
+    def seal(self, plain: bytes, context: bytes) -> tuple[str, bytes]:
+        """A secret at rest (a webhook's signing secret): encrypted with the current key,
+        bound to its key id and to `context` (its row), so it cannot be moved to another."""
+        kid, nonce = self._current, os.urandom(_NONCE_BYTES)
+        return kid, nonce + self._ciphers[kid].encrypt(nonce, plain, kid.encode() + b"|" + context)
+
+    def unseal(self, kid: str, sealed: bytes, context: bytes) -> bytes:
+        cipher = self._ciphers.get(kid)
+        if cipher is None:
+            raise PayloadKeyError(f"A secret is sealed with key {kid!r}, which PAYLOAD_KEYS does not hold.")
+        try:
+            return cipher.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], kid.encode() + b"|" + context)
+        except InvalidTag:
+            raise PayloadKeyError(f"A secret does not decrypt with key {kid!r}: another key or altered.") from None
+
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         kid = self._current
         cipher = self._ciphers[kid]

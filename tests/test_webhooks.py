@@ -21,8 +21,10 @@ from activities.sql import audit
 from activities.webhook_delivery import WebhookDelivery
 from devstack.mailcatcher import MailCatcher
 from devstack.net import free_port
+from partners.codec import EncryptionCodec, new_key_entry, parse_keys
 from partners.settings import Settings
 from partners.steps import DeliverInput
+from tests.helpers.codec import TEST_PAYLOAD_KEYS
 from tests.helpers.metrics import scrape, value
 from tests.helpers.receiver import Receiver, receiving
 from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
@@ -245,8 +247,9 @@ async def test_a_batch_retried_after_a_crash_skips_what_it_delivered(pool: async
     """A batch's activity that dies after some 2xx (a worker killed mid-batch) is retried
     with the same events: the retry sends only those not yet acknowledged."""
     enterprise = new_enterprise()
-    store = EventStore(pool)
-    delivery = WebhookDelivery(pool, timeout=5, allow_http=True, allow_private=True)
+    codec = EncryptionCodec(parse_keys(TEST_PAYLOAD_KEYS))
+    store = EventStore(pool, codec)
+    delivery = WebhookDelivery(pool, codec, timeout=5, allow_http=True, allow_private=True)
     async with receiving() as receiver:
         view, secret = await store.create_endpoint(enterprise, receiver.url, None, "test")
         receiver.secrets.append(secret)
@@ -427,3 +430,43 @@ async def test_an_enterprise_has_a_bounded_number_of_endpoints_and_one_per_url(
         )
         assert deleted.status_code in (200, 204), deleted.text
         assert (await create("http://127.0.0.1:9/hooks")).status_code == 201
+
+
+async def test_secrets_are_sealed_at_rest_resealed_after_a_key_rotation_and_the_old_one_cleared(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    enterprise = new_enterprise()
+    rotated_keys = f"{new_key_entry('test-next')},{TEST_PAYLOAD_KEYS}"
+    async with receiving() as receiver:
+        async with running_stack(dev_env, pool, mail) as stack:
+            hook = await _webhook(stack, enterprise, receiver)
+            rotated = await stack.http.post(
+                f"/v1/enterprises/{enterprise}/webhooks/{hook['id']}/rotate-secret", headers=holder(enterprise)
+            )
+            new = rotated.json()["secret"]
+            receiver.secrets.append(new)
+            stored = await pool.fetchrow("SELECT * FROM webhook_endpoints WHERE id = $1::uuid", hook["id"])
+            assert stored is not None
+            as_text = " ".join(str(v) for v in dict(stored).values())
+            assert "whsec_" not in as_text and new not in as_text and hook["secret"] not in as_text, "sealed"
+            for secret in (new, hook["secret"]):  # nor the key inside the whsec_ wrapping
+                assert secret.removeprefix("whsec_") not in as_text
+            assert stored["secret_key_id"] == stored["previous_key_id"] == TEST_PAYLOAD_KEYS.split(":", 1)[0]
+            # The overlap ends (as 24 hours would end it).
+            await pool.execute(
+                "UPDATE webhook_endpoints SET previous_expires_at = now() - interval '1 second' WHERE id = $1::uuid",
+                hook["id"],
+            )
+
+        # PAYLOAD_KEYS rotated: a new key first, the old one after it. A worker's start
+        # seals every secret anew and clears the previous secret whose overlap ended.
+        queue = stack.settings.temporal_task_queue  # where the endpoint's workflow waits
+        async with running_stack(dev_env, pool, mail, payload_keys=rotated_keys, temporal_task_queue=queue) as stack:
+            resealed = await pool.fetchrow(
+                "SELECT secret_key_id, previous_secret, previous_key_id FROM webhook_endpoints WHERE id = $1::uuid",
+                hook["id"],
+            )
+            assert resealed is not None and tuple(resealed) == ("test-next", None, None)
+            await _onboard(stack, enterprise)
+            received = await receiver.wait_for(len(ONBOARDING))
+            assert all(r.verified_by == [new] for r in received), "signed by the new secret alone"

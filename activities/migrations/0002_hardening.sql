@@ -35,3 +35,14 @@ CREATE TABLE mail_quota (
 );
 CREATE INDEX mail_quota_by_recipient ON mail_quota (partner_id, email_hash, at);
 CREATE INDEX mail_quota_by_partner ON mail_quota (partner_id, at);
+
+-- Webhook signing secrets encrypted at rest with the payload keys (AES-256-GCM, bound to
+-- the endpoint's id): `secret` and `previous_secret` hold nonce and ciphertext in
+-- base64, `secret_key_id` and `previous_key_id` the key that sealed them. A secret
+-- stored in clear before this cannot be sealed here (the keys are the processes'): its
+-- endpoint is disabled, to be registered again; the portal's is rewritten at start.
+ALTER TABLE webhook_endpoints ADD COLUMN secret_key_id text, ADD COLUMN previous_key_id text;
+UPDATE webhook_endpoints SET status = 'disabled', disabled_at = now(),
+       disabled_reason = 'its secret was stored in clear: register the endpoint again'
+  WHERE status = 'enabled';
+UPDATE webhook_endpoints SET secret = '', previous_secret = NULL, previous_expires_at = NULL;
