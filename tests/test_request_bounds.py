@@ -122,8 +122,10 @@ async def test_addresses_are_masked_in_the_access_log_in_every_form(
 
 
 def test_masking_takes_linear_time_whatever_the_line() -> None:
-    """Each shape of 64 KB is redacted in milliseconds (the old expression took seconds)."""
+    """Each shape of 64 KB is redacted in milliseconds (at most 45 ms measured here; the old
+    expression took about 10 s on the first shape). The bound is a second: far from both,
+    so a machine busy with other work (the suite runs beside it) does not fail it."""
     for text in ("a." * 32_000, "a-" * 32_000, "a@" + "a." * 32_000, "a%40" * 16_000, "@" * 64_000):
         started = time.perf_counter()
         logs.redact(text)
-        assert time.perf_counter() - started < 0.2, text[:12]
+        assert time.perf_counter() - started < 1.0, text[:12]
