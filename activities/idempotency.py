@@ -8,9 +8,21 @@ again and registers a partner of its own.
 
 from __future__ import annotations
 
+import uuid
+from uuid import UUID
+
 import asyncpg
 
 from partners.errors import ErrorCode, Refused
+
+# Partner ids derived from an Idempotency-Key live in their own namespace.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("8f0b6c1e-3a55-4d6f-9a51-6e1d0b7c2a90")
+
+
+def idempotent_partner_id(enterprise_id: str, key: str, generation: int) -> UUID:
+    """The partner a key registers: the same for every retry, another once its window ran out."""
+    name = f"{enterprise_id}\n{key}" + (f"\n{generation}" if generation else "")
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, name)
 
 
 class IdempotencyKeys:

@@ -17,6 +17,7 @@ from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, W
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.idempotency import idempotent_partner_id
 from partners import search
 from partners.errors import ErrorCode, Refused
 from partners.ids import (
@@ -51,18 +52,9 @@ from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
 from workflows.replacement import AdminReplacementWorkflow
 
-# Partner ids derived from an Idempotency-Key live in their own namespace.
-IDEMPOTENCY_NAMESPACE = uuid.UUID("8f0b6c1e-3a55-4d6f-9a51-6e1d0b7c2a90")
-
-
-def idempotent_partner_id(enterprise_id: str, key: str, generation: int) -> UUID:
-    """The partner a key registers: the same for every retry, another once its window ran out."""
-    name = f"{enterprise_id}\n{key}" + (f"\n{generation}" if generation else "")
-    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, name)
-
-
-# Who the actor is to a partner (R1, R12).
+# Who the actor is to a partner (R1, R12), and what a Member does not see of it.
 Viewer = Literal["account_holder", "operator", "admin", "member"]
+_HIDDEN_FROM_MEMBERS = ("invitations", "invitation_counts", "admin_invitation", "admin_replacement")
 
 
 class Commands:
@@ -168,14 +160,7 @@ class Commands:
         _, viewer = await self.seen_by(actor, partner_id)
         view = await self._partner(partner_id)
         if viewer == "member":
-            view = view.model_copy(
-                update={
-                    "invitations": None,
-                    "invitation_counts": None,
-                    "admin_invitation": None,
-                    "admin_replacement": None,
-                }
-            )
+            view = view.model_copy(update=dict.fromkeys(_HIDDEN_FROM_MEMBERS))
         return view.model_copy(update={"viewer_role": viewer})
 
     async def seen_by(self, actor: Actor, partner_id: UUID) -> tuple[PartnerSummary, Viewer]:
