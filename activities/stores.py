@@ -49,6 +49,7 @@ class Stores:
         partners: type[PartnerStore] = PartnerStore,
         invitations: type[InvitationStore] = InvitationStore,
         ledger: type[SendLedger] = SendLedger,
+        reads: type[ReadModel] = ReadModel,
     ) -> Stores:
         """The classes can be swapped for subclasses (the tests slow a real step down)."""
         locale = settings.default_locale
@@ -68,7 +69,7 @@ class Stores:
             grants=GrantStore(pool),
             memberships=MembershipStore(pool),
             persons=PersonStore(pool),
-            reads=ReadModel(pool),
+            reads=reads(pool),
             access=AccessReads(pool),
             events=EventStore(pool, codec, endpoint_limit=settings.webhook_endpoint_limit),
             webhooks=WebhookDelivery(

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+from uuid import UUID
 
+import asyncpg
 import httpx
+from temporalio.testing import WorkflowEnvironment
 
-from tests.helpers.stack import ActivePartner, Stack, holder, partner_user, unique_domain
+from activities.reads import ReadModel
+from devstack.mailcatcher import MailCatcher
+from partners.models import Role
+from partners.views import PartnerSummary, PartnerView
+from tests.helpers.stack import ActivePartner, Stack, holder, partner_user, running_stack, unique_domain
 
 
 async def _member(stack: Stack, partner: ActivePartner, email: str, *, mails_before: int = 0) -> None:
@@ -395,3 +402,34 @@ async def test_the_partner_view_is_bounded_whatever_its_past(dev_stack: Stack) -
     assert view["invitation_counts"] == {"accepted": 1, "cancelled": 20, "pending": 55}
     assert view["admin_invitation"]["email"] == partner.admin, "the admin's, though not pending"
     assert len(await dev_stack.invitations(partner.id, holder(partner.enterprise))) == 76
+
+
+class CountingReads(ReadModel):
+    """The real read model, counting what authorisation asks of it."""
+
+    calls: ClassVar[list[str]] = []
+
+    async def standing(self, partner_id: UUID, email: str | None) -> tuple[PartnerSummary, Role | None] | None:
+        self.calls.append("standing")
+        return await super().standing(partner_id, email)
+
+    async def get_partner(self, partner_id: UUID) -> PartnerView | None:
+        self.calls.append("get_partner")
+        return await super().get_partner(partner_id)
+
+
+async def test_who_the_actor_is_to_a_partner_is_one_query_not_the_view(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    async with running_stack(dev_env, pool, mail, stores={"reads": CountingReads}) as stack:
+        partner = await stack.active_partner()
+        path = f"/v1/partners/{partner.id}"
+        for headers in (partner_user(partner.admin), holder(partner.enterprise)):
+            for route in ("/members", "/invitations", "/audit"):
+                CountingReads.calls.clear()
+                answered = await stack.http.get(path + route, headers=headers)
+                assert answered.status_code in (200, 403), answered.text
+                assert CountingReads.calls == ["standing"], (route, CountingReads.calls)
+        CountingReads.calls.clear()
+        assert (await stack.http.get(path, headers=holder(partner.enterprise))).status_code == 200
+        assert CountingReads.calls == ["standing", "get_partner"], "the view is read where it is shown"
