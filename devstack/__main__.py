@@ -162,3 +162,4 @@ if __name__ == "__main__":
     # ...but every request is logged, as production logs it (redacted, through that handler).
     logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     worker.run_process(main())  # the loop and collector of production's worker, which it hosts
+    logs.exit_after_clean_shutdown()  # as the worker's own process ends

@@ -1,5 +1,3 @@
-import sys
+from starter.cli import run
 
-from starter.cli import main
-
-sys.exit(main())
+run()

@@ -13,11 +13,12 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 from temporalio.service import RPCError
 
+from partners import logs
 from partners.errors import Refused
 from partners.settings import Settings
 from starter.auth import Actor, ActorRole
@@ -114,6 +115,12 @@ async def _run(args: argparse.Namespace) -> Any:
             ("person", "erase"): lambda: people.erase_person(actor, args.email),
         }
         return await calls[(args.topic, args.command)]()
+
+
+def run() -> NoReturn:
+    """`partners`: `main`, then an exit that skips CPython's finalization (see
+    `logs.exit_after_clean_shutdown`): the Temporal client's threads could abort it."""
+    logs.exit_after_clean_shutdown(main())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
