@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # each time. An installed image has its bytecode; here it is written before a run.
 COMPILE := $(BIN)/python -m compileall -q partners workflows activities starter worker.py
 
-.PHONY: run test lint format bench bench-access bench-webhooks histories lock clean
+.PHONY: run test test-fast lint format bench bench-access bench-webhooks histories lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ run: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
+
+# The tests that need no real server (rules, the codec, replay, the OpenAPI document,
+# compose, the benchmark's arithmetic): seconds, for every save. Which they are follows
+# from the fixtures each test uses (tests/conftest.py: SERVER_FIXTURES).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not servers"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

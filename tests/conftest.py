@@ -103,6 +103,18 @@ async def time_stack(time_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: Ma
         yield stack
 
 
+# The fixtures that start a real server, or need one: a test that uses any of them, even
+# through another fixture, is in the full tier only (`make test`); the rest is
+# `make test-fast`, run on every save.
+SERVER_FIXTURES = frozenset({"postgres_dsn", "pool", "mail", "dev_env", "time_env", "dev_stack", "time_stack"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.servers)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if SIMULATED_LIVES:
         days = sum(SIMULATED_LIVES.values(), timedelta()) / timedelta(days=1)

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from devstack.net import free_port
+
+pytestmark = pytest.mark.servers  # it starts the whole local run
 
 ROOT = Path(__file__).parent.parent
 # The local run's fixed ports (Temporal, its UI, the mail catcher): a newcomer's defaults.
