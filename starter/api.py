@@ -23,6 +23,7 @@ from starter import codec_api, events_api, pages, portal, problems
 from starter.bodies import BoundedBodies
 from starter.bounds import BoundedRequests
 from starter.metrics import ApiMetrics
+from starter.problems import problem_responses
 from starter.services import Services, open_services
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,10 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         title="Partner onboarding",
         version="1",
         description="Registers partner companies of an enterprise account and invites their people.",
+        # Where clients and tools send requests: the public address, never a request's Host.
+        servers=[{"url": configured.link_base, "description": "this deployment (PUBLIC_BASE_URL)"}],
+        # No licence is granted: the service is the company's own (a choice for its owners).
+        license_info={"name": "Proprietary: no licence granted"},
         lifespan=lifespan,
         # Operation ids are the route functions' names: what a generated client calls them.
         generate_unique_id_function=lambda route: route.name,
@@ -69,7 +74,10 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     app.include_router(events_api.router)
     app.include_router(pages.router)
 
-    @app.get("/healthz", tags=["operations"])
+    # Any route may answer 414 or 431 (starter/bounds.py) and 405 to another method.
+    bounded = problem_responses(405, 414, 431)
+
+    @app.get("/healthz", tags=["operations"], responses=bounded)
     async def healthz() -> JSONResponse:
         """Liveness: the process answers. Whether it can serve is /readyz."""
         return JSONResponse({"status": "ok"})
@@ -77,7 +85,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     @app.get(
         "/readyz",
         tags=["operations"],
-        responses={503: {"description": "Not ready", "content": {"application/json": {}}}},
+        responses={**bounded, 503: {"description": "Not ready", "content": {"application/json": {}}}},
     )
     async def readyz() -> JSONResponse:
         """Readiness: ready or not, for the load balancer. Which part fails, and why, is
