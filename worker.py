@@ -13,18 +13,18 @@ from typing import Any
 
 import uvloop
 from temporalio.client import Client
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.database import open_pool
 from activities.events import PORTAL_ENDPOINT_ID
-from activities.mail import Mailer, SmtpSettings
+from activities.mail import Mailer
+from activities.smtp_pool import SmtpSettings
 from activities.stores import Stores
 from activities.webhook_delivery import webhook_task_queue
 from partners import logs
-from partners.codec import data_converter
 from partners.settings import Settings
+from partners.temporal_client import connect_client, metrics_runtime
 from workflows.deactivation import PartnerDeactivationWorkflow
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
@@ -40,32 +40,6 @@ WORKFLOWS: Sequence[type] = (
     PartnerDeactivationWorkflow,
     WebhookDeliveryWorkflow,
 )
-
-
-async def connect_client(settings: Settings, runtime: Runtime | None = None) -> Client:
-    """The one way every process connects: same address, namespace and data converter
-    (pydantic payloads, encrypted with PAYLOAD_KEYS)."""
-    address = settings.temporal_address or "localhost:7233"
-    try:
-        return await Client.connect(
-            address,
-            namespace=settings.temporal_namespace,
-            data_converter=data_converter(settings.payload_key_map),
-            runtime=runtime,
-        )
-    except RuntimeError as err:
-        # The SDK says "Failed client connect" as a bare RuntimeError: name it for callers.
-        raise ConnectionError(f"Temporal at {address} did not answer: {err}") from err
-
-
-def metrics_runtime(port: int, host: str = "0.0.0.0") -> Runtime:  # noqa: S104 (scraped from other hosts)
-    """The SDK's own metrics (task latencies, slots, polls...) and our business counters,
-    on one Prometheus endpoint."""
-    return Runtime(
-        telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(bind_address=f"{host}:{port}", counters_total_suffix=True, unit_suffix=True)
-        )
-    )
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:

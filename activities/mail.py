@@ -7,7 +7,6 @@ import contextlib
 import functools
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.charset import QP, Charset
 from email.header import Header
@@ -23,11 +22,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.ledger import SendLedger, SendTicket
 from activities.metrics import count
-from activities.smtp_pool import SmtpPool
+from activities.smtp_pool import SmtpPool, SmtpSettings
 from partners import messages
 from partners.logs import redact
 from partners.rules import mask_email, token_hash
-from partners.settings import Settings
 from partners.steps import SendFailure, SendInvitationInput, SendInvitationOutput, SendOutcome
 
 # The error type of a refusal by the receiving server (5xx): sending again cannot help.
@@ -36,33 +34,6 @@ UNDELIVERABLE = "undeliverable"
 # The parts' charset: UTF-8, quoted-printable (readable where the text is mostly ASCII).
 _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = QP
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    port: int
-    username: str | None
-    password: str | None
-    tls: str  # opportunistic | none | starttls | implicit
-    ca_file: str | None
-    timeout: float
-    mail_from: str
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SmtpSettings:
-        assert settings.smtp_host is not None and settings.smtp_port is not None
-        return cls(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            # Empty (as compose files set them) means unset: no login, the system's CAs.
-            username=settings.smtp_username or None,
-            password=(settings.smtp_password.get_secret_value() or None) if settings.smtp_password else None,
-            tls=settings.smtp_tls,
-            ca_file=settings.smtp_ca_file or None,
-            timeout=settings.smtp_timeout,
-            mail_from=settings.mail_from,
-        )
 
 
 class Mailer:

@@ -20,7 +20,34 @@ from typing import TYPE_CHECKING
 import aiosmtplib
 
 if TYPE_CHECKING:
-    from activities.mail import SmtpSettings
+    from partners.settings import Settings
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: str  # opportunistic | none | starttls | implicit
+    ca_file: str | None
+    timeout: float
+    mail_from: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpSettings:
+        assert settings.smtp_host is not None and settings.smtp_port is not None
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            # Empty (as compose files set them) means unset: no login, the system's CAs.
+            username=settings.smtp_username or None,
+            password=(settings.smtp_password.get_secret_value() or None) if settings.smtp_password else None,
+            tls=settings.smtp_tls,
+            ca_file=settings.smtp_ca_file or None,
+            timeout=settings.smtp_timeout,
+            mail_from=settings.mail_from,
+        )
 
 
 @dataclass

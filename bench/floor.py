@@ -65,7 +65,8 @@ class FloorWorkflow:
 
 async def _main() -> None:
     from partners.settings import Settings
-    from worker import connect_client, worker_tuning
+    from partners.temporal_client import connect_client
+    from worker import worker_tuning
 
     settings = Settings()
     client = await connect_client(settings)

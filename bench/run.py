@@ -39,7 +39,7 @@ from bench.plot import plot
 from devstack.net import free_port
 from partners.ids import onboarding_workflow_id
 from partners.settings import Settings
-from worker import connect_client
+from partners.temporal_client import connect_client
 
 
 async def phases(bench: Bench, args: argparse.Namespace, smtp: dict[str, str]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from devstack.temporal import TemporalDevServer
 from partners import logs, search
 from partners.codec import new_key_entry
 from partners.settings import Settings
+from partners.temporal_client import metrics_runtime
 from starter.api import servers
 from starter.services import open_services
 
@@ -131,7 +132,7 @@ async def main() -> None:
     print("Partner onboarding, local run:", flush=True)
     async with _embedded(settings) as settings:
         assert settings.database_url is not None and settings.portal_api_token is not None
-        runtime = worker.metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
+        runtime = metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
         # One bootstrap, as the API's and the tests': the worker shares its pool and client.
         async with open_services(settings, runtime=runtime) as services:
             # As production: the public listener and the operators', uvicorn's loggers (its

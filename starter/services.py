@@ -17,7 +17,7 @@ from activities.database import open_pool
 from activities.stores import Stores
 from partners.errors import ErrorCode, Refused
 from partners.settings import Settings
-from worker import connect_client
+from partners.temporal_client import connect_client
 
 T = TypeVar("T")
 RETRY_AFTER_SECONDS = 5  # what a 503 tells the portal to wait before trying again

@@ -26,8 +26,8 @@ from partners import search
 from partners.ids import invitation_workflow_id, onboarding_workflow_id
 from partners.models import InvitationState, ResendRequest
 from partners.settings import Settings
+from partners.temporal_client import connect_client
 from tests.helpers.stack import holder, new_enterprise, running_stack, unique_domain
-from worker import connect_client
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
 

@@ -24,10 +24,10 @@ from partners import logs
 from partners.ids import onboarding_workflow_id
 from partners.models import InvitationState
 from partners.settings import Settings
+from partners.temporal_client import connect_client, metrics_runtime
 from tests.helpers.cli import ROOT, run, temporal
 from tests.helpers.metrics import scrape, value
 from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
-from worker import connect_client, metrics_runtime
 from workflows.onboarding import PartnerOnboardingWorkflow
 
 

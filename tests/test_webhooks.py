@@ -24,11 +24,11 @@ from devstack.net import free_port
 from partners.codec import EncryptionCodec, new_key_entry, parse_keys
 from partners.settings import Settings
 from partners.steps import DeliverInput
+from partners.temporal_client import connect_client, metrics_runtime
 from tests.helpers.codec import TEST_PAYLOAD_KEYS
 from tests.helpers.metrics import scrape, value
 from tests.helpers.receiver import Receiver, receiving
 from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
-from worker import connect_client, metrics_runtime
 
 ONBOARDING = ["partner.registered", "invitation.sent", "invitation.accepted", "member.added", "partner.activated"]
 

@@ -1,0 +1,37 @@
+"""The Temporal client every process connects with (the worker, the API, the CLI, the
+benchmark), and the runtime that exports the SDK's metrics: shared, so that the API does
+not import the worker to connect."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+from partners.codec import data_converter
+from partners.settings import Settings
+
+
+async def connect_client(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """The one way every process connects: same address, namespace and data converter
+    (pydantic payloads, encrypted with PAYLOAD_KEYS)."""
+    address = settings.temporal_address or "localhost:7233"
+    try:
+        return await Client.connect(
+            address,
+            namespace=settings.temporal_namespace,
+            data_converter=data_converter(settings.payload_key_map),
+            runtime=runtime,
+        )
+    except RuntimeError as err:
+        # The SDK says "Failed client connect" as a bare RuntimeError: name it for callers.
+        raise ConnectionError(f"Temporal at {address} did not answer: {err}") from err
+
+
+def metrics_runtime(port: int, host: str = "0.0.0.0") -> Runtime:  # noqa: S104 (scraped from other hosts)
+    """The SDK's own metrics (task latencies, slots, polls...) and our business counters,
+    on one Prometheus endpoint."""
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=f"{host}:{port}", counters_total_suffix=True, unit_suffix=True)
+        )
+    )
