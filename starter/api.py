@@ -19,7 +19,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from partners import logs
 from partners.settings import Settings
-from starter import codec_api, events_api, pages, portal, problems
+from starter import codec_api, docs, events_api, pages, portal, problems
 from starter.bodies import BoundedBodies
 from starter.bounds import BoundedRequests
 from starter.metrics import ApiMetrics
@@ -59,6 +59,8 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         # No licence is granted: the service is the company's own (a choice for its owners).
         license_info={"name": "Proprietary: no licence granted"},
         lifespan=lifespan,
+        docs_url=None,  # served by starter/docs.py, from our origin
+        redoc_url=None,
         # Operation ids are the route functions' names: what a generated client calls them.
         generate_unique_id_function=lambda route: route.name,
     )
@@ -73,6 +75,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     app.include_router(portal.router)
     app.include_router(events_api.router)
     app.include_router(pages.router)
+    docs.install(app)
 
     # Any route may answer 414 or 431 (starter/bounds.py) and 405 to another method.
     bounded = problem_responses(405, 414, 431)

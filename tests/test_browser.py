@@ -90,3 +90,23 @@ async def test_invitee_opens_the_mailed_link_and_accepts(
     await page.goto(mail.link, timeout=15_000)
     assert await page.get_attribute("#outcome", "data-outcome") == "already_accepted"
     await page.close()
+
+
+async def test_the_api_docs_page_renders_offline_from_our_origin(dev_stack: Stack, browser: Browser) -> None:
+    """/docs as `make run` advertises it: Swagger UI from our own origin, under our CSP,
+    showing the operations, on a machine that reaches no CDN."""
+    page = await browser.new_page()
+    requested: list[str] = []
+    refused: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("console", lambda message: refused.append(message.text) if "Content Security" in message.text else None)
+    try:
+        await page.goto(f"{dev_stack.base_url}/docs")
+        title = page.locator(".swagger-ui .info .title")
+        await title.wait_for(timeout=15_000)
+        assert "Partner onboarding" in await title.inner_text()
+        assert await page.locator(".opblock").count() > 20, "the operations are listed"
+    finally:
+        await page.close()
+    assert requested and all(url.startswith(dev_stack.base_url) for url in requested), requested
+    assert refused == [], refused
