@@ -20,6 +20,7 @@ from activities.sql import audit
 from partners import destinations
 from partners.codec import EncryptionCodec, PayloadKeyError
 from partners.errors import ErrorCode, Refused
+from partners.events import AuditAction
 from partners.views import DeliveryList, DeliveryView, EventPage, EventView, WebhookView
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class EventStore:
                 actor,
             )
             assert row is not None
-            await audit(db, enterprise_id, None, actor, "webhook_created", webhook_id=str(row["id"]), url=url)
+            await audit(db, enterprise_id, None, actor, AuditAction.WEBHOOK_CREATED, webhook_id=str(row["id"]), url=url)
         return WebhookView(**dict(row)), secret
 
     async def upsert_portal_endpoint(self, url: str, secret: str) -> None:
@@ -205,7 +206,7 @@ class EventStore:
 
     async def delete_endpoint(self, enterprise_id: str, endpoint_id: UUID, actor: str) -> WebhookView:
         return await self._change(
-            enterprise_id, endpoint_id, actor, "webhook_deleted", "status = 'deleted'", refuse_disabled=False
+            enterprise_id, endpoint_id, actor, AuditAction.WEBHOOK_DELETED, "status = 'deleted'", refuse_disabled=False
         )
 
     async def rotate_secret(self, enterprise_id: str, endpoint_id: UUID, actor: str) -> tuple[WebhookView, str]:
@@ -215,7 +216,7 @@ class EventStore:
             enterprise_id,
             endpoint_id,
             actor,
-            "webhook_secret_rotated",
+            AuditAction.WEBHOOK_SECRET_ROTATED,
             "previous_secret = secret, previous_key_id = secret_key_id,"
             f" previous_expires_at = now() + interval '{ROTATION_OVERLAP}', secret = $3, secret_key_id = $4",
             sealed,
@@ -228,7 +229,7 @@ class EventStore:
         enterprise_id: str,
         endpoint_id: UUID,
         actor: str,
-        action: str,
+        action: AuditAction,
         assignments: str,
         *args: Any,
         refuse_disabled: bool = True,

@@ -9,6 +9,7 @@ import asyncpg
 
 from activities.sql import audit, lock_partner
 from partners.errors import ErrorCode, Refused
+from partners.events import AuditAction
 from partners.requests import GrantRequest
 from partners.views import GRANT_COLUMNS, GrantView
 
@@ -43,7 +44,7 @@ class GrantStore:
                 partner["enterprise_id"],
                 partner_id,
                 actor,
-                "grant",
+                AuditAction.GRANT,
                 grant_id=str(row["id"]),
                 kind=request.kind.value,
                 ref=request.ref,
@@ -73,7 +74,7 @@ class GrantStore:
                     partner["enterprise_id"],
                     partner_id,
                     actor,
-                    "revoke",
+                    AuditAction.REVOKE,
                     grant_id=str(grant_id),
                     kind=row["kind"],
                     ref=row["ref"],
@@ -90,5 +91,11 @@ class GrantStore:
                 content_type,
             )
             await audit(
-                db, partner["enterprise_id"], partner_id, actor, "logo_set", content_type=content_type, size=len(logo)
+                db,
+                partner["enterprise_id"],
+                partner_id,
+                actor,
+                AuditAction.LOGO_SET,
+                content_type=content_type,
+                size=len(logo),
             )

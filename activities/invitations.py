@@ -29,6 +29,7 @@ from activities.sql import (
     require_registered_domain,
 )
 from partners.errors import ErrorCode, Refused
+from partners.events import AuditAction
 from partners.ids import invitation_workflow_id
 from partners.messages import Locale
 from partners.models import InvitationPurpose, InvitationState, PartnerStatus, Role, RunningInvitation
@@ -96,7 +97,7 @@ class InvitationStore:
                 partner["enterprise_id"],
                 new.partner_id,
                 new.invited_by,
-                "invitation_created",
+                AuditAction.INVITATION_CREATED,
                 invitation_id=str(input.invitation_id),
                 email=new.invitee.email,
                 role=new.role.value,
@@ -156,7 +157,7 @@ class InvitationStore:
                 row["enterprise_id"],
                 row["partner_id"],
                 take_over.actor,
-                "invitation_revived",
+                AuditAction.INVITATION_REVIVED,
                 invitation_id=str(input.invitation_id),
                 sends=row["sends"],
                 was=state.value,
@@ -200,7 +201,7 @@ class InvitationStore:
                     row["enterprise_id"],
                     row["partner_id"],
                     "system",
-                    "invitation_expired",
+                    AuditAction.INVITATION_EXPIRED,
                     invitation_id=str(input.invitation_id),
                     sends=row["sends"],
                     reason="link used after the invitation expired",
@@ -239,20 +240,20 @@ class InvitationStore:
                 "UPDATE invitations SET state = 'accepted', closed_at = now(), next_send_at = NULL WHERE id = $1",
                 input.invitation_id,
             )
-            changes: list[tuple[str, dict[str, Any]]] = [
+            changes: list[tuple[AuditAction, dict[str, Any]]] = [
                 (
-                    "invitation_accepted",
+                    AuditAction.INVITATION_ACCEPTED,
                     {"invitation_id": str(input.invitation_id), "role": row["role"], "send_number": send_number},
                 )
             ]
             if joined:
-                changes.append(("member_added", {"email": row["email"], "role": row["role"]}))
+                changes.append((AuditAction.MEMBER_ADDED, {"email": row["email"], "role": row["role"]}))
             if partner_status is not PartnerStatus(row["partner_status"]):
-                changes.append(("partner_activated", {}))
+                changes.append((AuditAction.PARTNER_ACTIVATED, {}))
             if previous_admin is not None:
                 changes.append(
                     (
-                        "admin_replaced",
+                        AuditAction.ADMIN_REPLACED,
                         {
                             "previous_admin": previous_admin,
                             "new_admin": row["email"],
@@ -296,7 +297,7 @@ class InvitationStore:
                 row["enterprise_id"],
                 row["partner_id"],
                 input.actor,
-                f"invitation_{input.state.value}",
+                AuditAction.closing(input.state.value),
                 invitation_id=str(input.invitation_id),
                 sends=row["sends"],
                 reason=input.reason,
@@ -368,7 +369,7 @@ async def _admit(
                 partner["enterprise_id"],
                 partner_id,
                 actor,
-                "invitation_superseded",
+                AuditAction.INVITATION_SUPERSEDED,
                 invitation_id=str(old.invitation_id),
                 by=str(invitation_id),
             )

@@ -14,6 +14,7 @@ import asyncpg
 
 from activities.sql import audit
 from partners.errors import ErrorCode, Refused
+from partners.events import AuditAction
 from partners.messages import Locale
 from partners.models import InvitationState, Role
 from partners.steps import SendFailure
@@ -127,7 +128,7 @@ class SendLedger:
                 row["enterprise_id"],
                 row["partner_id"],
                 requested_by or "system",
-                "invitation_resent" if requested_by else "invitation_sent",
+                AuditAction.INVITATION_RESENT if requested_by else AuditAction.INVITATION_SENT,
                 invitation_id=str(invitation_id),
                 send_number=send_number,
                 attempts=row["attempts"],

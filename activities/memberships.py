@@ -15,6 +15,7 @@ import asyncpg
 
 from activities.sql import Db, active_role, audit, close_pending_invitations, lock_partner
 from partners.errors import ErrorCode, Refused
+from partners.events import AuditAction
 from partners.models import Role, RunningInvitation
 from partners.views import MEMBERSHIP_COLUMNS, MembershipView, MemberView
 
@@ -69,7 +70,7 @@ async def end_membership(
         enterprise_id,
         partner_id,
         actor,
-        "member_left" if reason == "left" else "member_removed",
+        AuditAction.MEMBER_LEFT if reason == "left" else AuditAction.MEMBER_REMOVED,
         email=email,
         reason=reason,
         cancelled_invitations=[str(c.invitation_id) for c in cancelled],

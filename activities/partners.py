@@ -8,6 +8,7 @@ from temporalio import activity
 from activities.metrics import count
 from activities.sql import audit, close_pending_invitations, require_registered_domain
 from partners.errors import ErrorCode, Refused
+from partners.events import AuditAction
 from partners.messages import Locale
 from partners.models import PartnerStatus, Registration
 from partners.rules import public_mail_domains
@@ -109,7 +110,7 @@ class PartnerStore:
                 input.enterprise_id,
                 input.partner_id,
                 input.actor,
-                "partner_registered",
+                AuditAction.PARTNER_REGISTERED,
                 name=partner.name,
                 domains=partner.domains,
                 admin=partner.admin.email,
@@ -165,7 +166,7 @@ class PartnerStore:
                 partner["enterprise_id"],
                 input.partner_id,
                 input.actor,
-                "partner_deactivated",
+                AuditAction.PARTNER_DEACTIVATED,
                 cancelled_invitations=[str(c.invitation_id) for c in cancelled],
             )
         activity.logger.info("partner deactivated", extra={"partner_id": input.partner_id})

@@ -18,6 +18,7 @@ import asyncpg
 from activities.memberships import end_membership
 from activities.sql import Db, active_role, audit, close_pending_invitations, lock_partner
 from partners.errors import ErrorCode, Refused
+from partners.events import AuditAction
 from partners.models import Role, RunningInvitation
 
 ERASED_FIRST_NAME, ERASED_LAST_NAME = "Erased", "Person"
@@ -126,7 +127,13 @@ class PersonStore:
             enterprises = await _pseudonymise(db, email, pseudonym)
             for enterprise_id in enterprises:
                 await audit(
-                    db, enterprise_id, None, actor, "person_erased", pseudonym=pseudonym, memberships_ended=ended
+                    db,
+                    enterprise_id,
+                    None,
+                    actor,
+                    AuditAction.PERSON_ERASED,
+                    pseudonym=pseudonym,
+                    memberships_ended=ended,
                 )
         done = {
             "pseudonym": pseudonym,

@@ -10,20 +10,26 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from partners.errors import ErrorCode, Refused
-from partners.events import event_of
+from partners.events import AuditAction, event_of
 from partners.models import PartnerStatus, Role, RunningInvitation
 from partners.rules import email_domain_is_registered, normalize_email
 
 Db: TypeAlias = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 
-async def audit(db: Db, enterprise_id: str, partner_id: UUID | None, actor: str, action: str, **details: Any) -> None:
+async def audit(
+    db: Db, enterprise_id: str, partner_id: UUID | None, actor: str, action: AuditAction, **details: Any
+) -> None:
     """R11: appended in the transaction of the change it records; R15: with its event."""
     await audit_all(db, enterprise_id, partner_id, actor, [(action, details)])
 
 
 async def audit_all(
-    db: Db, enterprise_id: str, partner_id: UUID | None, actor: str, entries: Sequence[tuple[str, dict[str, Any]]]
+    db: Db,
+    enterprise_id: str,
+    partner_id: UUID | None,
+    actor: str,
+    entries: Sequence[tuple[AuditAction, dict[str, Any]]],
 ) -> None:
     """Several audited changes of one transaction by one actor, in order: two statements
     however many (each statement is a round trip, the transaction holds its locks

@@ -32,6 +32,7 @@ from activities.sql import audit
 from partners import destinations
 from partners.codec import EncryptionCodec, PayloadKeyError
 from partners.errors import Refused
+from partners.events import AuditAction
 from partners.steps import DeliverInput, DeliverOutput, GiveUpInput, NextEventsInput, NextEventsOutput
 
 RESPONSE_LIMIT = 64 * 1024
@@ -301,7 +302,12 @@ class WebhookDelivery:
             )
             if endpoint is not None and endpoint["enterprise_id"] is not None:
                 await audit(
-                    db, endpoint["enterprise_id"], None, "system", "webhook_disabled", webhook_id=str(input.endpoint_id)
+                    db,
+                    endpoint["enterprise_id"],
+                    None,
+                    "system",
+                    AuditAction.WEBHOOK_DISABLED,
+                    webhook_id=str(input.endpoint_id),
                 )
         count("partners_webhook_endpoints_disabled", "Webhook endpoints disabled after failing too long.")
 

@@ -36,6 +36,7 @@ from standardwebhooks import Webhook
 from activities.sql import audit
 from bench.local import RESULTS, TOKEN, LocalStack, actions_by_type, local_stack, percentiles
 from devstack.net import free_port
+from partners.events import AuditAction
 
 ENTERPRISE = "bench-webhooks"
 PARTNER = UUID("6f0c6c2e-3d7e-4d55-9a35-3b1f1f7e0b01")
@@ -102,7 +103,7 @@ class _QuietServer(uvicorn.Server):
 async def commit(local: LocalStack, number: int) -> float:
     """One change's event, committed as `audit()` commits it; when the commit returned."""
     async with local.pool.acquire() as db, db.transaction():
-        await audit(db, ENTERPRISE, PARTNER, "bench", "logo_set", content_type="image/png", size=number)
+        await audit(db, ENTERPRISE, PARTNER, "bench", AuditAction.LOGO_SET, content_type="image/png", size=number)
     return time.perf_counter()
 
 
@@ -134,7 +135,9 @@ async def drain(local: LocalStack, receiver: Receiver, first: int, events: int, 
     for batch in range(first, first + events, 100):
         async with local.pool.acquire() as db, db.transaction():
             for number in range(batch, min(batch + 100, first + events)):
-                await audit(db, ENTERPRISE, PARTNER, "bench", "logo_set", content_type="image/png", size=number)
+                await audit(
+                    db, ENTERPRISE, PARTNER, "bench", AuditAction.LOGO_SET, content_type="image/png", size=number
+                )
     committed = time.perf_counter() - began
     await receiver.wait_for(local, numbers, timeout=3600)
     took = max(receiver.arrived[n] for n in numbers) - began

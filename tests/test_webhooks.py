@@ -22,6 +22,7 @@ from activities.webhook_delivery import WebhookDelivery
 from devstack.mailcatcher import MailCatcher
 from devstack.net import free_port
 from partners.codec import EncryptionCodec, new_key_entry, parse_keys
+from partners.events import AuditAction
 from partners.settings import Settings
 from partners.steps import DeliverInput
 from partners.temporal_client import connect_client, metrics_runtime
@@ -255,7 +256,7 @@ async def test_a_batch_retried_after_a_crash_skips_what_it_delivered(pool: async
         receiver.secrets.append(secret)
         for size in range(3):
             async with pool.acquire() as db, db.transaction():
-                await audit(db, enterprise, None, "test", "logo_set", content_type="image/png", size=size)
+                await audit(db, enterprise, None, "test", AuditAction.LOGO_SET, content_type="image/png", size=size)
         seqs = [r["seq"] for r in await pool.fetch("SELECT seq FROM events WHERE enterprise_id = $1", enterprise)]
         # The first attempt delivered the first event, then died.
         await pool.execute("UPDATE webhook_endpoints SET delivered_through = $2 WHERE id = $1", view.id, seqs[0])
