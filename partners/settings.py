@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     # Prometheus endpoints; 0 turns one off.
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
     api_metrics_port: int = Field(default=9465, ge=0, le=65535)
-    # Worker tuning (see README, "Running in production"; measured in BENCHMARKS.md: more
+    # Worker tuning (see docs/operations.md, "Running in production"; measured in BENCHMARKS.md: more
     # slots than one Python process can serve only queue work inside it, where workflow
     # tasks and heartbeats run late, instead of at the server).
     worker_max_concurrent_activities: int = Field(default=20, ge=1)
@@ -147,7 +147,7 @@ class Settings(BaseSettings):
         if self.payload_keys is None:
             raise ValueError(
                 "PAYLOAD_KEYS is required: every payload sent to Temporal is encrypted with it"
-                " (kid:base64 of 32 random bytes; see README, Personal data)"
+                " (kid:base64 of 32 random bytes; see docs/operations.md, Personal data)"
             )
         return parse_keys(self.payload_keys.get_secret_value())
 

@@ -32,7 +32,7 @@ EnterpriseId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 class WebhookRequest(BaseModel):
     model_config = {"extra": "forbid"}
 
-    url: str = Field(max_length=2000, description="https, a public address (see the README's safe destinations).")
+    url: str = Field(max_length=2000, description="https, a public address (see docs/api.md, webhooks).")
     events: list[str] = Field(
         default=["*"], min_length=1, max_length=50, description='`["*"]` or a list of event types.'
     )
