@@ -28,13 +28,7 @@ from activities.sql import (
     require_active,
     require_registered_domain,
 )
-from partners.errors import ErrorCode, Refused
-from partners.events import AuditAction
-from partners.ids import invitation_workflow_id
-from partners.messages import Locale
-from partners.models import InvitationPurpose, InvitationState, PartnerStatus, Role, RunningInvitation
-from partners.rules import TOKEN_HASH_PATTERN, resend_limit_refusal
-from partners.steps import (
+from partners.activity_io import (
     AcceptInvitationInput,
     AcceptInvitationOutput,
     CloseInvitationInput,
@@ -45,6 +39,12 @@ from partners.steps import (
     ReopenInvitationInput,
     ReopenInvitationOutput,
 )
+from partners.errors import ErrorCode, Refused
+from partners.events import AuditAction
+from partners.ids import invitation_workflow_id
+from partners.messages import Locale
+from partners.models import InvitationPurpose, InvitationState, InvitationWorkflowRef, PartnerStatus, Role
+from partners.rules import TOKEN_HASH_PATTERN, resend_limit_refusal
 
 
 class InvitationStore:
@@ -326,7 +326,7 @@ async def _admit(
     *,
     actor: str,
     inviting_member: bool = False,
-) -> tuple[InvitationPurpose, list[RunningInvitation]]:
+) -> tuple[InvitationPurpose, list[InvitationWorkflowRef]]:
     """Every check an invitation passes when it is created or revived, under the
     partner's row lock (R5-R8); answers its purpose and the admin invitations it
     supersedes (their links stop in this transaction)."""
@@ -359,7 +359,7 @@ async def _admit(
         raise Refused(
             ErrorCode.ALREADY_INVITED, "A pending invitation exists for this address.", invitation_id=str(pending)
         )
-    superseded: list[RunningInvitation] = []
+    superseded: list[InvitationWorkflowRef] = []
     if role is Role.ADMIN:
         # R8: at most one live admin invitation; the newest request wins.
         superseded = await close_pending_invitations(db, partner_id, "superseded", admin_only=True, keep=invitation_id)

@@ -13,11 +13,11 @@ from uuid import UUID
 import asyncpg
 
 from activities.sql import audit
+from partners.activity_io import SendFailure
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
 from partners.messages import Locale
 from partners.models import InvitationState, Role
-from partners.steps import SendFailure
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from activities.ledger import SendLedger, SendTicket
 from activities.metrics import count
 from activities.smtp_pool import SmtpPool, SmtpSettings
 from partners import messages
+from partners.activity_io import SendFailure, SendInvitationInput, SendInvitationOutput, SendOutcome
 from partners.logs import redact
 from partners.rules import mask_email, token_hash
-from partners.steps import SendFailure, SendInvitationInput, SendInvitationOutput, SendOutcome
 
 # The error type of a refusal by the receiving server (5xx): sending again cannot help.
 UNDELIVERABLE = "undeliverable"

@@ -16,7 +16,7 @@ import asyncpg
 from activities.sql import Db, active_role, audit, close_pending_invitations, lock_partner
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
-from partners.models import Role, RunningInvitation
+from partners.models import InvitationWorkflowRef, Role
 from partners.views import MEMBERSHIP_COLUMNS, MembershipView, MemberView
 
 EndReason = Literal["removed", "left", "erased"]
@@ -34,7 +34,7 @@ class MembershipStore:
 
     async def end(
         self, partner_id: UUID, email: str, *, actor: str, reason: EndReason
-    ) -> tuple[MembershipView, list[RunningInvitation]]:
+    ) -> tuple[MembershipView, list[InvitationWorkflowRef]]:
         """Ends the active membership; answers it and the invitations it cancelled. The
         Admin is never removed (R5): replace them first."""
         async with self._pool.acquire() as db, db.transaction():
@@ -52,7 +52,7 @@ class MembershipStore:
 
 async def end_membership(
     db: Db, enterprise_id: str, partner_id: UUID, email: str, *, actor: str, reason: EndReason
-) -> tuple[MembershipView, list[RunningInvitation]]:
+) -> tuple[MembershipView, list[InvitationWorkflowRef]]:
     """R13 inside the caller's transaction, the partner's row locked and the membership
     checked: ends it, cancels that person's pending invitations to the partner, audits."""
     row = await db.fetchrow(

@@ -19,7 +19,7 @@ from activities.memberships import end_membership
 from activities.sql import Db, active_role, audit, close_pending_invitations, lock_partner
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
-from partners.models import Role, RunningInvitation
+from partners.models import InvitationWorkflowRef, Role
 
 ERASED_FIRST_NAME, ERASED_LAST_NAME = "Erased", "Person"
 # Columns that hold an actor's or a person's address: (table, column).
@@ -89,7 +89,7 @@ class PersonStore:
                 ),
             }
 
-    async def erase(self, email: str, actor: str) -> tuple[dict[str, Any], list[RunningInvitation]]:
+    async def erase(self, email: str, actor: str) -> tuple[dict[str, Any], list[InvitationWorkflowRef]]:
         """Refused while `email` is the active Admin of a partner (replace them first).
         Answers what was done (with the pseudonym) and the invitations cancelled, whose
         workflows the caller tells."""
@@ -102,7 +102,7 @@ class PersonStore:
                 " ORDER BY partner_id",  # one lock order for every erasure
                 email,
             )
-            ended, cancelled = 0, list[RunningInvitation]()
+            ended, cancelled = 0, list[InvitationWorkflowRef]()
             for row in touched:
                 partner_id = row["partner_id"]
                 partner = await lock_partner(db, partner_id)

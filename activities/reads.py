@@ -20,8 +20,8 @@ from partners.views import (
     AuditPage,
     GrantView,
     InvitationDetail,
+    InvitationLinkView,
     InvitationList,
-    InvitationPage,
     InvitationView,
     MemberView,
     PartnerSummary,
@@ -143,7 +143,7 @@ class ReadModel:
         )
         return owner
 
-    async def invitation_page(self, token_hash: bytes) -> InvitationPage | None:
+    async def invitation_page(self, token_hash: bytes) -> InvitationLinkView | None:
         row = await self._pool.fetchrow(
             # R7: a link of a period before a revival belongs to an expired invitation, and
             # past its expiry an invitation is expired where its link is used, even before
@@ -158,7 +158,7 @@ class ReadModel:
             " WHERE t.token_hash = $1",
             token_hash,
         )
-        return None if row is None else InvitationPage(**dict(row))
+        return None if row is None else InvitationLinkView(**dict(row))
 
     async def invitations(
         self,

@@ -11,7 +11,7 @@ import asyncpg
 
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction, event_of
-from partners.models import PartnerStatus, Role, RunningInvitation
+from partners.models import InvitationWorkflowRef, PartnerStatus, Role
 from partners.rules import email_domain_is_registered, normalize_email
 
 Db: TypeAlias = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -137,7 +137,7 @@ async def close_pending_invitations(
     email: str | None = None,
     keep: UUID | None = None,
     reason: str | None = None,
-) -> list[RunningInvitation]:
+) -> list[InvitationWorkflowRef]:
     """Closes a partner's pending invitations (only the admin ones, or only one person's)
     in this transaction (their links stop now) and answers the workflows that run them,
     to be told."""
@@ -154,4 +154,4 @@ async def close_pending_invitations(
         reason,
         email,
     )
-    return [RunningInvitation(invitation_id=r["id"], workflow_id=r["workflow_id"]) for r in rows]
+    return [InvitationWorkflowRef(invitation_id=r["id"], workflow_id=r["workflow_id"]) for r in rows]

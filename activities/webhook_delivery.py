@@ -30,10 +30,10 @@ from activities.events import unseal_secret
 from activities.metrics import count, gauge
 from activities.sql import audit
 from partners import destinations
+from partners.activity_io import DeliverInput, DeliverOutput, GiveUpInput, NextEventsInput, NextEventsOutput
 from partners.codec import EncryptionCodec, PayloadKeyError
 from partners.errors import Refused
 from partners.events import AuditAction
-from partners.steps import DeliverInput, DeliverOutput, GiveUpInput, NextEventsInput, NextEventsOutput
 
 RESPONSE_LIMIT = 64 * 1024
 _CLIENTS_KEPT = 64

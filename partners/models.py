@@ -1,5 +1,5 @@
 """Input and output models of the workflows: their inputs and results, updates, signals
-and queries (the activities' are in partners.steps), and the shapes both share.
+and queries (the activities' are in partners.activity_io), and the shapes both share.
 
 One input and one output model per workflow, update and query. These are
 the service's own shapes: plain fields, no validation beyond types (the API validated
@@ -101,7 +101,7 @@ class CarriedInvitation(BaseModel):
 HISTORY_LIMIT = 2_000
 
 
-class RunningInvitation(BaseModel):
+class InvitationWorkflowRef(BaseModel):
     """An invitation a transaction closed, and the workflow that runs it (to be told)."""
 
     invitation_id: UUID

@@ -120,7 +120,7 @@ class PartnerList(BaseModel):
     partners: list[PartnerSummary]
 
 
-class InvitationPage(BaseModel):
+class InvitationLinkView(BaseModel):
     """What the public invitation page shows; found by the link's token hash."""
 
     invitation_id: UUID

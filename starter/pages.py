@@ -22,7 +22,7 @@ from partners import messages
 from partners.errors import ErrorCode, Refused
 from partners.messages import Locale
 from partners.models import InvitationState, PartnerStatus
-from partners.views import InvitationPage
+from partners.views import InvitationLinkView
 from starter.people import People
 from starter.services import Services
 
@@ -63,7 +63,7 @@ _KIND = {
 
 
 def _render(
-    request: Request, template: str, page: InvitationPage | None, status: int = 200, **context: Any
+    request: Request, template: str, page: InvitationLinkView | None, status: int = 200, **context: Any
 ) -> HTMLResponse:
     locale = page.locale if page is not None else Locale.PT_BR
     if page is not None:
@@ -84,11 +84,11 @@ def _render(
     )
 
 
-def _outcome(request: Request, page: InvitationPage, outcome: str) -> HTMLResponse:
+def _outcome(request: Request, page: InvitationLinkView, outcome: str) -> HTMLResponse:
     return _render(request, "outcome.html", page, outcome=outcome, kind=_KIND.get(outcome, "closed"))
 
 
-def _closed(request: Request, page: InvitationPage) -> HTMLResponse:
+def _closed(request: Request, page: InvitationLinkView) -> HTMLResponse:
     if page.partner_status is PartnerStatus.DEACTIVATED:
         return _render(request, "outcome.html", page, status=409, outcome="partner_deactivated", kind="deactivated")
     return _outcome(request, page, "already_accepted" if page.state is InvitationState.ACCEPTED else page.state.value)
@@ -111,11 +111,11 @@ def _invalid(request: Request) -> HTMLResponse:
     return _bilingual(request, "invalid.html", "invalid_title", 404)
 
 
-async def _find(request: Request, token: str) -> InvitationPage | None:
+async def _find(request: Request, token: str) -> InvitationLinkView | None:
     return await People(request.app.state.services).link(token)
 
 
-async def _lookup(request: Request, token: str) -> InvitationPage | HTMLResponse:
+async def _lookup(request: Request, token: str) -> InvitationLinkView | HTMLResponse:
     """The invitation behind a link, or the page to answer instead: every bad link gets
     the same one, and a client that tried too many gets 429 whatever it sends next."""
     # Looked up first: a valid link is never refused because of someone's bad attempts.
@@ -143,7 +143,7 @@ async def show_invitation(request: Request, token: str) -> HTMLResponse:
     return _pending(request, page, token)
 
 
-def _pending(request: Request, page: InvitationPage, token: str, status: int = 200) -> HTMLResponse:
+def _pending(request: Request, page: InvitationLinkView, token: str, status: int = 200) -> HTMLResponse:
     """The invitation, and where to accept it: here, or, with ACCEPT_URL set, only in the
     portal, which knows who is signed in (this page cannot tell who clicks)."""
     accept_url = request.app.state.services.settings.accept_url

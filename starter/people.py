@@ -19,7 +19,14 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from partners.errors import ErrorCode, Refused
-from partners.models import AcceptRequest, AcceptResult, ClosedElsewhere, GrantKind, InvitationState, RunningInvitation
+from partners.models import (
+    AcceptRequest,
+    AcceptResult,
+    ClosedElsewhere,
+    GrantKind,
+    InvitationState,
+    InvitationWorkflowRef,
+)
 from partners.requests import InviteMemberRequest
 from partners.rules import TOKEN_PATTERN, normalize_email, token_hash
 from partners.views import (
@@ -28,8 +35,8 @@ from partners.views import (
     BatchResult,
     BatchRowResult,
     InvitationDetail,
+    InvitationLinkView,
     InvitationList,
-    InvitationPage,
     MemberList,
     MembershipView,
 )
@@ -88,7 +95,7 @@ class People:
         await self.tell_closed(cancelled, f"membership {reason}")
         return ended
 
-    async def tell_closed(self, invitations: list[RunningInvitation], reason: str) -> None:
+    async def tell_closed(self, invitations: list[InvitationWorkflowRef], reason: str) -> None:
         """Tells the workflows of invitations a committed transaction closed. Their links
         stopped with the commit; a workflow not told now (Temporal unreachable) finds the
         stored state at its next reminder or expiry."""
@@ -181,13 +188,13 @@ class People:
         assert detail is not None
         return detail
 
-    async def link(self, token: str) -> InvitationPage | None:
+    async def link(self, token: str) -> InvitationLinkView | None:
         """The invitation behind a link's token, or None for any token that is not one."""
         if not TOKEN_PATTERN.fullmatch(token):
             return None
         return await self._stores.reads.invitation_page(token_hash(token))
 
-    async def accept_link(self, page: InvitationPage, token: str) -> AcceptResult:
+    async def accept_link(self, page: InvitationLinkView, token: str) -> AcceptResult:
         """The `accept` update to the workflow that runs the invitation; where it closed
         meanwhile, the database has the answer."""
         services = self._services

@@ -10,9 +10,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.invitations import InvitationStore
 from devstack.mailcatcher import MailCatcher
+from partners.activity_io import AcceptInvitationInput, AcceptInvitationOutput
 from partners.ids import invitation_workflow_id
 from partners.models import InvitationState
-from partners.steps import AcceptInvitationInput, AcceptInvitationOutput
 from tests.helpers.stack import holder, running_stack
 from workflows.invitation import InvitationWorkflow
 

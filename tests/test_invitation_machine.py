@@ -22,6 +22,18 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.mail import UNDELIVERABLE
+from partners.activity_io import (
+    AcceptInvitationInput,
+    AcceptInvitationOutput,
+    CloseInvitationInput,
+    CloseInvitationOutput,
+    CreateInvitationInput,
+    CreateInvitationOutput,
+    InvitationRef,
+    SendInvitationInput,
+    SendInvitationOutput,
+    SendOutcome,
+)
 from partners.errors import ErrorCode, Refused
 from partners.models import (
     AcceptRequest,
@@ -37,18 +49,6 @@ from partners.models import (
     ResendRequest,
     Role,
     invitation_input,
-)
-from partners.steps import (
-    AcceptInvitationInput,
-    AcceptInvitationOutput,
-    CloseInvitationInput,
-    CloseInvitationOutput,
-    CreateInvitationInput,
-    CreateInvitationOutput,
-    InvitationRef,
-    SendInvitationInput,
-    SendInvitationOutput,
-    SendOutcome,
 )
 from worker import sandbox_runner
 from workflows.invitation import InvitationWorkflow

@@ -21,10 +21,10 @@ from activities.sql import audit
 from activities.webhook_delivery import WebhookDelivery
 from devstack.mailcatcher import MailCatcher
 from devstack.net import free_port
+from partners.activity_io import DeliverInput
 from partners.codec import EncryptionCodec, new_key_entry, parse_keys
 from partners.events import AuditAction
 from partners.settings import Settings
-from partners.steps import DeliverInput
 from partners.temporal_client import connect_client, metrics_runtime
 from tests.helpers.codec import TEST_PAYLOAD_KEYS
 from tests.helpers.metrics import scrape, value

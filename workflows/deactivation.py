@@ -7,12 +7,12 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.partners import PartnerStore
+    from partners.activity_io import DeactivatePartnerInput
     from partners.errors import Refused
     from partners.models import DeactivationInput, DeactivationResult
-    from partners.steps import DeactivatePartnerInput
 
+from workflows.activity_options import database_step
 from workflows.invitation import tell_closed
-from workflows.steps import database_step
 
 
 @workflow.defn

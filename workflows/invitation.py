@@ -17,8 +17,8 @@ with workflow.unsafe.imports_passed_through():
         InvitationInput,
         InvitationResult,
         InvitationStatus,
+        InvitationWorkflowRef,
         ResendRequest,
-        RunningInvitation,
     )
     from partners.rules import TOKEN_HASH_PATTERN, is_actor
 
@@ -111,7 +111,7 @@ async def _report(workflow_id: str, closed: InvitationClosed) -> None:
         workflow.logger.info("the replacement workflow %s is gone: nothing to tell", workflow_id)
 
 
-async def tell_closed(invitation: RunningInvitation, reason: str) -> None:
+async def tell_closed(invitation: InvitationWorkflowRef, reason: str) -> None:
     """From a workflow: tells the workflow that runs an invitation that a transaction
     closed it."""
     try:

@@ -16,6 +16,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.invitations import InvitationStore
     from activities.mail import UNDELIVERABLE, Mailer
     from partners import search
+    from partners.activity_io import (
+        AcceptInvitationInput,
+        CloseInvitationInput,
+        CreateInvitationInput,
+        InvitationRef,
+        ReopenInvitationInput,
+        SendInvitationInput,
+        SendOutcome,
+    )
     from partners.errors import ErrorCode, Refused
     from partners.models import (
         AcceptRequest,
@@ -27,22 +36,13 @@ with workflow.unsafe.imports_passed_through():
         InvitationResult,
         InvitationState,
         InvitationStatus,
+        InvitationWorkflowRef,
         ResendRequest,
-        RunningInvitation,
     )
     from partners.rules import resend_limit_refusal
-    from partners.steps import (
-        AcceptInvitationInput,
-        CloseInvitationInput,
-        CreateInvitationInput,
-        InvitationRef,
-        ReopenInvitationInput,
-        SendInvitationInput,
-        SendOutcome,
-    )
 
+from workflows.activity_options import MAIL_STEP, database_step
 from workflows.invitation_data import IndexedWith, InvitationData, Sending, indexed_alone
-from workflows.steps import MAIL_STEP, database_step
 
 
 class Invitation:
@@ -85,11 +85,11 @@ class Invitation:
         self._data.refusal = refusal
         self._data.ready = True
 
-    async def create_or_take_over(self) -> list[RunningInvitation]:
+    async def create_or_take_over(self) -> list[InvitationWorkflowRef]:
         """Creates its row, or takes a stored one over, as the run's input says; answers
         the admin invitations a revival superseded (R8), whose workflows are to be told."""
         data, input = self._data, self._input
-        superseded: list[RunningInvitation] = []
+        superseded: list[InvitationWorkflowRef] = []
         if input.carried is not None:
             return superseded
         try:

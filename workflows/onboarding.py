@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.partners import PartnerStore
     from partners import search
+    from partners.activity_io import RegisterPartnerInput
     from partners.errors import Refused
     from partners.models import (
         InvitationPurpose,
@@ -22,11 +23,10 @@ with workflow.unsafe.imports_passed_through():
         Registration,
         invitation_input,
     )
-    from partners.steps import RegisterPartnerInput
 
+from workflows.activity_options import database_step
 from workflows.invitation import InvitationHandlers
 from workflows.invitation_loop import Invitation
-from workflows.steps import database_step
 
 # The phase an onboarding ends in, by its first admin's invitation's state.
 _PHASE_AFTER = {

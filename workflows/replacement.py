@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.invitations import InvitationStore
     from partners import search
+    from partners.activity_io import CreateInvitationInput
     from partners.errors import Refused
     from partners.ids import invitation_workflow_id
     from partners.models import (
@@ -27,10 +28,9 @@ with workflow.unsafe.imports_passed_through():
         invitation_input,
     )
     from partners.rules import is_actor
-    from partners.steps import CreateInvitationInput
 
+from workflows.activity_options import database_step
 from workflows.invitation import InvitationWorkflow, tell_closed
-from workflows.steps import database_step
 
 
 @workflow.defn

@@ -17,11 +17,11 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 with workflow.unsafe.imports_passed_through():
     from activities.webhook_delivery import BATCH_SECONDS, WebhookDelivery, webhook_task_queue
     from partners import search
+    from partners.activity_io import DeliverInput, GiveUpInput, NextEventsInput, WebhookInput
     from partners.ids import webhook_workflow_id
     from partners.settings import Settings
-    from partners.steps import DeliverInput, GiveUpInput, NextEventsInput, WebhookInput
 
-from workflows.steps import DATABASE_STEP
+from workflows.activity_options import DATABASE_STEP
 
 # Rounds of waiting and delivering before a new run carries on from the database cursor.
 _ROUNDS_PER_RUN = 500

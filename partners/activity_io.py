@@ -15,10 +15,10 @@ from pydantic import BaseModel
 from partners.models import (
     InvitationPurpose,
     InvitationState,
+    InvitationWorkflowRef,
     NewInvitation,
     NewPartner,
     PartnerStatus,
-    RunningInvitation,
     TakeOver,
 )
 
@@ -43,7 +43,7 @@ class DeactivatePartnerInput(BaseModel):
 
 class DeactivatePartnerOutput(BaseModel):
     newly_deactivated: bool
-    cancelled: list[RunningInvitation] = []
+    cancelled: list[InvitationWorkflowRef] = []
 
 
 # --- invitations -------------------------------------------------------------------------
@@ -60,7 +60,7 @@ class CreateInvitationOutput(BaseModel):
     # Decided under the partner's lock: an admin invitation of a pending partner is its
     # first admin's (it activates the partner); of an active one, a replacement.
     purpose: InvitationPurpose
-    superseded: list[RunningInvitation] = []
+    superseded: list[InvitationWorkflowRef] = []
 
 
 class ReopenInvitationInput(BaseModel):
@@ -77,7 +77,7 @@ class ReopenInvitationOutput(BaseModel):
     sends: int
     expires_at: datetime | None = None
     manual_sends: list[datetime] = []
-    superseded: list[RunningInvitation] = []
+    superseded: list[InvitationWorkflowRef] = []
 
 
 class InvitationRef(BaseModel):
