@@ -18,8 +18,10 @@ from pydantic import (
     Field,
     StringConstraints,
     WithJsonSchema,
+    field_validator,
 )
 
+from partners.events import EVENT_TYPES
 from partners.messages import Locale
 from partners.models import GrantKind, Invitee, NewPartner
 from partners.rules import has_control_characters, normalize_domain, normalize_email
@@ -137,3 +139,22 @@ class BatchInviteRequest(_Request):
 
 class AcceptRequestBody(_Request):
     token: str = Field(max_length=200, description="The token of the invitation link the person opened.")
+
+
+class WebhookRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    url: str = Field(max_length=2000, description="https, a public address (see docs/api.md, webhooks).")
+    events: list[str] = Field(
+        default=["*"], min_length=1, max_length=50, description='`["*"]` or a list of event types.'
+    )
+
+    @field_validator("events")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        if value == ["*"]:
+            return value
+        unknown = sorted(set(value) - EVENT_TYPES)
+        if unknown:
+            raise ValueError(f"unknown event types {unknown}; known: {sorted(EVENT_TYPES)}")
+        return sorted(set(value))

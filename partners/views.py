@@ -95,13 +95,17 @@ class PartnerSummary(BaseModel):
     created_at: datetime
 
 
+# Who the actor is to a partner (R1, R12): the one type the API and its answers share.
+Viewer = Literal["account_holder", "operator", "admin", "member"]
+
+
 class PartnerView(PartnerSummary):
     """R12: the account holder and the partner's Admin see its invitations; its Members
     see the partner without them (`null`). Bounded whatever the partner's past: the
     pending invitations only, newest first, at most 50, with a count per state; every
     invitation is in the paged list (`GET /v1/partners/{id}/invitations`)."""
 
-    viewer_role: Literal["account_holder", "admin", "member", "operator"] = "account_holder"
+    viewer_role: Viewer = "account_holder"
     admin: AdminView | None
     admin_invitation: InvitationView | None  # the latest admin invitation, in any state
     admin_replacement: InvitationView | None  # the latest, pending or not

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from temporalio.client import WithStartWorkflowOperation, WorkflowQueryFailedError, WorkflowUpdateFailedError
@@ -44,7 +44,7 @@ from partners.models import (
 )
 from partners.requests import GrantRequest, InviteMemberRequest, PersonIn, RegisterPartnerRequest
 from partners.rules import sniff_logo
-from partners.views import AuditPage, GrantView, InvitationDetail, LogoView, PartnerSummary, PartnerView
+from partners.views import AuditPage, GrantView, InvitationDetail, LogoView, PartnerSummary, PartnerView, Viewer
 from starter.auth import Actor, ActorRole
 from starter.services import Services
 from workflows.deactivation import PartnerDeactivationWorkflow
@@ -53,7 +53,6 @@ from workflows.onboarding import PartnerOnboardingWorkflow
 from workflows.replacement import AdminReplacementWorkflow
 
 # Who the actor is to a partner (R1, R12), and what a Member does not see of it.
-Viewer = Literal["account_holder", "operator", "admin", "member"]
 _HIDDEN_FROM_MEMBERS = ("invitations", "invitation_counts", "admin_invitation", "admin_replacement")
 
 

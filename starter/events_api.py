@@ -7,14 +7,14 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.events import EventStore
 from partners import destinations
 from partners.errors import ErrorCode, Refused
-from partners.events import EVENT_TYPES
 from partners.ids import webhook_workflow_id
+from partners.requests import WebhookRequest
 from partners.views import DeliveryList, EventPage, WebhookCreated, WebhookList, WebhookView
 from starter.auth import Actor, CurrentActor
 from starter.problems import problem_responses
@@ -27,25 +27,6 @@ router = APIRouter(
     responses=problem_responses(401, 403, 404, 405, 409, 413, 422, 429, 503),
 )
 EnterpriseId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]
-
-
-class WebhookRequest(BaseModel):
-    model_config = {"extra": "forbid"}
-
-    url: str = Field(max_length=2000, description="https, a public address (see docs/api.md, webhooks).")
-    events: list[str] = Field(
-        default=["*"], min_length=1, max_length=50, description='`["*"]` or a list of event types.'
-    )
-
-    @field_validator("events")
-    @classmethod
-    def _known(cls, value: list[str]) -> list[str]:
-        if value == ["*"]:
-            return value
-        unknown = sorted(set(value) - EVENT_TYPES)
-        if unknown:
-            raise ValueError(f"unknown event types {unknown}; known: {sorted(EVENT_TYPES)}")
-        return sorted(set(value))
 
 
 class RetryAccepted(BaseModel):
