@@ -44,15 +44,16 @@ from partners.models import (
 )
 from partners.requests import GrantRequest, InviteMemberRequest, PersonIn, RegisterPartnerRequest
 from partners.rules import sniff_logo
-from partners.views import AuditPage, GrantView, InvitationDetail, LogoView, PartnerSummary, PartnerView, Viewer
+from partners.views import AuditPage, GrantView, InvitationDetail, LogoView, PartnerSummary, PartnerView
 from starter.auth import Actor, ActorRole
+from starter.authorization import Authorization
 from starter.services import Services
 from workflows.deactivation import PartnerDeactivationWorkflow
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
 from workflows.replacement import AdminReplacementWorkflow
 
-# Who the actor is to a partner (R1, R12), and what a Member does not see of it.
+# What a Member does not see of their partner (R12).
 _HIDDEN_FROM_MEMBERS = ("invitations", "invitation_counts", "admin_invitation", "admin_replacement")
 
 
@@ -66,6 +67,7 @@ class Commands:
         self._memberships = services.stores.memberships
         self._idempotency = services.stores.idempotency
         self._mail_quota = services.stores.mail_quota
+        self.authorize = Authorization(services.stores.reads)
 
     @property
     def _timing(self) -> InvitationTiming:
@@ -156,35 +158,11 @@ class Commands:
     async def get_partner(self, actor: Actor, partner_id: UUID) -> PartnerView:
         """R12: the account holder and the Admin see everything; a Member the partner
         without its invitations."""
-        _, viewer = await self.seen_by(actor, partner_id)
+        _, viewer = await self.authorize.seen_by(actor, partner_id)
         view = await self._partner(partner_id)
         if viewer == "member":
             view = view.model_copy(update=dict.fromkeys(_HIDDEN_FROM_MEMBERS))
         return view.model_copy(update={"viewer_role": viewer})
-
-    async def seen_by(self, actor: Actor, partner_id: UUID) -> tuple[PartnerSummary, Viewer]:
-        """The partner and who the actor is to it, in one indexed query. R12: anyone who
-        is neither an account holder of its enterprise nor an active member gets what a
-        missing partner gets."""
-        email = actor.email if actor.role is ActorRole.PARTNER_USER else None
-        standing = await self._reads.standing(partner_id, email)
-        if standing is None:
-            raise Refused(ErrorCode.NOT_FOUND, "No such partner.")
-        partner, role = standing
-        if actor.holds(partner.enterprise_id):
-            return partner, "operator" if actor.role is ActorRole.OPERATOR else "account_holder"
-        if role is not None:
-            return partner, "admin" if role is Role.ADMIN else "member"
-        raise Refused(ErrorCode.NOT_FOUND, "No such partner.")
-
-    async def held_partner(self, actor: Actor, partner_id: UUID, *, or_admin: bool = False) -> PartnerSummary:
-        """R1: the partner, for an account holder of its enterprise (or the CLI's operator),
-        and with `or_admin` for its Admin too; 403 for its members, 404 for anyone else."""
-        partner, viewer = await self.seen_by(actor, partner_id)
-        if viewer == "member" or (viewer == "admin" and not or_admin):
-            allowed = "an account holder of its enterprise" + (" or its Admin" if or_admin else "")
-            raise Refused(ErrorCode.FORBIDDEN, f"Only {allowed} may do this.")
-        return partner
 
     async def _partner(self, partner_id: UUID) -> PartnerView:
         view = await self._reads.get_partner(partner_id)
@@ -193,7 +171,7 @@ class Commands:
         return view
 
     async def replace_admin(self, actor: Actor, partner_id: UUID, person: PersonIn) -> InvitationDetail:
-        partner, invitee = await self.held_partner(actor, partner_id), person.invitee()
+        partner, invitee = await self.authorize.held_partner(actor, partner_id), person.invitee()
         started = await self._start(
             AdminReplacementWorkflow.replace,
             AdminReplacementWorkflow.run,
@@ -206,7 +184,7 @@ class Commands:
         return await self._invitation(started.invitation_id)
 
     async def deactivate(self, actor: Actor, partner_id: UUID) -> PartnerView:
-        partner = await self.held_partner(actor, partner_id)
+        partner = await self.authorize.held_partner(actor, partner_id)
         await self._start(
             PartnerDeactivationWorkflow.outcome,
             PartnerDeactivationWorkflow.run,
@@ -218,16 +196,16 @@ class Commands:
         return await self._partner(partner_id)
 
     async def grant(self, actor: Actor, partner_id: UUID, body: GrantRequest) -> GrantView:
-        await self.held_partner(actor, partner_id)
+        await self.authorize.held_partner(actor, partner_id)
         return await self._grants.grant(partner_id, body, actor.email)
 
     async def revoke(self, actor: Actor, partner_id: UUID, grant_id: UUID) -> GrantView:
-        await self.held_partner(actor, partner_id)
+        await self.authorize.held_partner(actor, partner_id)
         return await self._grants.revoke(partner_id, grant_id, actor.email)
 
     async def set_logo(self, actor: Actor, partner_id: UUID, data: bytes) -> LogoView:
         """A PNG, JPEG or WebP image, judged by its bytes whatever the upload says."""
-        await self.held_partner(actor, partner_id)
+        await self.authorize.held_partner(actor, partner_id)
         content_type = sniff_logo(data)
         if content_type is None:
             raise Refused(ErrorCode.UNSUPPORTED_LOGO, "The logo must be a PNG, JPEG or WebP image.")
@@ -235,20 +213,13 @@ class Commands:
         return LogoView(content_type=content_type, size=len(data), url=f"/partners/{partner_id}/logo")
 
     async def audit(self, actor: Actor, partner_id: UUID, *, limit: int, before: int | None) -> AuditPage:
-        await self.held_partner(actor, partner_id)
+        await self.authorize.held_partner(actor, partner_id)
         return await self._reads.audit(partner_id, limit=limit, before=before)
 
     # --- invitations ---------------------------------------------------------------------
 
     async def invite_member(self, actor: Actor, partner_id: UUID, body: InviteMemberRequest) -> InvitationDetail:
-        return await self.invite_into(await self.inviting_partner(actor, partner_id), actor, body)
-
-    async def inviting_partner(self, actor: Actor, partner_id: UUID) -> PartnerSummary:
-        """R5: the partner, when the actor is its Admin (a batch asks once)."""
-        partner, viewer = await self.seen_by(actor, partner_id)
-        if viewer != "admin":
-            raise Refused(ErrorCode.FORBIDDEN, "Only the partner's Admin invites its members.")
-        return partner
+        return await self.invite_into(await self.authorize.inviting_partner(actor, partner_id), actor, body)
 
     async def invite_into(self, partner: PartnerSummary, actor: Actor, body: InviteMemberRequest) -> InvitationDetail:
         """A member invitation of `partner` (from `inviting_partner`). The workflow's
@@ -292,7 +263,7 @@ class Commands:
         """The invitation as stored: its state, sends and times, as its workflow wrote them.
         `ask_workflow` (the operator CLI) adds the workflow's own live status, a query:
         the server bills every query, so the portal's reads do not ask."""
-        detail = await self._authorized_invitation(actor, invitation_id)
+        detail = await self.authorize.invitation(actor, invitation_id)
         if not ask_workflow:
             return detail
         handle = self._client.get_workflow_handle(await self._workflow_of(invitation_id))
@@ -307,7 +278,7 @@ class Commands:
     async def resend(self, actor: Actor, invitation_id: UUID) -> InvitationDetail:
         """Sends a new mail now; revives an expired invitation (R7). Its workflow decides;
         the invitee's daily mail quota is claimed first, and given back if it refuses."""
-        detail = await self._authorized_invitation(actor, invitation_id)
+        detail = await self.authorize.invitation(actor, invitation_id)
         async with self._mail_quota.spending(detail.partner_id, detail.email):
             return await self._invitation_update(
                 actor,
@@ -319,7 +290,7 @@ class Commands:
 
     async def cancel(self, actor: Actor, invitation_id: UUID) -> InvitationDetail:
         """Cancels a pending invitation (R7). Its workflow decides."""
-        detail = await self._authorized_invitation(actor, invitation_id)
+        detail = await self.authorize.invitation(actor, invitation_id)
         return await self._invitation_update(
             actor, detail, InvitationWorkflow.cancel, CancelRequest(actor=actor.email), revive=False
         )
@@ -379,17 +350,3 @@ class Commands:
         if workflow_id is None:
             raise Refused(ErrorCode.NOT_FOUND, "No such invitation.")
         return workflow_id
-
-    async def _authorized_invitation(self, actor: Actor, invitation_id: UUID) -> InvitationDetail:
-        """The account holder of the partner's enterprise; for member invitations also its
-        Admin. Its members get 403, anyone else what a missing invitation gets."""
-        detail = await self._invitation(invitation_id)
-        try:
-            _, viewer = await self.seen_by(actor, detail.partner_id)
-        except Refused as err:
-            if err.code is ErrorCode.NOT_FOUND:
-                raise Refused(ErrorCode.NOT_FOUND, "No such invitation.") from None
-            raise
-        if viewer == "member" or (viewer == "admin" and detail.purpose is not InvitationPurpose.MEMBER):
-            raise Refused(ErrorCode.FORBIDDEN, "Only an account holder of the enterprise may do this.")
-        return detail

@@ -1,7 +1,7 @@
 """The partner's side and the portal's questions: members (R12, R13), invitation lists, a
 batch of invitations, signed-in acceptance, and what a person may use (R14).
 
-Built on `Commands`: the same authorisation (`seen_by`), the same invitation path, the
+Built on `Commands`: the same authorisation (`starter/authorization.py`), the same invitation path, the
 same refusals.
 """
 
@@ -71,12 +71,12 @@ class People:
     # --- members -------------------------------------------------------------------------
 
     async def members(self, actor: Actor, partner_id: UUID) -> MemberList:
-        await self._commands.seen_by(actor, partner_id)
+        await self._commands.authorize.seen_by(actor, partner_id)
         return MemberList(members=await self._stores.memberships.members(partner_id))
 
     async def remove(self, actor: Actor, partner_id: UUID, email: str) -> MembershipView:
         """R13: by the account holder or the partner's Admin."""
-        await self._commands.held_partner(actor, partner_id, or_admin=True)
+        await self._commands.authorize.held_partner(actor, partner_id, or_admin=True)
         try:
             address = normalize_email(email).address
         except ValueError:
@@ -85,7 +85,7 @@ class People:
 
     async def leave(self, actor: Actor, partner_id: UUID) -> MembershipView:
         """R13: a member ends their own membership; the Admin is replaced, never leaves."""
-        _, viewer = await self._commands.seen_by(actor, partner_id)
+        _, viewer = await self._commands.authorize.seen_by(actor, partner_id)
         if viewer not in ("admin", "member"):
             raise Refused(ErrorCode.FORBIDDEN, "Only a member of the partner may leave it.")
         return await self._end(actor, partner_id, actor.email, "left")
@@ -128,7 +128,7 @@ class People:
     async def partner_invitations(
         self, actor: Actor, partner_id: UUID, *, state: InvitationState | None, limit: int, cursor: str | None
     ) -> InvitationList:
-        await self._commands.held_partner(actor, partner_id, or_admin=True)
+        await self._commands.authorize.held_partner(actor, partner_id, or_admin=True)
         return await self._stores.reads.invitations(partner_id=partner_id, state=state, limit=limit, cursor=cursor)
 
     async def enterprise_invitations(
@@ -141,7 +141,7 @@ class People:
 
     async def invite_batch(self, actor: Actor, partner_id: UUID, people: list[dict[str, Any]]) -> BatchResult:
         """One invitation per person, in order; a refused person does not stop the others."""
-        partner = await self._commands.inviting_partner(actor, partner_id)
+        partner = await self._commands.authorize.inviting_partner(actor, partner_id)
         gate = asyncio.Semaphore(_BATCH_CONCURRENCY)
         # One address at a time, in the batch's order: its first row decides, a repeat of
         # it answers what a second invitation gets.
