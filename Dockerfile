@@ -11,6 +11,7 @@ RUN pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY partners ./partners
 COPY workflows ./workflows
+COPY store ./store
 COPY activities ./activities
 COPY starter ./starter
 COPY worker.py ./

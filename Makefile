@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # operator's choice) it imports the workflow modules anew for every workflow run: without
 # bytecode (PYTHONDONTWRITEBYTECODE, an editable install) it compiles them from source
 # each time. An installed image has its bytecode; here it is written before a run.
-COMPILE := $(BIN)/python -m compileall -q partners workflows activities starter worker.py
+COMPILE := $(BIN)/python -m compileall -q partners store workflows activities starter worker.py
 
 .PHONY: run test test-fast lint format bench bench-access bench-webhooks histories lock clean
 

@@ -16,8 +16,6 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.database import open_pool
-from activities.events import PORTAL_ENDPOINT_ID
 from activities.mail import Mailer
 from activities.smtp_pool import SmtpSettings
 from activities.stores import Stores
@@ -25,6 +23,8 @@ from activities.webhook_delivery import webhook_task_queue
 from partners import logs
 from partners.settings import Settings
 from partners.temporal_client import connect_client, metrics_runtime
+from store.database import open_pool
+from store.events import PORTAL_ENDPOINT_ID
 from workflows.deactivation import PartnerDeactivationWorkflow
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow

@@ -13,21 +13,7 @@ from uuid import UUID
 import asyncpg
 from temporalio import activity
 
-from activities.mail_quota import MailQuota
 from activities.metrics import count
-from activities.sql import (
-    Db,
-    active_role,
-    audit,
-    audit_all,
-    close_pending_invitations,
-    is_active_admin,
-    lock_partner,
-    partner_domains,
-    refuse_if_deactivated,
-    require_active,
-    require_registered_domain,
-)
 from partners.activity_io import (
     AcceptInvitationInput,
     AcceptInvitationOutput,
@@ -45,6 +31,20 @@ from partners.ids import invitation_workflow_id
 from partners.messages import Locale
 from partners.models import InvitationPurpose, InvitationState, InvitationWorkflowRef, PartnerStatus, Role
 from partners.rules import TOKEN_HASH_PATTERN, resend_limit_refusal
+from store.mail_quota import MailQuota
+from store.sql import (
+    Db,
+    active_role,
+    audit,
+    audit_all,
+    close_pending_invitations,
+    is_active_admin,
+    lock_partner,
+    partner_domains,
+    refuse_if_deactivated,
+    require_active,
+    require_registered_domain,
+)
 
 
 class InvitationStore:

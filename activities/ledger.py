@@ -12,12 +12,12 @@ from uuid import UUID
 
 import asyncpg
 
-from activities.sql import audit
 from partners.activity_io import SendFailure
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
 from partners.messages import Locale
 from partners.models import InvitationState, Role
+from store.sql import audit
 
 
 @dataclass(frozen=True)

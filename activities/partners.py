@@ -6,13 +6,13 @@ import asyncpg
 from temporalio import activity
 
 from activities.metrics import count
-from activities.sql import audit, close_pending_invitations, require_registered_domain
 from partners.activity_io import DeactivatePartnerInput, DeactivatePartnerOutput, RegisterPartnerInput
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
 from partners.messages import Locale
 from partners.models import PartnerStatus, Registration
 from partners.rules import public_mail_domains
+from store.sql import audit, close_pending_invitations, require_registered_domain
 
 
 class PartnerStore:

@@ -7,21 +7,21 @@ from typing import Any
 
 import asyncpg
 
-from activities.access import AccessReads
-from activities.events import EventStore
-from activities.grants import GrantStore
-from activities.idempotency import IdempotencyKeys
 from activities.invitations import InvitationStore
 from activities.ledger import SendLedger
-from activities.link_attempts import LinkAttempts
-from activities.mail_quota import MailQuota
-from activities.memberships import MembershipStore
 from activities.partners import PartnerStore
-from activities.persons import PersonStore
-from activities.reads import ReadModel
 from activities.webhook_delivery import WebhookDelivery
 from partners.codec import EncryptionCodec
 from partners.settings import Settings
+from store.access import AccessReads
+from store.events import EventStore
+from store.grants import GrantStore
+from store.idempotency import IdempotencyKeys
+from store.link_attempts import LinkAttempts
+from store.mail_quota import MailQuota
+from store.memberships import MembershipStore
+from store.persons import PersonStore
+from store.reads import ReadModel
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,14 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.events import unseal_secret
 from activities.metrics import count, gauge
-from activities.sql import audit
 from partners import destinations
 from partners.activity_io import DeliverInput, DeliverOutput, GiveUpInput, NextEventsInput, NextEventsOutput
 from partners.codec import EncryptionCodec, PayloadKeyError
 from partners.errors import Refused
 from partners.events import AuditAction
+from store.events import unseal_secret
+from store.sql import audit
 
 RESPONSE_LIMIT = 64 * 1024
 _CLIENTS_KEPT = 64

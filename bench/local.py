@@ -18,12 +18,12 @@ import asyncpg
 import httpx
 import psutil
 
-from activities.database import create_pool, migrate
 from devstack.net import free_port
 from devstack.postgres import EmbeddedPostgres
 from devstack.temporal import TemporalDevServer
 from partners import search
 from partners.codec import new_key_entry
+from store.database import create_pool, migrate
 
 TOKEN = "bench-token"  # noqa: S105 (a throwaway API token of this run)
 # A throwaway payload key of this run, for the driver's clients and the processes alike.

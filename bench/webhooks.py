@@ -33,10 +33,10 @@ import httpx
 import uvicorn
 from standardwebhooks import Webhook
 
-from activities.sql import audit
 from bench.local import RESULTS, TOKEN, LocalStack, actions_by_type, local_stack, percentiles
 from devstack.net import free_port
 from partners.events import AuditAction
+from store.sql import audit
 
 ENTERPRISE = "bench-webhooks"
 PARTNER = UUID("6f0c6c2e-3d7e-4d55-9a35-3b1f1f7e0b01")

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from activities.reads import ReadModel
 from partners.errors import ErrorCode, Refused
 from partners.models import InvitationPurpose, Role
 from partners.views import InvitationDetail, PartnerSummary, Viewer
 from starter.auth import Actor, ActorRole
+from store.reads import ReadModel
 
 
 class Authorization:

@@ -17,7 +17,6 @@ from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, W
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.idempotency import idempotent_partner_id
 from partners import search
 from partners.errors import ErrorCode, Refused
 from partners.ids import (
@@ -48,6 +47,7 @@ from partners.views import AuditPage, GrantView, InvitationDetail, LogoView, Par
 from starter.auth import Actor, ActorRole
 from starter.authorization import Authorization
 from starter.services import Services
+from store.idempotency import idempotent_partner_id
 from workflows.deactivation import PartnerDeactivationWorkflow
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow

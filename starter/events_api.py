@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.events import EventStore
 from partners import destinations
 from partners.errors import ErrorCode, Refused
 from partners.ids import webhook_workflow_id
@@ -19,6 +18,7 @@ from partners.views import DeliveryList, EventPage, WebhookCreated, WebhookList,
 from starter.auth import Actor, CurrentActor
 from starter.problems import problem_responses
 from starter.services import Services
+from store.events import EventStore
 from workflows.webhooks import WebhookDeliveryWorkflow, start_delivery
 
 router = APIRouter(

@@ -14,11 +14,11 @@ import asyncpg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.database import create_pool, migrate
 from devstack.binaries import temporal_cli, temporal_test_server
 from devstack.mailcatcher import MailCatcher
 from devstack.postgres import EmbeddedPostgres
 from partners import search
+from store.database import create_pool, migrate
 from tests.helpers.codec import TEST_PAYLOAD_KEYS, converter_for_tests
 from tests.helpers.stack import SIMULATED_LIVES, Stack, running_stack
 

@@ -16,7 +16,6 @@ from uuid import UUID
 import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
-from activities.database import create_pool, migrate
 from activities.ledger import SendLedger
 from devstack.mailcatcher import MailCatcher
 from devstack.net import free_port
@@ -27,6 +26,7 @@ from partners.ids import invitation_workflow_id, onboarding_workflow_id
 from partners.models import InvitationState, ResendRequest
 from partners.settings import Settings
 from partners.temporal_client import connect_client
+from store.database import create_pool, migrate
 from tests.helpers.stack import holder, new_enterprise, running_stack, unique_domain
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow

@@ -18,7 +18,9 @@ ROOT = Path(__file__).parent.parent
         ("starter.api", {"worker", "uvloop"}),
         ("starter.cli", {"worker", "uvloop"}),
         ("activities.smtp_pool", {"activities.mail"}),
-        ("partners.temporal_client", {"worker", "starter", "activities"}),
+        ("partners.temporal_client", {"worker", "starter", "activities", "store"}),
+        ("store.persons", {"activities", "starter", "workflows", "worker"}),
+        ("store.reads", {"activities", "starter", "workflows", "worker"}),
     ],
 )
 def test_a_module_does_not_import_a_higher_layer(module: str, never: set[str]) -> None:

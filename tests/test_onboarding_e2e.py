@@ -8,7 +8,6 @@ import uuid
 import pytest
 from temporalio.service import RPCError
 
-from activities.idempotency import IDEMPOTENCY_NAMESPACE
 from partners import search
 from partners.ids import invitation_workflow_id, onboarding_workflow_id
 from partners.models import (
@@ -20,6 +19,7 @@ from partners.models import (
     OnboardingState,
 )
 from partners.requests import RegisterPartnerRequest
+from store.idempotency import IDEMPOTENCY_NAMESPACE
 from tests.helpers.stack import Stack, holder, new_enterprise, partner_body, unique_domain
 from workflows.onboarding import PartnerOnboardingWorkflow
 

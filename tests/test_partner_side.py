@@ -9,10 +9,10 @@ import asyncpg
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
-from activities.reads import ReadModel
 from devstack.mailcatcher import MailCatcher
 from partners.models import Role
 from partners.views import PartnerSummary, PartnerView
+from store.reads import ReadModel
 from tests.helpers.stack import ActivePartner, Stack, holder, partner_user, running_stack, unique_domain
 
 

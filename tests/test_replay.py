@@ -27,7 +27,6 @@ from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 
-from activities.idempotency import IDEMPOTENCY_NAMESPACE
 from devstack.mailcatcher import MailCatcher
 from partners.codec import new_key_entry
 from partners.ids import (
@@ -37,6 +36,7 @@ from partners.ids import (
     replacement_workflow_id,
 )
 from partners.settings import Settings
+from store.idempotency import IDEMPOTENCY_NAMESPACE
 from tests.helpers.codec import TEST_PAYLOAD_KEYS, converter_for_tests
 from tests.helpers.receiver import receiving
 from tests.helpers.sandbox_probe import SandboxProbe

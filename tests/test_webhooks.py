@@ -16,8 +16,6 @@ import httpx
 import pytest
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.events import EventStore
-from activities.sql import audit
 from activities.webhook_delivery import WebhookDelivery
 from devstack.mailcatcher import MailCatcher
 from devstack.net import free_port
@@ -26,6 +24,8 @@ from partners.codec import EncryptionCodec, new_key_entry, parse_keys
 from partners.events import AuditAction
 from partners.settings import Settings
 from partners.temporal_client import connect_client, metrics_runtime
+from store.events import EventStore
+from store.sql import audit
 from tests.helpers.codec import TEST_PAYLOAD_KEYS
 from tests.helpers.metrics import scrape, value
 from tests.helpers.receiver import Receiver, receiving

@@ -15,11 +15,11 @@ from uuid import uuid4
 
 import asyncpg
 
-from activities.memberships import end_membership
-from activities.sql import Db, active_role, audit, close_pending_invitations, lock_partner
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
 from partners.models import InvitationWorkflowRef, Role
+from store.memberships import end_membership
+from store.sql import Db, active_role, audit, close_pending_invitations, lock_partner
 
 ERASED_FIRST_NAME, ERASED_LAST_NAME = "Erased", "Person"
 # Columns that hold an actor's or a person's address: (table, column).

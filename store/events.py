@@ -16,12 +16,12 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from activities.sql import audit
 from partners import destinations
 from partners.codec import EncryptionCodec, PayloadKeyError
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
 from partners.views import DeliveryList, DeliveryView, EventPage, EventView, WebhookView
+from store.sql import audit
 
 log = logging.getLogger(__name__)
 

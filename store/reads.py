@@ -10,7 +10,6 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel
 
-from activities.memberships import active_members_of
 from partners.errors import ErrorCode, Refused
 from partners.models import InvitationState, PartnerStatus, Role
 from partners.views import (
@@ -27,6 +26,7 @@ from partners.views import (
     PartnerSummary,
     PartnerView,
 )
+from store.memberships import active_members_of
 
 
 class ReadModel:

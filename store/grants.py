@@ -7,11 +7,11 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from activities.sql import audit, lock_partner
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
 from partners.requests import GrantRequest
 from partners.views import GRANT_COLUMNS, GrantView
+from store.sql import audit, lock_partner
 
 
 class GrantStore:

@@ -24,8 +24,8 @@ from uuid import UUID
 
 import asyncpg
 
-from activities.sql import Db
 from partners.errors import ErrorCode, Refused
+from store.sql import Db
 
 
 def address_hash(email: str) -> bytes:

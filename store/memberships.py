@@ -13,11 +13,11 @@ from uuid import UUID
 
 import asyncpg
 
-from activities.sql import Db, active_role, audit, close_pending_invitations, lock_partner
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
 from partners.models import InvitationWorkflowRef, Role
 from partners.views import MEMBERSHIP_COLUMNS, MembershipView, MemberView
+from store.sql import Db, active_role, audit, close_pending_invitations, lock_partner
 
 EndReason = Literal["removed", "left", "erased"]
 

@@ -54,7 +54,7 @@ async def open_pool(settings: Settings, *, migrations: bool = True) -> AsyncIter
 
 
 def _migrations() -> list[tuple[int, str, str]]:
-    folder = resources.files("activities") / "migrations"
+    folder = resources.files("store") / "migrations"
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
