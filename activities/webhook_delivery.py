@@ -32,7 +32,7 @@ from partners.activity_io import DeliverInput, DeliverOutput, GiveUpInput, NextE
 from partners.codec import EncryptionCodec, PayloadKeyError
 from partners.errors import Refused
 from partners.events import AuditAction
-from store.events import unseal_secret
+from store.events import clear_ended_overlaps, unseal_secret
 from store.sql import audit
 
 RESPONSE_LIMIT = 64 * 1024
@@ -71,11 +71,7 @@ class WebhookDelivery:
     async def next_events(self, input: NextEventsInput) -> NextEventsOutput:
         deadline = time.monotonic() + input.wait_seconds
         # A rotation's previous secret is kept for its overlap only, idle endpoints' too.
-        await self._pool.execute(
-            "UPDATE webhook_endpoints SET previous_secret = NULL, previous_key_id = NULL, previous_expires_at = NULL"
-            " WHERE id = $1 AND previous_expires_at <= now()",
-            input.endpoint_id,
-        )
+        await clear_ended_overlaps(self._pool, input.endpoint_id)
         while True:
             changed = await self._notifications.current()  # taken before the query: no wake-up lost
             found = await self._pending(input)

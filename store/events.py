@@ -21,7 +21,7 @@ from partners.codec import EncryptionCodec, PayloadKeyError
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
 from partners.views import DeliveryList, DeliveryView, EventPage, EventView, WebhookView
-from store.sql import audit
+from store.sql import Db, audit
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,15 @@ _ENDPOINT_COLUMNS = (
     "id, enterprise_id, url, coalesce(event_types, ARRAY['*']) AS events, status, created_at, disabled_at,"
     " disabled_reason, CASE WHEN previous_expires_at > now() THEN previous_expires_at END AS previous_secret_expires_at"
 )
+
+
+async def clear_ended_overlaps(db: Db | asyncpg.Pool, endpoint_id: UUID | None = None) -> None:
+    """Forgets the previous secrets whose 24 h overlap ended: of one endpoint, or of all."""
+    await db.execute(
+        "UPDATE webhook_endpoints SET previous_secret = NULL, previous_key_id = NULL, previous_expires_at = NULL"
+        " WHERE previous_expires_at <= now() AND ($1::uuid IS NULL OR id = $1)",
+        endpoint_id,
+    )
 
 
 def new_secret() -> str:
@@ -135,10 +144,7 @@ class EventStore:
         anew with the current key every secret sealed with another (after a rotation of
         PAYLOAD_KEYS, the old key can then be dropped). Answers how many were sealed anew;
         an endpoint whose secret no held key opens is disabled, to be registered again."""
-        await self._pool.execute(
-            "UPDATE webhook_endpoints SET previous_secret = NULL, previous_key_id = NULL, previous_expires_at = NULL"
-            " WHERE previous_expires_at <= now()"
-        )
+        await clear_ended_overlaps(self._pool)
         current = self._codec.current_key_id
         rows = await self._pool.fetch(
             "SELECT id, secret, secret_key_id, previous_secret, previous_key_id FROM webhook_endpoints"
