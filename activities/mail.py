@@ -27,6 +27,7 @@ from partners import messages
 from partners.activity_io import SendFailure, SendInvitationInput, SendInvitationOutput, SendOutcome
 from partners.logs import redact
 from partners.rules import mask_email, token_hash
+from partners.settings import link_for
 
 # The error type of a refusal by the receiving server (5xx): sending again cannot help.
 UNDELIVERABLE = "undeliverable"
@@ -74,7 +75,7 @@ class Mailer:
             return SendInvitationOutput(outcome=SendOutcome.CLOSED, state=ticket.state)
         if ticket.already_sent:
             return SendInvitationOutput(outcome=SendOutcome.ALREADY_SENT)
-        message = self._compose(ticket, self._accept_link.replace("{token}", token), input)
+        message = self._compose(ticket, link_for(self._accept_link, token), input)
         async with _heartbeating():
             try:
                 await self._deliver(message)

@@ -203,6 +203,11 @@ class Settings(BaseSettings):
         return value
 
 
+def link_for(template: str, token: str) -> str:
+    """An invitation link: ACCEPT_URL's (or our page's) template with the token in its place."""
+    return template.replace("{token}", token)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

@@ -22,6 +22,7 @@ from partners import messages
 from partners.errors import ErrorCode, Refused
 from partners.messages import Locale
 from partners.models import InvitationState, PartnerStatus
+from partners.settings import link_for
 from partners.views import InvitationLinkView
 from starter.people import People
 from starter.services import Services
@@ -147,7 +148,7 @@ def _pending(request: Request, page: InvitationLinkView, token: str, status: int
     """The invitation, and where to accept it: here, or, with ACCEPT_URL set, only in the
     portal, which knows who is signed in (this page cannot tell who clicks)."""
     accept_url = request.app.state.services.settings.accept_url
-    portal_link = accept_url.replace("{token}", token) if accept_url else None
+    portal_link = link_for(accept_url, token) if accept_url else None
     return _render(request, "invitation.html", page, status=status, token=token, portal_link=portal_link)
 
 
