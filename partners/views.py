@@ -257,3 +257,8 @@ class DeliveryView(BaseModel):
 class DeliveryList(BaseModel):
     deliveries: list[DeliveryView]
     next_before: int | None = None
+
+
+class RetryAccepted(BaseModel):
+    delivery_id: int
+    status: str = "queued"

@@ -1,6 +1,6 @@
 """`partners` (or `python -m starter`): the operator's command line.
 
-The same rules and audit entries as the portal API (it runs the same Commands), acting
+The same rules and audit entries as the portal API (it runs the same services, `starter/service/`), acting
 as `operator:<name>`. Exit codes: 0 done, 1 refused by a rule, 2 bad usage, 3 not found,
 4 a server did not answer.
 """
@@ -22,8 +22,9 @@ from partners import logs
 from partners.errors import Refused
 from partners.settings import Settings
 from starter.auth import Actor, ActorRole
-from starter.commands import Commands
-from starter.people import People
+from starter.service.invitations import Invitations
+from starter.service.members import Members
+from starter.service.partners import Partners
 from starter.services import open_services
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 1, 2, 3, 4
@@ -102,17 +103,17 @@ async def _run(args: argparse.Namespace) -> Any:
     # `make run` writes where its embedded servers listen to .data/local.env; only the CLI
     # reads it, and the environment wins over it.
     async with open_services(Settings(_env_file=LOCAL_ENV), serving=False, migrations=False) as services:
-        do, people = Commands(services), People(services)
+        partners, invitations, members = Partners(services), Invitations(services), Members(services)
         calls: dict[tuple[str, str], Callable[[], Awaitable[Any]]] = {
-            ("partners", "list"): lambda: do.list_partners(actor, args.enterprise),
-            ("partners", "show"): lambda: do.get_partner(actor, args.partner_id),
-            ("members", "list"): lambda: people.members(actor, args.partner_id),
-            ("members", "remove"): lambda: people.remove(actor, args.partner_id, args.email),
-            ("invitations", "show"): lambda: do.get_invitation(actor, args.invitation_id, ask_workflow=True),
-            ("invitations", "resend"): lambda: do.resend(actor, args.invitation_id),
-            ("invitations", "cancel"): lambda: do.cancel(actor, args.invitation_id),
-            ("person", "export"): lambda: people.export_person(actor, args.email),
-            ("person", "erase"): lambda: people.erase_person(actor, args.email),
+            ("partners", "list"): lambda: partners.of_enterprise(actor, args.enterprise),
+            ("partners", "show"): lambda: partners.get(actor, args.partner_id),
+            ("members", "list"): lambda: members.of_partner(actor, args.partner_id),
+            ("members", "remove"): lambda: members.remove(actor, args.partner_id, args.email),
+            ("invitations", "show"): lambda: invitations.get(actor, args.invitation_id, ask_workflow=True),
+            ("invitations", "resend"): lambda: invitations.resend(actor, args.invitation_id),
+            ("invitations", "cancel"): lambda: invitations.cancel(actor, args.invitation_id),
+            ("person", "export"): lambda: members.export_person(actor, args.email),
+            ("person", "erase"): lambda: members.erase_person(actor, args.email),
         }
         return await calls[(args.topic, args.command)]()
 

@@ -24,7 +24,7 @@ from partners.messages import Locale
 from partners.models import InvitationState, PartnerStatus
 from partners.settings import link_for
 from partners.views import InvitationLinkView
-from starter.people import People
+from starter.service.invitations import Invitations
 from starter.services import Services
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def _invalid(request: Request) -> HTMLResponse:
 
 
 async def _find(request: Request, token: str) -> InvitationLinkView | None:
-    return await People(request.app.state.services).link(token)
+    return await Invitations(request.app.state.services).link(token)
 
 
 async def _lookup(request: Request, token: str) -> InvitationLinkView | HTMLResponse:
@@ -161,7 +161,7 @@ async def accept_invitation(request: Request, token: str) -> HTMLResponse:
         return _closed(request, page)
     if request.app.state.services.settings.accept_url:
         return _pending(request, page, token, status=403)  # accepted in the portal only
-    result = await People(request.app.state.services).accept_link(page, token)
+    result = await Invitations(request.app.state.services).accept_link(page, token)
     if result.newly_accepted:
         return _outcome(request, page, "accepted")
     return _closed(request, page.model_copy(update={"state": result.state}))

@@ -1,11 +1,12 @@
-"""The portal backend's API under /v1: HTTP in and out; the rules live in Commands."""
+"""The portal backend's API under /v1: HTTP in and out; the rules live in the services
+(`starter/service/`)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from partners.errors import ErrorCode, Refused
 from partners.models import GrantKind, InvitationState
@@ -33,9 +34,8 @@ from partners.views import (
     PartnerView,
 )
 from starter.auth import CurrentActor
-from starter.commands import Commands
+from starter.deps import InvitationsDep, MembersDep, PartnersDep
 from starter.pages import logo_response
-from starter.people import People
 from starter.problems import problem_responses
 
 # Every /v1 call may answer these; the route decorators add their own.
@@ -61,18 +61,6 @@ IdempotencyKey = Annotated[
 LOGO_TYPES = ("image/png", "image/jpeg", "image/webp")
 
 
-# Dependencies are coroutines: FastAPI runs a plain function in its thread pool, a
-# thread hop per request for nothing.
-async def _commands(request: Request) -> Commands:
-    return Commands(request.app.state.services)
-
-
-async def _people(request: Request) -> People:
-    return People(request.app.state.services)
-
-
-CommandsDep = Annotated[Commands, Depends(_commands)]
-PeopleDep = Annotated[People, Depends(_people)]
 StateFilter = Annotated[InvitationState | None, Query(description="Only invitations in this state.")]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[
@@ -85,187 +73,189 @@ async def register_partner(
     enterprise_id: EnterpriseId,
     body: RegisterPartnerRequest,
     actor: CurrentActor,
-    commands: CommandsDep,
+    partners: PartnersDep,
     idempotency_key: IdempotencyKey = None,
 ) -> PartnerView:
     """Registers a partner and invites its first admin (R2, R3, R4, R6).
 
     Answers once the partner is stored, `pending` until the admin accepts.
     """
-    return await commands.register_partner(actor, enterprise_id, body, idempotency_key)
+    return await partners.register(actor, enterprise_id, body, idempotency_key)
 
 
 @router.get("/enterprises/{enterprise_id}/partners", response_model=PartnerList)
-async def list_partners(enterprise_id: EnterpriseId, actor: CurrentActor, commands: CommandsDep) -> PartnerList:
-    return PartnerList(partners=await commands.list_partners(actor, enterprise_id))
+async def list_partners(enterprise_id: EnterpriseId, actor: CurrentActor, partners: PartnersDep) -> PartnerList:
+    return PartnerList(partners=await partners.of_enterprise(actor, enterprise_id))
 
 
 @router.get("/partners/{partner_id}", response_model=PartnerView)
-async def get_partner(partner_id: UUID, actor: CurrentActor, commands: CommandsDep) -> PartnerView:
+async def get_partner(partner_id: UUID, actor: CurrentActor, partners: PartnersDep) -> PartnerView:
     """The partner, for an account holder of its enterprise and its active members (R12).
 
     Its Admin and the account holder also see its invitations; its Members do not
     (`invitations` is null). Anyone else gets 404, as for a partner that does not exist."""
-    return await commands.get_partner(actor, partner_id)
+    return await partners.get(actor, partner_id)
 
 
 @router.get("/partners/{partner_id}/members", response_model=MemberList)
-async def list_members(partner_id: UUID, actor: CurrentActor, people: PeopleDep) -> MemberList:
+async def list_members(partner_id: UUID, actor: CurrentActor, members: MembersDep) -> MemberList:
     """The active members, the Admin first (R12): for the account holder and the members."""
-    return await people.members(actor, partner_id)
+    return await members.of_partner(actor, partner_id)
 
 
 @router.delete("/partners/{partner_id}/members/{email}", response_model=MembershipView)
 async def remove_member(
-    partner_id: UUID, email: Annotated[str, Path(max_length=320)], actor: CurrentActor, people: PeopleDep
+    partner_id: UUID, email: Annotated[str, Path(max_length=320)], actor: CurrentActor, members: MembersDep
 ) -> MembershipView:
     """Ends a Member's membership (R13), by the account holder or the partner's Admin.
 
     Access ends at once; every pending invitation of that person to the partner (an admin
     replacement included) is cancelled in the same transaction. The Admin is replaced,
     never removed (409 `cannot_remove_admin`). The ended membership is kept and returned."""
-    return await people.remove(actor, partner_id, email)
+    return await members.remove(actor, partner_id, email)
 
 
 @router.post("/partners/{partner_id}/leave", response_model=MembershipView)
-async def leave_partner(partner_id: UUID, actor: CurrentActor, people: PeopleDep) -> MembershipView:
+async def leave_partner(partner_id: UUID, actor: CurrentActor, members: MembersDep) -> MembershipView:
     """The acting member leaves the partner (R13), as a removal; the Admin cannot."""
-    return await people.leave(actor, partner_id)
+    return await members.leave(actor, partner_id)
 
 
 @router.get("/partners/{partner_id}/invitations", response_model=InvitationList)
 async def partner_invitations(
     partner_id: UUID,
     actor: CurrentActor,
-    people: PeopleDep,
+    invitations: InvitationsDep,
     state: StateFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> InvitationList:
     """The partner's invitations, newest first, a page at a time (account holder, Admin)."""
-    return await people.partner_invitations(actor, partner_id, state=state, limit=limit, cursor=cursor)
+    return await invitations.of_partner(actor, partner_id, state=state, limit=limit, cursor=cursor)
 
 
 @router.get("/enterprises/{enterprise_id}/invitations", response_model=InvitationList)
 async def enterprise_invitations(
     enterprise_id: EnterpriseId,
     actor: CurrentActor,
-    people: PeopleDep,
+    invitations: InvitationsDep,
     state: StateFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> InvitationList:
     """Every invitation of the enterprise's partners, newest first (account holder)."""
-    return await people.enterprise_invitations(actor, enterprise_id, state=state, limit=limit, cursor=cursor)
+    return await invitations.of_enterprise(actor, enterprise_id, state=state, limit=limit, cursor=cursor)
 
 
 @router.post("/partners/{partner_id}/invitations/batch", response_model=BatchResult)
 async def invite_batch(
-    partner_id: UUID, body: BatchInviteRequest, actor: CurrentActor, people: PeopleDep
+    partner_id: UUID, body: BatchInviteRequest, actor: CurrentActor, invitations: InvitationsDep
 ) -> BatchResult:
     """The partner's Admin invites up to 50 people at once.
 
     One result per person, in order: `status` 201 with the invitation, or the problem's
     `status`, `code` and `detail` that refused that person. A refused person does not stop
     the others."""
-    return await people.invite_batch(actor, partner_id, body.people)
+    return await invitations.invite_batch(actor, partner_id, body.people)
 
 
 @router.get("/access", response_model=Access)
-async def access(actor: CurrentActor, people: PeopleDep) -> Access:
+async def access(actor: CurrentActor, members: MembersDep) -> Access:
     """What the acting person may use (R14): their active memberships of active partners,
     with the products and APIs granted to each. Nothing else grants access."""
-    return await people.access(actor)
+    return await members.access(actor)
 
 
 @router.get("/access/check", response_model=AccessCheck)
 async def access_check(
     actor: CurrentActor,
-    people: PeopleDep,
+    members: MembersDep,
     kind: Annotated[GrantKind, Query(description="`product` or `api`.")],
     ref: Annotated[str, Query(min_length=1, max_length=200, description="The Service Catalog id.")],
 ) -> AccessCheck:
     """Whether the acting person may use this product or API (R14), and through which
     partner and role."""
-    return await people.check(actor, kind, ref)
+    return await members.check(actor, kind, ref)
 
 
 @router.post("/invitations/accept", response_model=InvitationDetail)
-async def accept_signed_in(body: AcceptRequestBody, actor: CurrentActor, people: PeopleDep) -> InvitationDetail:
+async def accept_signed_in(
+    body: AcceptRequestBody, actor: CurrentActor, invitations: InvitationsDep
+) -> InvitationDetail:
     """Acceptance by the signed-in invitee (`X-Actor-Email`, role `partner_user`).
 
     For portals whose mails link to their own page (`ACCEPT_URL`). Only the invitee
     accepts: anyone else gets 403 `invitee_mismatch` and nothing changes; every token
     that is not a live link gets the same 404 `invalid_link`."""
-    return await people.accept(actor, body.token)
+    return await invitations.accept(actor, body.token)
 
 
 @router.post("/partners/{partner_id}/invitations", status_code=201, response_model=InvitationDetail)
 async def invite_member(
-    partner_id: UUID, body: InviteMemberRequest, actor: CurrentActor, commands: CommandsDep
+    partner_id: UUID, body: InviteMemberRequest, actor: CurrentActor, invitations: InvitationsDep
 ) -> InvitationDetail:
     """The partner's Admin invites a person of the same company as Member (R5, R6, R7)."""
-    return await commands.invite_member(actor, partner_id, body)
+    return await invitations.invite(actor, partner_id, body)
 
 
 # Only a UUID matches: /invitations/accept is another resource (GET there is 405, not 422).
 @router.get("/invitations/{invitation_id:uuid}", response_model=InvitationDetail)
-async def get_invitation(invitation_id: UUID, actor: CurrentActor, commands: CommandsDep) -> InvitationDetail:
+async def get_invitation(invitation_id: UUID, actor: CurrentActor, invitations: InvitationsDep) -> InvitationDetail:
     """The invitation as stored, and its workflow's live status while it has one."""
-    return await commands.get_invitation(actor, invitation_id)
+    return await invitations.get(actor, invitation_id)
 
 
 @router.post("/invitations/{invitation_id}/resend", response_model=InvitationDetail)
-async def resend_invitation(invitation_id: UUID, actor: CurrentActor, commands: CommandsDep) -> InvitationDetail:
+async def resend_invitation(invitation_id: UUID, actor: CurrentActor, invitations: InvitationsDep) -> InvitationDetail:
     """Sends a new mail now and restarts the TTL; revives an expired invitation (R7)."""
-    return await commands.resend(actor, invitation_id)
+    return await invitations.resend(actor, invitation_id)
 
 
 @router.post("/invitations/{invitation_id}/cancel", response_model=InvitationDetail)
-async def cancel_invitation(invitation_id: UUID, actor: CurrentActor, commands: CommandsDep) -> InvitationDetail:
+async def cancel_invitation(invitation_id: UUID, actor: CurrentActor, invitations: InvitationsDep) -> InvitationDetail:
     """Cancels a pending invitation: its links stop working at once (R7)."""
-    return await commands.cancel(actor, invitation_id)
+    return await invitations.cancel(actor, invitation_id)
 
 
 @router.post("/partners/{partner_id}/admin", status_code=202, response_model=InvitationDetail)
 async def replace_admin(
-    partner_id: UUID, body: PersonIn, actor: CurrentActor, commands: CommandsDep
+    partner_id: UUID, body: PersonIn, actor: CurrentActor, partners: PartnersDep
 ) -> InvitationDetail:
     """Invites a new Admin (R8); the current one stays Admin until the new one accepts.
 
     A newer replacement supersedes a pending one. For a pending partner, the first
     admin's invitation is re-targeted to this person."""
-    return await commands.replace_admin(actor, partner_id, body)
+    return await partners.replace_admin(actor, partner_id, body)
 
 
 @router.post("/partners/{partner_id}/grants", status_code=201, response_model=GrantView)
-async def grant(partner_id: UUID, body: GrantRequest, actor: CurrentActor, commands: CommandsDep) -> GrantView:
+async def grant(partner_id: UUID, body: GrantRequest, actor: CurrentActor, partners: PartnersDep) -> GrantView:
     """Grants a product or an API to the partner (R9)."""
-    return await commands.grant(actor, partner_id, body)
+    return await partners.grant(actor, partner_id, body)
 
 
 @router.delete("/partners/{partner_id}/grants/{grant_id}", response_model=GrantView)
-async def revoke(partner_id: UUID, grant_id: UUID, actor: CurrentActor, commands: CommandsDep) -> GrantView:
+async def revoke(partner_id: UUID, grant_id: UUID, actor: CurrentActor, partners: PartnersDep) -> GrantView:
     """Revokes a grant; it is kept, with who revoked it and when (R9)."""
-    return await commands.revoke(actor, partner_id, grant_id)
+    return await partners.revoke(actor, partner_id, grant_id)
 
 
 @router.post("/partners/{partner_id}/deactivate", response_model=PartnerView)
-async def deactivate(partner_id: UUID, actor: CurrentActor, commands: CommandsDep) -> PartnerView:
+async def deactivate(partner_id: UUID, actor: CurrentActor, partners: PartnersDep) -> PartnerView:
     """Deactivates the partner, irreversibly (R10): refused while an API is granted."""
-    return await commands.deactivate(actor, partner_id)
+    return await partners.deactivate(actor, partner_id)
 
 
 @router.get("/partners/{partner_id}/audit", response_model=AuditPage)
 async def audit(
     partner_id: UUID,
     actor: CurrentActor,
-    commands: CommandsDep,
+    partners: PartnersDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[int | None, Query(ge=1, description="`next_before` of the previous page.")] = None,
 ) -> AuditPage:
     """Every change of the partner, newest first (R11)."""
-    return await commands.audit(actor, partner_id, limit=limit, before=before)
+    return await partners.audit(actor, partner_id, limit=limit, before=before)
 
 
 @router.put(
@@ -282,9 +272,9 @@ async def audit(
         }
     },
 )
-async def put_logo(request: Request, partner_id: UUID, actor: CurrentActor, commands: CommandsDep) -> LogoView:
+async def put_logo(request: Request, partner_id: UUID, actor: CurrentActor, partners: PartnersDep) -> LogoView:
     """The partner's logo: a PNG, JPEG or WebP image of at most 512 KiB, judged by content."""
-    return await commands.set_logo(actor, partner_id, await _read_limited(request, LOGO_MAX_BYTES))
+    return await partners.set_logo(actor, partner_id, await _read_limited(request, LOGO_MAX_BYTES))
 
 
 @router.get(
@@ -292,8 +282,8 @@ async def put_logo(request: Request, partner_id: UUID, actor: CurrentActor, comm
     response_class=Response,
     responses={200: {"content": {t: {"schema": {"type": "string", "format": "binary"}} for t in LOGO_TYPES}}},
 )
-async def get_logo(request: Request, partner_id: UUID, actor: CurrentActor, commands: CommandsDep) -> Response:
-    await commands.get_partner(actor, partner_id)
+async def get_logo(request: Request, partner_id: UUID, actor: CurrentActor, partners: PartnersDep) -> Response:
+    await partners.get(actor, partner_id)
     return await logo_response(request.app.state.services, partner_id)
 
 

@@ -1,5 +1,6 @@
-"""Layers that do not reach up: the API does not import the worker to connect, and the
-SMTP pool does not import the mailer that uses it. Checked in a fresh interpreter."""
+"""Layers that do not reach up: the API does not import the worker to connect, the SMTP
+pool does not import the mailer that uses it, the service layer none of the routes that
+use it. Checked in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ ROOT = Path(__file__).parent.parent
         ("partners.temporal_client", {"worker", "starter", "activities", "store"}),
         ("store.persons", {"activities", "starter", "workflows", "worker"}),
         ("store.reads", {"activities", "starter", "workflows", "worker"}),
+        # The service layer serves the routes, the pages and the CLI: it imports none of them.
+        *(
+            (
+                f"starter.service.{name}",
+                {"starter.portal", "starter.events_api", "starter.pages", "starter.api", "starter.cli", "worker"},
+            )
+            for name in ("partners", "invitations", "members", "webhooks")
+        ),
     ],
 )
 def test_a_module_does_not_import_a_higher_layer(module: str, never: set[str]) -> None:
