@@ -11,7 +11,7 @@ from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
 from partners.requests import GrantRequest
 from partners.views import GRANT_COLUMNS, GrantView
-from store.sql import audit, lock_partner
+from store.sql import Db, audit, lock_partner
 
 
 class GrantStore:
@@ -39,16 +39,7 @@ class GrantStore:
                 actor,
             )
             assert row is not None
-            await audit(
-                db,
-                partner["enterprise_id"],
-                partner_id,
-                actor,
-                AuditAction.GRANT,
-                grant_id=str(row["id"]),
-                kind=request.kind.value,
-                ref=request.ref,
-            )
+            await _audited(db, partner["enterprise_id"], partner_id, actor, AuditAction.GRANT, row)
         return GrantView(**dict(row))
 
     async def revoke(self, partner_id: UUID, grant_id: UUID, actor: str) -> GrantView:
@@ -69,16 +60,7 @@ class GrantStore:
                     actor,
                 )
                 assert row is not None
-                await audit(
-                    db,
-                    partner["enterprise_id"],
-                    partner_id,
-                    actor,
-                    AuditAction.REVOKE,
-                    grant_id=str(grant_id),
-                    kind=row["kind"],
-                    ref=row["ref"],
-                )
+                await _audited(db, partner["enterprise_id"], partner_id, actor, AuditAction.REVOKE, row)
         return GrantView(**dict(row))
 
     async def set_logo(self, partner_id: UUID, logo: bytes, content_type: str, actor: str) -> None:
@@ -99,3 +81,11 @@ class GrantStore:
                 content_type=content_type,
                 size=len(logo),
             )
+
+
+async def _audited(
+    db: Db, enterprise_id: str, partner_id: UUID, actor: str, action: AuditAction, grant: asyncpg.Record
+) -> None:
+    """The audit row (and event) of a grant or its revocation."""
+    details = {"grant_id": str(grant["id"]), "kind": grant["kind"], "ref": grant["ref"]}
+    await audit(db, enterprise_id, partner_id, actor, action, **details)
