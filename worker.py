@@ -29,6 +29,7 @@ from workflows.deactivation import PartnerDeactivationWorkflow
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
 from workflows.replacement import AdminReplacementWorkflow
+from workflows.retention import RetentionWorkflow, ensure_retention_schedule
 from workflows.webhooks import WebhookDeliveryWorkflow, start_delivery
 
 log = logging.getLogger("worker")
@@ -39,6 +40,7 @@ WORKFLOWS: Sequence[type] = (
     AdminReplacementWorkflow,
     PartnerDeactivationWorkflow,
     WebhookDeliveryWorkflow,
+    RetentionWorkflow,
 )
 
 
@@ -101,8 +103,11 @@ def build_webhook_worker(client: Client, settings: Settings, stores: Stores) -> 
 
 
 @contextlib.asynccontextmanager
-async def running_workers(client: Client, settings: Settings, stores: Stores) -> AsyncIterator[None]:
-    """Every worker of the process, polling until the block ends."""
+async def running_workers(
+    client: Client, settings: Settings, stores: Stores, *, schedules: bool = True
+) -> AsyncIterator[None]:
+    """Every worker of the process, polling until the block ends; `schedules`: the
+    service's schedules kept as the settings say (the time-skipping test server has none)."""
     mailer = Mailer(
         stores.ledger,
         SmtpSettings.from_settings(settings),
@@ -113,6 +118,8 @@ async def running_workers(client: Client, settings: Settings, stores: Stores) ->
         async with build_worker(client, settings, stores, mailer), build_webhook_worker(client, settings, stores):
             await stores.events.reseal_secrets()
             await ensure_portal_webhook(client, settings, stores)
+            if schedules:
+                await ensure_retention_schedule(client, settings)
             yield
     finally:
         await stores.webhooks.close()

@@ -101,12 +101,17 @@ class SendLedger:
             has_logo=row["has_logo"],
         )
 
-    async def record_send_failure(self, failure: SendFailure) -> None:
-        """Shown in the partner view while the mail is retried; cleared by the next success."""
+    async def record_send_failure(self, failure: SendFailure, token_hash: bytes) -> None:
+        """Shown in the partner view while the mail is retried; cleared by the next success.
+        The failed attempt's link was never delivered: its token goes, so a relay's outage
+        leaves one token per send, not one per attempt (R17). An attempt that died without
+        an answer (a worker killed) keeps its token: its mail may have gone out."""
         await self._pool.execute(
-            "UPDATE invitations SET last_error = $2 WHERE id = $1 AND state = 'pending'",
+            "WITH gone AS (DELETE FROM invitation_tokens WHERE token_hash = $3)"
+            " UPDATE invitations SET last_error = $2 WHERE id = $1 AND state = 'pending'",
             failure.invitation_id,
             failure.error,
+            token_hash,
         )
 
     async def finish_send(self, invitation_id: UUID, send_number: int, requested_by: str | None = None) -> None:

@@ -83,7 +83,7 @@ class Mailer:
                 # Retried by Temporal; meanwhile the partner view says why the mail is late.
                 # The failure Temporal keeps says it as scrubbed as the view does.
                 failure = SendFailure(invitation_id=input.invitation_id, error=_describe(err))
-                await self._ledger.record_send_failure(failure)
+                await self._ledger.record_send_failure(failure, token_hash(token))
                 raise ApplicationError(failure.error, type=type(err).__name__) from None
             # The server has the mail: record it even if this attempt is being cancelled
             # (a heartbeat lost under load), or the retry would find the send unrecorded

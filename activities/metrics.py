@@ -5,10 +5,10 @@ from __future__ import annotations
 from temporalio import activity
 
 
-def count(name: str, description: str, **labels: str) -> None:
-    """Counts one event of the activity running now (callers count real changes only,
-    not the idempotent answers of a retry)."""
-    activity.metric_meter().create_counter(name, description).add(1, labels)
+def count(name: str, description: str, amount: int = 1, **labels: str) -> None:
+    """Counts `amount` events of the activity running now (callers count real changes
+    only, not the idempotent answers of a retry)."""
+    activity.metric_meter().create_counter(name, description).add(amount, labels)
 
 
 def gauge(name: str, description: str, value: float, **labels: str) -> None:

@@ -10,6 +10,7 @@ import asyncpg
 from activities.invitations import InvitationStore
 from activities.ledger import SendLedger
 from activities.partners import PartnerStore
+from activities.retention import RetentionActivities
 from activities.webhook_delivery import WebhookDelivery
 from partners.codec import EncryptionCodec
 from partners.settings import Settings
@@ -22,6 +23,7 @@ from store.mail_quota import MailQuota
 from store.memberships import MembershipStore
 from store.persons import PersonStore
 from store.reads import ReadModel
+from store.retention import Retention
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Stores:
     link_attempts: LinkAttempts
     idempotency: IdempotencyKeys
     mail_quota: MailQuota
+    retention: RetentionActivities
 
     @classmethod
     def build(
@@ -84,6 +87,7 @@ class Stores:
             ),
             idempotency=IdempotencyKeys(pool, window_seconds=settings.idempotency_retention),
             mail_quota=mail_quota,
+            retention=RetentionActivities(Retention(pool, settings)),
         )
 
     def activities(self) -> list[Any]:
@@ -96,4 +100,5 @@ class Stores:
             self.invitations.accept_invitation,
             self.invitations.close_invitation,
             self.invitations.stored_state,
+            self.retention.prune,
         ]

@@ -61,6 +61,7 @@ class WebhookDelivery:
         self._allow_private = allow_private
         self._notifications = _Notifications(pool)
         self._clients: dict[tuple[str, str, str, int | None], httpx.AsyncClient] = {}
+        self._levels = _Levels()
 
     async def close(self) -> None:
         await self._notifications.close()
@@ -75,7 +76,7 @@ class WebhookDelivery:
         while True:
             changed = await self._notifications.current()  # taken before the query: no wake-up lost
             found = await self._pending(input)
-            _levels(input.endpoint_id, backlog=found.backlog, lag=found.oldest_age)
+            self._levels.report(input.endpoint_id, backlog=found.backlog, lag=found.oldest_age, gone=found.stopped)
             if found.seqs or found.stopped or time.monotonic() >= deadline:
                 return found
             if activity.is_worker_shutdown():
@@ -150,7 +151,7 @@ class WebhookDelivery:
             count("partners_webhook_attempts", "Webhook delivery attempts, by outcome.", outcome=outcome)
             if retry:  # stuck here: what waits behind, counted anew (attempts are spaced by backoff)
                 waiting = await self._pending(NextEventsInput(endpoint_id=input.endpoint_id, limit=1))
-                _levels(input.endpoint_id, backlog=waiting.backlog, lag=waiting.oldest_age)
+                self._levels.report(input.endpoint_id, backlog=waiting.backlog, lag=waiting.oldest_age)
                 if position == skipped:
                     raise ApplicationError(error or "failed", type="WebhookAttemptFailed")
                 return last.model_copy(update={"retry_next": True})
@@ -159,7 +160,7 @@ class WebhookDelivery:
                 left = input.backlog - position - 1
                 # the next one's age (beyond this batch, this one's: a little more than it)
                 lag = events[min(position + 1, len(events) - 1)]["age"] if left > 0 else 0.0
-                _levels(input.endpoint_id, backlog=left, lag=lag)
+                self._levels.report(input.endpoint_id, backlog=left, lag=lag)
             activity.heartbeat(position + 1)
             if time.monotonic() >= batch_ends or activity.is_worker_shutdown():
                 break
@@ -260,8 +261,9 @@ class WebhookDelivery:
         past the event in the same transaction."""
         async with self._pool.acquire() as db, db.transaction():
             await db.execute(
+                # An event pruned meanwhile (R17) has no attempts to list.
                 "INSERT INTO webhook_deliveries (endpoint_id, event_seq, attempt, status, http_status, duration_ms,"
-                " error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                " error) SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM events WHERE seq = $2)",
                 endpoint_id,
                 seq,
                 attempt,
@@ -291,7 +293,7 @@ class WebhookDelivery:
             )
             await db.execute(
                 "INSERT INTO webhook_deliveries (endpoint_id, event_seq, attempt, status, duration_ms, error)"
-                " VALUES ($1, $2, 0, 'failed', 0, $3)",
+                " SELECT $1, $2, 0, 'failed', 0, $3 WHERE EXISTS (SELECT 1 FROM events WHERE seq = $2)",
                 input.endpoint_id,
                 input.seq,
                 f"gave up: {input.error}"[:300],
@@ -308,12 +310,34 @@ class WebhookDelivery:
         count("partners_webhook_endpoints_disabled", "Webhook endpoints disabled after failing too long.")
 
 
-def _levels(endpoint_id: UUID, *, backlog: int, lag: float) -> None:
-    """The endpoint's backlog (events committed, not yet delivered) and lag (how long ago
-    the oldest of them committed; 0 when none waits), for dashboards and alerts."""
-    labels = {"endpoint_id": str(endpoint_id)}
-    gauge("partners_webhook_backlog", "Events waiting for delivery to the endpoint.", backlog, **labels)
-    gauge("partners_webhook_lag_seconds", "Age of the endpoint's oldest undelivered event.", lag, **labels)
+class _Levels:
+    """The backlog (events committed, not yet delivered) and lag (how long ago the oldest
+    of them committed; 0 when none waits) of the endpoints this process serves, exported
+    as two gauges without an endpoint label: the backlog summed, the lag the largest.
+    One series each however many endpoints come and go (R17: a label per endpoint would
+    grow for as long as the process runs); a single endpoint's figures are in its
+    workflow's current details and its deliveries. An endpoint not heard of for
+    `STALE_SECONDS` (deleted, or served by another process now) no longer counts."""
+
+    STALE_SECONDS = 900.0  # an idle endpoint reports at least every NextEventsInput.wait_seconds
+
+    def __init__(self) -> None:
+        self._by_endpoint: dict[UUID, tuple[int, float, float]] = {}
+
+    def report(self, endpoint_id: UUID, *, backlog: int, lag: float, gone: bool = False) -> None:
+        now = time.monotonic()
+        if gone:
+            self._by_endpoint.pop(endpoint_id, None)
+        else:
+            self._by_endpoint[endpoint_id] = (backlog, lag, now)
+        for stale in [e for e, (_, _, at) in self._by_endpoint.items() if now - at > self.STALE_SECONDS]:
+            del self._by_endpoint[stale]
+        levels = self._by_endpoint.values()
+        total, oldest = sum(b for b, _, _ in levels), max((lag for _, lag, _ in levels), default=0.0)
+        gauge("partners_webhook_backlog", "Events waiting for delivery, over the endpoints served here.", total)
+        gauge(
+            "partners_webhook_lag_seconds", "Age of the oldest undelivered event of the endpoints served here.", oldest
+        )
 
 
 class _Notifications:

@@ -19,6 +19,7 @@ from partners.models import (
     NewInvitation,
     NewPartner,
     PartnerStatus,
+    PruneKind,
     TakeOver,
 )
 
@@ -180,3 +181,13 @@ class GiveUpInput(BaseModel):
     endpoint_id: UUID
     seq: int
     error: str
+
+
+class PruneInput(BaseModel):
+    kind: PruneKind
+    budget_seconds: float  # batches until one is not full or this is spent (one at least)
+
+
+class PruneOutput(BaseModel):
+    rows: dict[PruneKind, int]  # an event's attempts count as deliveries
+    more: bool  # the budget ran out with rows left

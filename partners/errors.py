@@ -70,6 +70,7 @@ class ErrorCode(StrEnum):
     INVALID_LINK = ("invalid_link", 404, "Not a valid invitation link")
     IDEMPOTENCY_KEY_REUSED = ("idempotency_key_reused", 422, "Idempotency-Key used with another request")
     CONFLICT = ("conflict", 409, "Conflict")
+    CURSOR_EXPIRED = ("cursor_expired", 410, "The cursor points to events no longer kept")
     UNAVAILABLE = ("unavailable", 503, "Service temporarily unavailable")
 
     @staticmethod

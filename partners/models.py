@@ -315,3 +315,33 @@ class DeactivationInput(BaseModel):
 
 class DeactivationResult(BaseModel):
     deactivated: bool
+
+
+class PruneKind(StrEnum):
+    """R17: every kind of stored record with a retention, in the order a run prunes them
+    (an event before the attempts left after it, an invitation before its partner)."""
+
+    EVENTS = "events"  # with their delivery attempts
+    DELIVERIES = "deliveries"
+    AUDIT = "audit"
+    INVITATIONS = "invitations"  # closed: the row, its sends and its tokens
+    MEMBERSHIPS = "memberships"  # ended
+    DEACTIVATED_PARTNERS = "deactivated_partners"  # logo and personal data; the row stays
+    IDEMPOTENCY_KEYS = "idempotency_keys"
+    MAIL_QUOTA = "mail_quota"
+    LINK_ATTEMPTS = "link_attempts"
+    WEBHOOK_ENDPOINTS = "webhook_endpoints"  # deleted ones, once their attempts are gone
+
+
+class RetentionInput(BaseModel):
+    """A run of `RetentionWorkflow`; a continued one carries what it pruned so far."""
+
+    pruned: dict[PruneKind, int] = {}
+    finished: list[PruneKind] = []
+    history_limit: int = HISTORY_LIMIT
+    # How long one activity prunes one kind before the workflow hears how far it got.
+    budget_seconds: float = 20.0
+
+
+class RetentionResult(BaseModel):
+    pruned: dict[PruneKind, int]

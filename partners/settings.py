@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from partners.codec import parse_keys
 from partners.messages import Locale
 
+_DAY = 24 * 3600
+
 
 class Settings(BaseSettings):
     """Every setting the service reads. Defaults serve the local run (`make run`).
@@ -73,6 +75,21 @@ class Settings(BaseSettings):
 
     # A registration's Idempotency-Key is remembered this long (in PostgreSQL).
     idempotency_retention: int = Field(default=24 * 3600, ge=60, description="seconds")
+
+    # R17: how long each kind of record is kept (docs/operations.md, "Retention"); the
+    # `partners-retention` schedule removes what is past it every retention_interval.
+    events_retention: int = Field(default=30 * _DAY, ge=1, description="seconds")
+    deliveries_retention: int = Field(default=30 * _DAY, ge=1, description="seconds")
+    audit_retention: int = Field(default=365 * _DAY, ge=1, description="seconds; an enterprise's own wins")
+    closed_invitations_retention: int = Field(default=90 * _DAY, ge=1, description="seconds after closing")
+    ended_memberships_retention: int = Field(default=365 * _DAY, ge=1, description="seconds after ending")
+    deactivated_partners_retention: int = Field(default=365 * _DAY, ge=1, description="seconds")
+    retention_interval: int = Field(default=3600, ge=1, description="seconds")
+    # Rows deleted per statement: short transactions that skip the rows a request holds.
+    retention_batch: int = Field(default=5000, ge=1, le=100_000)
+    # Temporal's own: how long a closed workflow's history is kept (set on the namespace
+    # by `make run` and compose; the invitation row, not the history, is the truth).
+    temporal_namespace_retention: int = Field(default=7 * _DAY, ge=_DAY, description="seconds")
 
     # Invitation links: bad tokens a client may try per window before it gets 429.
     link_attempt_limit: int = Field(default=20, ge=1)

@@ -22,7 +22,7 @@ router = APIRouter(
 EnterpriseId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]
 
 
-@router.get("/events", response_model=EventPage)
+@router.get("/events", response_model=EventPage, responses=problem_responses(410))
 async def events(
     enterprise_id: EnterpriseId,
     actor: CurrentActor,
@@ -31,7 +31,9 @@ async def events(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> EventPage:
     """Every event of the enterprise in commit order: a portal that polls with the last
-    `next_cursor` misses nothing and sees nothing twice."""
+    `next_cursor` misses nothing and sees nothing twice. Events are kept EVENTS_RETENTION
+    (30 days by default); a cursor into what was removed gets 410 `cursor_expired`, and
+    `after=0` reads from the oldest event kept."""
     return await hooks.feed(actor, enterprise_id, after=after, limit=limit)
 
 

@@ -65,13 +65,27 @@ class EventStore:
         self._endpoint_limit = endpoint_limit
 
     async def feed(self, enterprise_id: str, *, after: int, limit: int) -> EventPage:
-        rows = await self._pool.fetch(
-            "SELECT seq, id, type, created_at, enterprise_id, partner_id, data FROM events"
-            " WHERE enterprise_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            enterprise_id,
-            after,
-            limit,
-        )
+        """The events after the cursor; 410 `cursor_expired` where events after it were
+        pruned (R17): the reader learns it missed some, and resyncs from `after=0`, the
+        oldest kept. One snapshot for both reads, so a prune between them hides nothing."""
+        async with self._pool.acquire() as db, db.transaction(isolation="repeatable_read", readonly=True):
+            horizon = await db.fetchval(
+                "SELECT pruned_through FROM event_horizons WHERE enterprise_id = $1", enterprise_id
+            )
+            if after and horizon is not None and after < horizon:
+                raise Refused(
+                    ErrorCode.CURSOR_EXPIRED,
+                    "Events after this cursor are past their retention and were removed;"
+                    " read again from after=0, the oldest event kept.",
+                    pruned_through=str(horizon),
+                )
+            rows = await db.fetch(
+                "SELECT seq, id, type, created_at, enterprise_id, partner_id, data FROM events"
+                " WHERE enterprise_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                enterprise_id,
+                after,
+                limit,
+            )
         events = [EventView(**{k: v for k, v in dict(r).items() if k != "seq"}) for r in rows]
         return EventPage(events=events, next_cursor=str(rows[-1]["seq"] if rows else after))
 

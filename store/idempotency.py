@@ -8,6 +8,7 @@ again and registers a partner of its own.
 
 from __future__ import annotations
 
+import time
 import uuid
 from uuid import UUID
 
@@ -21,7 +22,7 @@ IDEMPOTENCY_NAMESPACE = uuid.UUID("8f0b6c1e-3a55-4d6f-9a51-6e1d0b7c2a90")
 
 def idempotent_partner_id(enterprise_id: str, key: str, generation: int) -> UUID:
     """The partner a key registers: the same for every retry, another once its window ran out."""
-    name = f"{enterprise_id}\n{key}" + (f"\n{generation}" if generation else "")
+    name = f"{enterprise_id}\n{key}\n{generation}"
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, name)
 
 
@@ -31,20 +32,24 @@ class IdempotencyKeys:
         self._window = window_seconds
 
     async def claim(self, enterprise_id: str, key: str, request_hash: bytes) -> int:
-        """The key's generation for this request: 0 on its first use, one more on each use
-        after its window ran out; the same as before for a retry of the same request."""
+        """The key's generation for this request: a number of its own for each use of the
+        key (the first, or one after its window ran out); the same as before for a retry of
+        the same request."""
         # One statement: a new key is stored, an expired one taken over; a live one is
         # left as it is and read (a concurrent first use has committed it by then).
         claimed = await self._pool.fetchval(
-            "INSERT INTO idempotency_keys AS k (enterprise_id, key, request_hash) VALUES ($1, $2, $3)"
+            "INSERT INTO idempotency_keys AS k (enterprise_id, key, request_hash, generation) VALUES ($1, $2, $3, $5)"
             " ON CONFLICT (enterprise_id, key) DO UPDATE"
-            " SET request_hash = EXCLUDED.request_hash, generation = k.generation + 1, created_at = now()"
+            " SET request_hash = EXCLUDED.request_hash, generation = EXCLUDED.generation, created_at = now()"
             " WHERE k.created_at <= now() - make_interval(secs => $4)"
             " RETURNING generation",
             enterprise_id,
             key,
             request_hash,
             self._window,
+            # Unique to this use of the key, whether an expired row is taken over or was
+            # already pruned (R17): each use after the window registers a partner of its own.
+            time.time_ns() // 1000,
         )
         if claimed is not None:
             return int(claimed)

@@ -61,6 +61,14 @@ async def test_smtp_down_then_back_delivers_each_send_once(time_env: WorkflowEnv
             [mail] = await stack.delivered(admin)
             assert len(down.mails_to(admin)) == 1
             assert await _ledger(pool, admin) == [(1, "sent", await _attempts(pool, admin))]
+            # One token row per send, however many attempts it took (R17: nothing grows
+            # with a relay's outage): the mailed link's.
+            tokens = await pool.fetch(
+                "SELECT t.send_number FROM invitation_tokens t JOIN invitations i ON i.id = t.invitation_id"
+                " WHERE i.email = $1",
+                admin,
+            )
+            assert [t["send_number"] for t in tokens] == [1]
             stored = await stack.stores.reads.get_invitation(created["admin_invitation"]["id"])
             assert stored is not None and stored.state is InvitationState.PENDING and stored.last_error is None
             assert 'data-outcome="accepted"' in (await stack.http.post(f"{mail.link}/accept")).text

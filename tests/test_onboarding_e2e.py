@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import asyncpg
 import pytest
 from temporalio.service import RPCError
 
@@ -19,7 +20,7 @@ from partners.models import (
     OnboardingState,
 )
 from partners.requests import RegisterPartnerRequest
-from store.idempotency import IDEMPOTENCY_NAMESPACE
+from store.idempotency import idempotent_partner_id
 from tests.helpers.stack import Stack, holder, new_enterprise, partner_body, unique_domain
 from workflows.onboarding import PartnerOnboardingWorkflow
 
@@ -186,7 +187,7 @@ async def test_idempotency_key_of_a_refused_registration_is_spent(dev_stack: Sta
     first = await dev_stack.http.post(f"/v1/enterprises/{enterprise}/partners", json=body, headers=headers)
     await dev_stack.pool.execute("UPDATE enterprises SET partner_limit = 5 WHERE id = $1", enterprise)
     onboarding = dev_stack.client.get_workflow_handle(
-        onboarding_workflow_id(_key_id(enterprise, "portal-request-refused"))
+        onboarding_workflow_id(await _key_id(dev_stack.pool, enterprise, "portal-request-refused"))
     )
     await dev_stack.result(onboarding)
     again = await dev_stack.http.post(f"/v1/enterprises/{enterprise}/partners", json=body, headers=headers)
@@ -237,8 +238,12 @@ async def test_an_idempotency_key_is_remembered_in_postgres_for_24_hours(dev_sta
     await dev_stack.delivered(f"ada@{later_domain}")
 
 
-def _key_id(enterprise: str, key: str) -> str:
-    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{enterprise}\n{key}"))
+async def _key_id(pool: asyncpg.Pool, enterprise: str, key: str) -> str:
+    """The partner a key registers (or tried to): its id derives from the key's use."""
+    generation = await pool.fetchval(
+        "SELECT generation FROM idempotency_keys WHERE enterprise_id = $1 AND key = $2", enterprise, key
+    )
+    return str(idempotent_partner_id(enterprise, key, generation))
 
 
 async def test_the_index_says_each_phase_with_one_upsert_per_change(dev_stack: Stack) -> None:
@@ -271,9 +276,7 @@ async def test_the_index_says_each_phase_with_one_upsert_per_change(dev_stack: S
         headers={**holder(other), "Idempotency-Key": key},
     )
     assert taken.json()["code"] == "domain_taken"
-    refused = dev_stack.client.get_workflow_handle(
-        onboarding_workflow_id(str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{other}\n{key}")))
-    )
+    refused = dev_stack.client.get_workflow_handle(onboarding_workflow_id(await _key_id(dev_stack.pool, other, key)))
     await dev_stack.result(refused)
     attributes = (await refused.describe()).typed_search_attributes
     assert (attributes.get(search.ONBOARDING_PHASE), attributes.get(search.INVITATION_STATE)) == ("refused", None)

@@ -35,13 +35,15 @@ from partners.ids import (
     onboarding_workflow_id,
     replacement_workflow_id,
 )
+from partners.models import RetentionInput
 from partners.settings import Settings
-from store.idempotency import IDEMPOTENCY_NAMESPACE
+from store.idempotency import idempotent_partner_id
 from tests.helpers.codec import TEST_PAYLOAD_KEYS, converter_for_tests
 from tests.helpers.receiver import receiving
 from tests.helpers.sandbox_probe import SandboxProbe
 from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
 from worker import WORKFLOWS, sandbox_runner, workflow_runner
+from workflows.retention import RetentionWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 RECORD = os.environ.get("RECORD_HISTORIES") == "1"
@@ -228,8 +230,26 @@ async def test_record_histories(time_stack: Stack) -> None:
         headers={**holder(partner.enterprise), "Idempotency-Key": "recorded-refusal"},
     )
     assert refused.status_code == 409
-    partner_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{partner.enterprise}\nrecorded-refusal")
+    generation = await time_stack.pool.fetchval(
+        "SELECT generation FROM idempotency_keys WHERE enterprise_id = $1 AND key = 'recorded-refusal'",
+        partner.enterprise,
+    )
+    partner_id = idempotent_partner_id(partner.enterprise, "recorded-refusal", generation)
     await _save(time_stack, "onboarding-refused", client.get_workflow_handle(onboarding_workflow_id(partner_id)))
+    # Retention (R17): the events and audit of this story made 400 days old, then pruned, one batch
+    # per activity so the run shows its loop.
+    for table, column in (("events", "created_at"), ("audit_log", "at")):
+        await time_stack.pool.execute(
+            f"UPDATE {table} SET {column} = {column} - interval '400 days' WHERE enterprise_id = $1",  # noqa: S608
+            partner.enterprise,
+        )
+    pruning = await client.start_workflow(
+        RetentionWorkflow.run,
+        RetentionInput(budget_seconds=0),
+        id=f"retention-recorded-{uuid.uuid4()}",
+        task_queue=time_stack.settings.temporal_task_queue,
+    )
+    await _save(time_stack, "retention-pruned", pruning)
 
 
 @pytest.mark.skipif(not RECORD, reason="records histories only when RECORD_HISTORIES=1")

@@ -34,6 +34,15 @@ MAIL_STEP: dict[str, Any] = {
     ),
 }
 
+# One kind of record pruned for a bounded while (R17): batches until none is full or the
+# budget is spent, a heartbeat after each. Retried without limit: deleting what is past its
+# retention again deletes nothing more.
+PRUNE_STEP: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(minutes=2),
+    "heartbeat_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=5)),
+}
+
 Store = TypeVar("Store")
 Input = TypeVar("Input")
 Output = TypeVar("Output")

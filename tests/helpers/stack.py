@@ -198,7 +198,8 @@ async def running_stack(
     listeners = servers(services)
     async with contextlib.AsyncExitStack() as running:
         if with_worker:
-            await running.enter_async_context(running_workers(client, settings, services.stores))
+            schedules = not env.supports_time_skipping
+            await running.enter_async_context(running_workers(client, settings, services.stores, schedules=schedules))
         serving = [asyncio.create_task(server.serve()) for server in listeners]
         try:
             async with asyncio.timeout(10):
