@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # each time. An installed image has its bytecode; here it is written before a run.
 COMPILE := $(BIN)/python -m compileall -q partners store workflows activities starter worker.py
 
-.PHONY: run test test-fast lint format bench bench-access bench-webhooks histories lock clean
+.PHONY: run test test-fast lint format bench bench-access bench-webhooks bench-retention histories lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ bench: $(STAMP)
 bench-access: $(STAMP)
 	$(COMPILE)
 	$(BIN)/python -m bench.access $(BENCH_ARGS)
+
+# Retention: half of 1,000,000 events and their attempts pruned, request p99 meanwhile (bench/retention.py).
+bench-retention: $(STAMP)
+	$(COMPILE)
+	$(BIN)/python -m bench.retention $(BENCH_ARGS)
 
 # Webhooks: commit -> receipt p99, 10,000 events drained, a receiver's outage (bench/webhooks.py).
 bench-webhooks: $(STAMP)

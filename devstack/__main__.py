@@ -13,6 +13,7 @@ import os
 import secrets
 import signal
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -96,6 +97,7 @@ async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
                 namespace=settings.temporal_namespace,
                 log_file=data / "temporal.log",
                 ui_codec_endpoint=f"http://{settings.operator_host}:{settings.operator_port}/codec",
+                retention=timedelta(seconds=settings.temporal_namespace_retention),
             )
             await temporal.start()
             stack.push_async_callback(temporal.stop)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.namespace.v1 import NamespaceConfig
+from temporalio.api.workflowservice.v1 import UpdateNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 
@@ -25,8 +29,10 @@ class TemporalDevServer:
         log_file: Path | None = None,
         metrics_port: int | None = None,
         ui_codec_endpoint: str | None = None,
+        retention: timedelta | None = None,
     ) -> None:
         self._log_file = log_file
+        self._namespace, self._retention = namespace, retention
         self.address = f"127.0.0.1:{port}"
         self.ui_url = f"http://127.0.0.1:{ui_port}" if ui_port else None
         self._args = [
@@ -75,8 +81,10 @@ class TemporalDevServer:
                 with contextlib.suppress(Exception):
                     client = await Client.connect(self.address)
                     await client.service_client.check_health()
-                    return
+                    break
                 await asyncio.sleep(0.2)
+        if self._retention is not None:
+            await set_namespace_retention(client, self._namespace, self._retention)
 
     async def stop(self) -> None:
         process, self._process = self._process, None
@@ -89,3 +97,14 @@ class TemporalDevServer:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+async def set_namespace_retention(client: Client, namespace: str, retention: timedelta) -> None:
+    """How long the server keeps a closed workflow's history (TEMPORAL_NAMESPACE_RETENTION):
+    the dev server's own default is a day, production's is the operator's choice."""
+    await client.workflow_service.update_namespace(
+        UpdateNamespaceRequest(
+            namespace=namespace,
+            config=NamespaceConfig(workflow_execution_retention_ttl=Duration(seconds=int(retention.total_seconds()))),
+        )
+    )

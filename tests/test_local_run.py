@@ -10,13 +10,17 @@ import os
 import signal
 import socket
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
 
 from devstack.net import free_port
+from partners.settings import Settings
 
 pytestmark = pytest.mark.servers  # it starts the whole local run
 
@@ -83,6 +87,13 @@ async def test_make_runs_ui_decodes_through_the_operators_listener(tmp_path: Pat
             assert (await http.get(f"http://127.0.0.1:{api}/readyz")).json() == {"status": "ok"}
             detail = await _when_up(http, f"http://127.0.0.1:{operators}/readyz")
             assert detail["database"] == "ok" and detail["workers"] == "ok"
+        # Temporal's retention set explicitly, and the retention schedule there (R17).
+        temporal = await Client.connect(f"127.0.0.1:{FIXED['Temporal']}")
+        namespace = await temporal.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace="default"))
+        kept = namespace.config.workflow_execution_retention_ttl.ToTimedelta()
+        assert kept == timedelta(seconds=Settings().temporal_namespace_retention) == timedelta(days=7)
+        schedule = await temporal.get_schedule_handle("partners-retention").describe()
+        assert schedule.schedule.spec.intervals[0].every == timedelta(seconds=Settings().retention_interval)
     finally:
         with contextlib.suppress(ProcessLookupError):
             run.send_signal(signal.SIGINT)
