@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # each time. An installed image has its bytecode; here it is written before a run.
 COMPILE := $(BIN)/python -m compileall -q partners store workflows activities starter worker.py
 
-.PHONY: run test test-fast lint format bench bench-access bench-webhooks bench-retention histories lock clean
+.PHONY: run test test-fast lint format bench bench-access bench-webhooks bench-retention histories screenshots lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ histories: $(STAMP)
 	mkdir -p tests/histories && rm -f tests/histories/*.json
 	RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/test_replay.py -k record
 	$(BIN)/python -m pytest -q tests/test_replay.py
+
+# Re-takes the console's screenshots in docs/screenshots/ (the README shows them).
+screenshots: $(STAMP)
+	SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_console.py
 
 # The production image installs requirements.lock: exact versions with hashes of the
 # service's dependencies. Refresh it after changing them in pyproject.toml.

@@ -15,6 +15,7 @@ from activities.webhook_delivery import WebhookDelivery
 from partners.codec import EncryptionCodec
 from partners.settings import Settings
 from store.access import AccessReads
+from store.console import ConsoleSessions
 from store.events import EventStore
 from store.grants import GrantStore
 from store.idempotency import IdempotencyKeys
@@ -42,6 +43,7 @@ class Stores:
     idempotency: IdempotencyKeys
     mail_quota: MailQuota
     retention: RetentionActivities
+    console: ConsoleSessions
 
     @classmethod
     def build(
@@ -88,6 +90,12 @@ class Stores:
             idempotency=IdempotencyKeys(pool, window_seconds=settings.idempotency_retention),
             mail_quota=mail_quota,
             retention=RetentionActivities(Retention(pool, settings)),
+            console=ConsoleSessions(
+                pool,
+                link_ttl=settings.console_link_ttl,
+                idle=settings.console_session_idle,
+                absolute=settings.console_session_max,
+            ),
         )
 
     def activities(self) -> list[Any]:

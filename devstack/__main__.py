@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 from pydantic import SecretStr
 
 import worker
@@ -54,6 +55,36 @@ def _print_link(mail: ReceivedMail) -> None:
     print(f"\n  mail to {', '.join(mail.recipients)}: {mail.subject}\n    {mail.link}\n", flush=True)
 
 
+DEMO_ENTERPRISE, DEMO_HOLDER = "acme", "holder@acme.example"
+
+
+async def _demo_console_link(base: str, token: str) -> None:
+    """A console link for a demo account holder of `acme`, minted as the portal mints one
+    (POST /v1/console/sessions), so a newcomer walks through the how-to at once."""
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "X-Actor-Email": DEMO_HOLDER,
+        "X-Actor-Role": "account_holder",
+        "X-Actor-Enterprise": DEMO_ENTERPRISE,
+    }
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        for _ in range(100):
+            with contextlib.suppress(httpx.HTTPError):
+                minted = await http.post("/v1/console/sessions", headers=headers)
+                if minted.status_code == 201:
+                    break
+            await asyncio.sleep(0.1)
+        else:
+            return
+    mint = (
+        f"curl -s -X POST {base}/v1/console/sessions -H 'Authorization: Bearer {token}'"
+        f" -H 'X-Actor-Email: {DEMO_HOLDER}' -H 'X-Actor-Role: account_holder'"
+        f" -H 'X-Actor-Enterprise: {DEMO_ENTERPRISE}'"
+    )
+    print(f"\n  Console of {DEMO_HOLDER} (enterprise {DEMO_ENTERPRISE}), one use, within 5 minutes:\n"
+          f"    {minted.json()['url']}\n  Another link:\n    {mint}\n", flush=True)  # fmt: skip
+
+
 def _write_local_env(path: Path, settings: Settings) -> None:
     """Where this run's servers listen, for the operator CLI (`python -m starter`)."""
     values = {
@@ -78,6 +109,9 @@ async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
         ),
         "payload_keys": _kept_secret(settings.payload_keys, data / "payload-keys", lambda: new_key_entry("local-1")),
     }
+    # Links (mails, the console) point at this run's API unless PUBLIC_BASE_URL says otherwise.
+    if "PUBLIC_BASE_URL" not in os.environ:
+        update["public_base_url"] = f"http://{settings.api_host}:{settings.api_port}"
     # The local run delivers webhooks to local receivers (http, loopback) unless told not to.
     for name in ("webhook_allow_http", "webhook_allow_private"):
         if name.upper() not in os.environ:
@@ -148,7 +182,9 @@ async def main() -> None:
             print("Press Ctrl-C to stop everything.\n", flush=True)
             worker_task = asyncio.create_task(worker.serve(services.client, settings, services.stores, stop))
             api_tasks = {asyncio.create_task(server.serve()) for server in running}
+            demo = asyncio.create_task(_demo_console_link(base, settings.portal_api_token.get_secret_value()))
             done, _ = await asyncio.wait({worker_task, *api_tasks}, return_when=asyncio.FIRST_COMPLETED)
+            demo.cancel()
             stop.set()
             for server in running:
                 server.should_exit = True

@@ -40,6 +40,9 @@ _EN = {
     "portal_note": "You accept it in the portal, signed in with the address this invitation was sent to.",
     "accepted_title": "Welcome to {partner}",
     "accepted_body": "You accepted the invitation of {enterprise}. You are now {role} of {partner}.",
+    "accepted_next": "Next: sign in to the portal with this e-mail address. You will find the products"
+    " {partner} may use there, and under Partners your partner account.",
+    "go_to_portal": "Go to the portal",
     "already_accepted_title": "Already accepted",
     "already_accepted_body": "This invitation to {partner} was already accepted. There is nothing more to do.",
     "expired_title": "This invitation has expired",
@@ -81,6 +84,9 @@ _PT_BR = {
     "portal_note": "O aceite é feito no portal, com login no endereço para o qual este convite foi enviado.",
     "accepted_title": "Boas-vindas a {partner}",
     "accepted_body": "Você aceitou o convite de {enterprise}. Agora você é {role} de {partner}.",
+    "accepted_next": "Próximo passo: entre no portal com este e-mail. Lá você encontra os produtos que"
+    " {partner} pode usar e, em Parceiros, a sua conta parceira.",
+    "go_to_portal": "Ir para o portal",
     "already_accepted_title": "Convite já aceito",
     "already_accepted_body": "Este convite para {partner} já foi aceito. Não há mais nada a fazer.",
     "expired_title": "Este convite expirou",

@@ -331,6 +331,7 @@ class PruneKind(StrEnum):
     MAIL_QUOTA = "mail_quota"
     LINK_ATTEMPTS = "link_attempts"
     WEBHOOK_ENDPOINTS = "webhook_endpoints"  # deleted ones, once their attempts are gone
+    CONSOLE = "console"  # console links and sessions, a day after they ended (R19)
 
 
 class RetentionInput(BaseModel):

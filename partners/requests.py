@@ -158,3 +158,23 @@ class WebhookRequest(BaseModel):
         if unknown:
             raise ValueError(f"unknown event types {unknown}; known: {sorted(EVENT_TYPES)}")
         return sorted(set(value))
+
+
+class ConsoleSessionRequest(BaseModel):
+    """What the portal asks for when it opens the console for the person signed in."""
+
+    model_config = {"extra": "forbid"}
+
+    return_to: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Where the console's way back to the portal goes (http or https); PORTAL_URL by default.",
+    )
+    locale: Locale | None = Field(default=None, description="The console's language; the enterprise's by default.")
+
+    @field_validator("return_to")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith(("https://", "http://")) and not has_control_characters(value)):
+            raise ValueError("an http or https address is expected")
+        return value

@@ -76,6 +76,17 @@ class Settings(BaseSettings):
     # A registration's Idempotency-Key is remembered this long (in PostgreSQL).
     idempotency_retention: int = Field(default=24 * 3600, ge=60, description="seconds")
 
+    # R19: the console. A link the portal mints opens it once, within console_link_ttl;
+    # a session ends after console_session_idle without a request, or console_session_max.
+    console_link_ttl: int = Field(default=300, ge=10, le=3600, description="seconds")
+    console_session_idle: int = Field(default=1800, ge=60, description="seconds")
+    console_session_max: int = Field(default=8 * 3600, ge=300, description="seconds")
+    # Origins allowed to frame the console (space-separated CSP sources); empty: none.
+    console_frame_ancestors: str = ""
+    # The portal, where a person signs in and finds the console: the welcome page after an
+    # acceptance links there. Empty: no link.
+    portal_url: str = ""
+
     # R17: how long each kind of record is kept (docs/operations.md, "Retention"); the
     # `partners-retention` schedule removes what is past it every retention_interval.
     events_retention: int = Field(default=30 * _DAY, ge=1, description="seconds")

@@ -262,3 +262,17 @@ class DeliveryList(BaseModel):
 class RetryAccepted(BaseModel):
     delivery_id: int
     status: str = "queued"
+
+
+class ConsoleLink(BaseModel):
+    """A single-use link that opens the console for the person it was minted for."""
+
+    url: str
+    expires_at: datetime
+
+
+class PartnerSlots(BaseModel):
+    """R2: partners counted against the enterprise's limit (pending and active ones)."""
+
+    used: int
+    limit: int

@@ -19,7 +19,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from partners import logs
 from partners.settings import Settings
-from starter import codec_api, docs, events_api, pages, portal, problems
+from starter import codec_api, console, docs, events_api, pages, portal, problems
 from starter.bodies import BoundedBodies
 from starter.bounds import BoundedRequests
 from starter.metrics import ApiMetrics
@@ -65,7 +65,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         generate_unique_id_function=lambda route: route.name,
     )
     metrics.install(app)
-    problems.install(app)
+    problems.install(app, pages={"/console": console.session.problem_page})
     app.add_middleware(BoundedBodies)
     # The client's address from X-Forwarded-For only when the peer is a trusted proxy
     # (FORWARDED_ALLOW_IPS); uvicorn's own handling is off (proxy_headers=False).
@@ -75,6 +75,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     app.include_router(portal.router)
     app.include_router(events_api.router)
     app.include_router(pages.router)
+    app.include_router(console.router)
     docs.install(app)
 
     # Any route may answer 414 or 431 (starter/bounds.py) and 405 to another method.

@@ -25,12 +25,17 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 JSON_BODY_LIMIT = 64 * 1024
+# The console's partner form carries the logo: a logo too large by up to this much is
+# refused beside its field (starter/console.py); beyond it, here.
+CONSOLE_LOGO_FORM_LIMIT = 2 * 1024 * 1024
 _LOGO = re.compile(r"^/v1/partners/[^/]+/logo$")
 
 
 def _limit(method: str, path: str) -> tuple[int, ErrorCode]:
     if method == "PUT" and _LOGO.match(path):
         return LOGO_MAX_BYTES, ErrorCode.LOGO_TOO_LARGE
+    if path == "/console/register/info":
+        return CONSOLE_LOGO_FORM_LIMIT, ErrorCode.LOGO_TOO_LARGE
     return JSON_BODY_LIMIT, ErrorCode.PAYLOAD_TOO_LARGE
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Request
 
 from starter.service.base import Service
+from starter.service.console import Console
 from starter.service.invitations import Invitations
 from starter.service.members import Members
 from starter.service.partners import Partners
@@ -30,3 +31,4 @@ PartnersDep = Annotated[Partners, Depends(_provide(Partners))]
 InvitationsDep = Annotated[Invitations, Depends(_provide(Invitations))]
 MembersDep = Annotated[Members, Depends(_provide(Members))]
 WebhooksDep = Annotated[Webhooks, Depends(_provide(Webhooks))]
+ConsoleDep = Annotated[Console, Depends(_provide(Console))]

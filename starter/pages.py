@@ -78,6 +78,8 @@ def _render(
             "lang": locale.value,
             "t": functools.partial(messages.html, locale),
             "strong": messages.strong,
+            # After an acceptance, where the person goes next (PORTAL_URL; none: no link).
+            "portal_url": request.app.state.services.settings.portal_url or None,
             **context,
         },
         status_code=status,

@@ -13,6 +13,7 @@ from partners.models import GrantKind, InvitationState
 from partners.requests import (
     AcceptRequestBody,
     BatchInviteRequest,
+    ConsoleSessionRequest,
     GrantRequest,
     InviteMemberRequest,
     PersonIn,
@@ -24,6 +25,7 @@ from partners.views import (
     AccessCheck,
     AuditPage,
     BatchResult,
+    ConsoleLink,
     GrantView,
     InvitationDetail,
     InvitationList,
@@ -34,7 +36,7 @@ from partners.views import (
     PartnerView,
 )
 from starter.auth import CurrentActor
-from starter.deps import InvitationsDep, MembersDep, PartnersDep
+from starter.deps import ConsoleDep, InvitationsDep, MembersDep, PartnersDep
 from starter.pages import logo_response
 from starter.problems import problem_responses
 
@@ -297,3 +299,14 @@ async def _read_limited(request: Request, limit: int) -> bytes:
         if len(data) > limit:
             raise Refused(ErrorCode.LOGO_TOO_LARGE, f"The logo may be {limit // 1024} KiB at most.")
     return bytes(data)
+
+
+@router.post("/console/sessions", status_code=201, response_model=ConsoleLink)
+async def console_session(
+    actor: CurrentActor, console: ConsoleDep, body: ConsoleSessionRequest | None = None
+) -> ConsoleLink:
+    """A single-use link to the Partners console for the person signed in to the portal
+    (the `X-Actor-*` headers), valid `CONSOLE_LINK_TTL` (300 s). Redirect the person there,
+    or open it in an iframe (`CONSOLE_FRAME_ANCESTORS`); it starts their console session.
+    `return_to`: where the console's way back goes (PORTAL_URL by default)."""
+    return await console.mint(actor, body or ConsoleSessionRequest())

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
@@ -73,8 +73,19 @@ def validation_detail(err: ValidationError) -> str:
     return "; ".join(f"{'.'.join(e['loc']) or 'body'}: {e['msg']}" for e in _validation_errors(err))
 
 
-def install(app: FastAPI) -> None:
+# An answer for people rather than programs: an HTML page for a refusal under a path prefix.
+PageFor = Callable[[Request, ErrorCode], Response]
+
+
+def install(app: FastAPI, pages: Mapping[str, PageFor] | None = None) -> None:
+    """Problem+json for every refusal; under a prefix of `pages` (the console), a page
+    that says what to do instead."""
     original = app.openapi
+    pages = dict(pages or {})
+
+    def page_for(request: Request) -> PageFor | None:
+        path = request.url.path
+        return next((page for prefix, page in pages.items() if path == prefix or path.startswith(prefix + "/")), None)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -95,18 +106,24 @@ def install(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(Refused)
-    async def _refused(_: Request, err: Refused) -> JSONResponse:
+    async def _refused(request: Request, err: Refused) -> Response:
+        if page := page_for(request):
+            return page(request, err.code)
         return problem_response(err.code, err.detail, **err.extra)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, err: RequestValidationError) -> Response:
+        if page := page_for(request):  # a made-up path parameter: what a missing page gets
+            return page(request, ErrorCode.NOT_FOUND)
         return problem_response(ErrorCode.INVALID_INPUT, "The request is not valid.", errors=_validation_errors(err))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, err: StarletteHTTPException) -> Response:
         code = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}.get(
             err.status_code, ErrorCode.INVALID_INPUT
         )
+        if page := page_for(request):
+            return page(request, code)
         headers = err.headers
         if err.status_code == 405:
             # RFC 9110: Allow lists every method of the resource; Starlette names only
@@ -125,11 +142,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(asyncpg.InterfaceError)
     @app.exception_handler(ConnectionError)
     @app.exception_handler(OSError)
-    async def _database(_: Request, err: Exception) -> JSONResponse:
+    async def _database(request: Request, err: Exception) -> Response:
         log.warning("a server did not answer: %s", type(err).__name__)
+        if page := page_for(request):
+            return page(request, ErrorCode.UNAVAILABLE)
         return problem_response(ErrorCode.UNAVAILABLE, "A server did not answer; try again.", retry_after=5)
 
     @app.exception_handler(RPCError)
-    async def _temporal(_: Request, err: RPCError) -> JSONResponse:
+    async def _temporal(request: Request, err: RPCError) -> Response:
         log.warning("Temporal call failed: %s %s", err.status, err.message)
+        if page := page_for(request):
+            return page(request, ErrorCode.UNAVAILABLE)
         return problem_response(ErrorCode.UNAVAILABLE, "The workflow service did not answer; try again.", retry_after=5)

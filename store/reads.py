@@ -23,6 +23,7 @@ from partners.views import (
     InvitationList,
     InvitationView,
     MemberView,
+    PartnerSlots,
     PartnerSummary,
     PartnerView,
 )
@@ -53,6 +54,20 @@ class ReadModel:
             enterprise_id,
         )
         return [PartnerSummary(**dict(r)) for r in rows]
+
+    async def enterprise_locale(self, enterprise_id: str) -> str | None:
+        """The enterprise's language, where it chose one."""
+        locale: str | None = await self._pool.fetchval("SELECT locale FROM enterprises WHERE id = $1", enterprise_id)
+        return locale
+
+    async def partner_slots(self, enterprise_id: str, default_limit: int) -> PartnerSlots:
+        row = await self._pool.fetchrow(
+            "SELECT (SELECT partner_limit FROM enterprises WHERE id = $1) AS own,"
+            " (SELECT count(*) FROM partners WHERE enterprise_id = $1 AND status <> 'deactivated') AS used",
+            enterprise_id,
+        )
+        assert row is not None
+        return PartnerSlots(used=row["used"], limit=default_limit if row["own"] is None else row["own"])
 
     async def standing(self, partner_id: UUID, email: str | None) -> tuple[PartnerSummary, Role | None] | None:
         """The partner and the role `email` holds in it while active: what every

@@ -145,6 +145,25 @@ SELECT count(*) FROM gone
 """
 
 
+# Console links a day after they expired, sessions a day after they ended (logged out,
+# idle past CONSOLE_SESSION_IDLE, or past CONSOLE_SESSION_MAX): $1 a day, $3 the idle
+# limit, $4 the absolute one.
+_CONSOLE = """
+WITH links AS (
+    DELETE FROM console_links WHERE token_hash IN (
+        SELECT token_hash FROM console_links WHERE expires_at < now() - make_interval(secs => $1)
+        LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1),
+sessions AS (
+    DELETE FROM console_sessions WHERE id_hash IN (
+        SELECT id_hash FROM console_sessions
+        WHERE coalesce(ended_at, least(last_seen_at + make_interval(secs => $3),
+                                       created_at + make_interval(secs => $4)))
+            < now() - make_interval(secs => $1)
+        LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1)
+SELECT (SELECT count(*) FROM links) + (SELECT count(*) FROM sessions)
+"""
+
+
 class Retention:
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self._pool = pool
@@ -164,6 +183,7 @@ class Retention:
             PruneKind.MAIL_QUOTA: 24 * 3600,
             PruneKind.LINK_ATTEMPTS: s.link_attempt_window,
             PruneKind.WEBHOOK_ENDPOINTS: s.deliveries_retention,
+            PruneKind.CONSOLE: 24 * 3600,
         }[kind]
 
     async def prune_batch(self, kind: PruneKind) -> Pruned:
@@ -180,6 +200,8 @@ class Retention:
             args += (min(retention, shortest or retention),)
         elif kind is PruneKind.DEACTIVATED_PARTNERS:
             args += (ERASED_FIRST_NAME, ERASED_LAST_NAME, PRUNED_ACTOR)
+        elif kind is PruneKind.CONSOLE:
+            args += (self._settings.console_session_idle, self._settings.console_session_max)
         count = int(await self._pool.fetchval(_STATEMENTS[kind], *args))
         return Pruned(rows={kind: count}, full=count >= batch)
 
@@ -194,4 +216,5 @@ _STATEMENTS = {
     PruneKind.MAIL_QUOTA: _MAIL_QUOTA,
     PruneKind.LINK_ATTEMPTS: _LINK_ATTEMPTS,
     PruneKind.WEBHOOK_ENDPOINTS: _WEBHOOK_ENDPOINTS,
+    PruneKind.CONSOLE: _CONSOLE,
 }

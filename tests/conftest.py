@@ -12,6 +12,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from playwright.async_api import Browser, async_playwright
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.binaries import temporal_cli, temporal_test_server
@@ -103,10 +104,39 @@ async def time_stack(time_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: Ma
         yield stack
 
 
+# Debian's chromium, driven by playwright: the pages as a person meets them.
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        # CI installs Debian's chromium (.ci/run); a developer without it is told how.
+        pytest.fail(f"{CHROMIUM} not found: apt-get install chromium", pytrace=False)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            # Quiet and offline: this machine reaches no network but the loopback.
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        await browser.close()
+
+
 # The fixtures that start a real server, or need one: a test that uses any of them, even
 # through another fixture, is in the full tier only (`make test`); the rest is
 # `make test-fast`, run on every save.
-SERVER_FIXTURES = frozenset({"postgres_dsn", "pool", "mail", "dev_env", "time_env", "dev_stack", "time_stack"})
+SERVER_FIXTURES = frozenset(
+    {"postgres_dsn", "pool", "mail", "dev_env", "time_env", "dev_stack", "time_stack", "browser"}
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

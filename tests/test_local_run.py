@@ -87,6 +87,14 @@ async def test_make_runs_ui_decodes_through_the_operators_listener(tmp_path: Pat
             assert (await http.get(f"http://127.0.0.1:{api}/readyz")).json() == {"status": "ok"}
             detail = await _when_up(http, f"http://127.0.0.1:{operators}/readyz")
             assert detail["database"] == "ok" and detail["workers"] == "ok"
+        # The demo account holder's console link, minted as the portal would (R19).
+        async with asyncio.timeout(30):
+            while b"Console of holder@acme.example" not in said:
+                said += await run.stdout.readline()
+            link = (await run.stdout.readline()).decode().strip()
+        async with httpx.AsyncClient(timeout=10) as http:
+            opened = await http.get(link, follow_redirects=True)
+            assert opened.status_code == 200 and 'id="slots"' in opened.text, opened.text[:500]
         # Temporal's retention set explicitly, and the retention schedule there (R17).
         temporal = await Client.connect(f"127.0.0.1:{FIXED['Temporal']}")
         namespace = await temporal.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace="default"))

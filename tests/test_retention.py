@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import ScheduleIntervalSpec, ScheduleOverlapPolicy
@@ -406,3 +407,32 @@ async def test_an_idempotency_key_pruned_is_free_again_and_registers_a_partner_o
         assert await pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE enterprise_id = $1", enterprise) == 0
         second = await register(unique_domain())
         assert second["id"] != first["id"] and second["name"] != first["name"]
+
+
+async def test_console_links_and_sessions_go_a_day_after_they_ended(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    async with short_lived(dev_env, pool, mail) as stack:
+        enterprise = new_enterprise()
+        for _ in range(2):
+            minted = await stack.http.post("/v1/console/sessions", headers=holder(enterprise))
+            assert minted.status_code == 201
+            async with httpx.AsyncClient() as browser:
+                assert (await browser.get(minted.json()["url"])).status_code == 303
+        live = await pool.fetchval("SELECT count(*) FROM console_sessions WHERE enterprise_id = $1", enterprise)
+        assert live == 2
+        # One session and its link ended two days ago; the other is live.
+        await pool.execute(
+            "UPDATE console_sessions SET ended_at = now() - interval '2 days' WHERE id_hash ="
+            " (SELECT id_hash FROM console_sessions WHERE enterprise_id = $1 LIMIT 1)",
+            enterprise,
+        )
+        await pool.execute(
+            "UPDATE console_links SET expires_at = now() - interval '2 days' WHERE token_hash ="
+            " (SELECT token_hash FROM console_links WHERE enterprise_id = $1 LIMIT 1)",
+            enterprise,
+        )
+        result = await prune(stack)
+        assert result.pruned[PruneKind.CONSOLE] >= 2
+        assert await pool.fetchval("SELECT count(*) FROM console_sessions WHERE enterprise_id = $1", enterprise) == 1
+        assert await pool.fetchval("SELECT count(*) FROM console_links WHERE enterprise_id = $1", enterprise) == 1

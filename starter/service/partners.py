@@ -16,7 +16,15 @@ from partners.ids import deactivation_workflow_id, onboarding_workflow_id, repla
 from partners.models import DeactivationInput, OnboardingInput, ReplaceAdminRequest, ReplacementInput
 from partners.requests import GrantRequest, PersonIn, RegisterPartnerRequest
 from partners.rules import sniff_logo
-from partners.views import AuditPage, GrantView, InvitationDetail, LogoView, PartnerSummary, PartnerView
+from partners.views import (
+    AuditPage,
+    GrantView,
+    InvitationDetail,
+    LogoView,
+    PartnerSlots,
+    PartnerSummary,
+    PartnerView,
+)
 from starter.auth import Actor
 from starter.service.base import Service
 from store.idempotency import idempotent_partner_id
@@ -74,6 +82,11 @@ class Partners(Service):
     async def of_enterprise(self, actor: Actor, enterprise_id: str) -> list[PartnerSummary]:
         actor.require_account_holder_of(enterprise_id)
         return await self._reads.list_partners(enterprise_id)
+
+    async def slots(self, actor: Actor, enterprise_id: str) -> PartnerSlots:
+        """How many of the enterprise's partner slots are taken (R2), for the console's list."""
+        actor.require_account_holder_of(enterprise_id)
+        return await self._reads.partner_slots(enterprise_id, self._settings.partner_limit)
 
     async def get(self, actor: Actor, partner_id: UUID) -> PartnerView:
         """R12: the account holder and the Admin see everything; a Member the partner
