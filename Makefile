@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # each time. An installed image has its bytecode; here it is written before a run.
 COMPILE := $(BIN)/python -m compileall -q partners store workflows activities starter worker.py
 
-.PHONY: run test test-fast lint format bench bench-access bench-webhooks bench-retention histories screenshots lock clean
+.PHONY: run test test-fast lint format bench bench-access bench-webhooks bench-retention bench-idle histories screenshots lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ bench: $(STAMP)
 bench-access: $(STAMP)
 	$(COMPILE)
 	$(BIN)/python -m bench.access $(BENCH_ARGS)
+
+# Idle costs in Temporal Actions: webhook endpoints asleep, one enterprise's burst, a waiting invitation (bench/idle.py).
+bench-idle: $(STAMP)
+	$(COMPILE)
+	$(BIN)/python -m bench.idle $(BENCH_ARGS)
 
 # Retention: half of 1,000,000 events and their attempts pruned, request p99 meanwhile (bench/retention.py).
 bench-retention: $(STAMP)

@@ -19,6 +19,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.mail import Mailer
 from activities.smtp_pool import SmtpSettings
 from activities.stores import Stores
+from activities.wakeups import WakeUps
 from activities.webhook_delivery import webhook_task_queue
 from partners import logs
 from partners.settings import Settings
@@ -120,7 +121,14 @@ async def running_workers(
             await ensure_portal_webhook(client, settings, stores)
             if schedules:
                 await ensure_retention_schedule(client, settings)
-            yield
+            # Sleeping webhook endpoints woken by their enterprise's commits (activities/wakeups.py).
+            wakeups = asyncio.create_task(WakeUps(stores.pool, client).run())
+            try:
+                yield
+            finally:
+                wakeups.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await wakeups
     finally:
         await stores.webhooks.close()
         await mailer.close()

@@ -44,6 +44,7 @@ class Stores:
     mail_quota: MailQuota
     retention: RetentionActivities
     console: ConsoleSessions
+    pool: asyncpg.Pool  # for what is no store's: the worker's LISTEN (activities/wakeups.py)
 
     @classmethod
     def build(
@@ -90,6 +91,7 @@ class Stores:
             idempotency=IdempotencyKeys(pool, window_seconds=settings.idempotency_retention),
             mail_quota=mail_quota,
             retention=RetentionActivities(Retention(pool, settings)),
+            pool=pool,
             console=ConsoleSessions(
                 pool,
                 link_ttl=settings.console_link_ttl,

@@ -1,7 +1,8 @@
 """WebhookDelivery: the activities of `webhook-{endpoint_id}` (R15).
 
-- `next_events` answers the ids of the endpoint's next events, waiting on PostgreSQL's
-  NOTIFY (sent at each event's commit) while there are none: no polling through Temporal.
+- `next_events` answers the ids of the endpoint's next events at once; where there are
+  none it flags the endpoint asleep, and `WakeUps` (the worker's LISTEN) signals its
+  workflow when its enterprise commits one: an idle endpoint costs no Action.
 - `deliver` POSTs a batch of events one at a time, in order, each signed as Standard
   Webhooks says, to an address checked at that connection, and records each attempt; a
   final answer also moves the endpoint's cursor, in the same transaction. Timeouts,
@@ -13,7 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -59,35 +59,34 @@ class WebhookDelivery:
         self._timeout = timeout
         self._allow_http = allow_http
         self._allow_private = allow_private
-        self._notifications = _Notifications(pool)
         self._clients: dict[tuple[str, str, str, int | None], httpx.AsyncClient] = {}
         self._levels = _Levels()
 
     async def close(self) -> None:
-        await self._notifications.close()
         while self._clients:
             await self._clients.popitem()[1].aclose()
 
     @activity.defn
     async def next_events(self, input: NextEventsInput) -> NextEventsOutput:
-        deadline = time.monotonic() + input.wait_seconds
+        """The endpoint's next events; none, and it is flagged asleep. The flag is set
+        before the second look, so an event committed meanwhile is either seen here or
+        finds the flag and wakes the workflow: no wake-up lost."""
         # A rotation's previous secret is kept for its overlap only, idle endpoints' too.
         await clear_ended_overlaps(self._pool, input.endpoint_id)
-        while True:
-            changed = await self._notifications.current()  # taken before the query: no wake-up lost
+        found = await self._pending(input)
+        if not found.seqs and not found.stopped:
+            await self._pool.execute(
+                "UPDATE webhook_endpoints SET sleeping = true WHERE id = $1 AND status = 'enabled'", input.endpoint_id
+            )
             found = await self._pending(input)
-            self._levels.report(input.endpoint_id, backlog=found.backlog, lag=found.oldest_age, gone=found.stopped)
-            if found.seqs or found.stopped or time.monotonic() >= deadline:
-                return found
-            if activity.is_worker_shutdown():
-                return found  # empty: the workflow asks again, of another worker
-            activity.heartbeat()
-            waits = [asyncio.ensure_future(changed.wait()), asyncio.ensure_future(activity.wait_for_worker_shutdown())]
-            try:
-                await asyncio.wait(waits, timeout=_HEARTBEAT_EVERY, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiting in waits:
-                    waiting.cancel()
+            if found.seqs or found.stopped:
+                await self._pool.execute(
+                    "UPDATE webhook_endpoints SET sleeping = false WHERE id = $1", input.endpoint_id
+                )
+            else:
+                found = found.model_copy(update={"sleeping": True})
+        self._levels.report(input.endpoint_id, backlog=found.backlog, lag=found.oldest_age, gone=found.stopped)
+        return found
 
     async def _pending(self, input: NextEventsInput) -> NextEventsOutput:
         endpoint = await self._pool.fetchrow(
@@ -338,42 +337,6 @@ class _Levels:
         gauge(
             "partners_webhook_lag_seconds", "Age of the oldest undelivered event of the endpoints served here.", oldest
         )
-
-
-class _Notifications:
-    """One LISTEN connection per process for every waiting endpoint: each NOTIFY (an
-    event committed) sets the current asyncio.Event and puts a fresh one in its place."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self._connection: asyncpg.pool.PoolConnectionProxy | None = None
-        self._changed = asyncio.Event()
-        self._opening = asyncio.Lock()
-
-    async def current(self) -> asyncio.Event:
-        async with self._opening:
-            if self._connection is None or self._connection.is_closed():
-                connection = await self._pool.acquire()
-                await connection.add_listener("events", self._notify)
-                connection.add_termination_listener(self._lost)
-                self._connection = connection
-        return self._changed
-
-    async def close(self) -> None:
-        """Gives the listening connection back to the pool (at the worker's shutdown)."""
-        async with self._opening:
-            connection, self._connection = self._connection, None
-            if connection is not None and not connection.is_closed():
-                await connection.remove_listener("events", self._notify)
-                await self._pool.release(connection)
-
-    def _notify(self, *_: object) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
-
-    def _lost(self, *_: object) -> None:
-        self._connection = None
-        self._notify()  # the waiters look again (and reopen)
 
 
 def webhook_task_queue(task_queue: str) -> str:

@@ -152,7 +152,6 @@ class WebhookInput(BaseModel):
 class NextEventsInput(BaseModel):
     endpoint_id: UUID
     limit: int = 100
-    wait_seconds: float = 300.0
 
 
 class NextEventsOutput(BaseModel):
@@ -160,6 +159,7 @@ class NextEventsOutput(BaseModel):
     backlog: int = 0
     oldest_age: float = 0.0  # seconds since the first of them committed
     stopped: bool = False  # the endpoint was deleted or disabled
+    sleeping: bool = False  # none waits: the endpoint is flagged asleep until the next commit wakes it
 
 
 class DeliverInput(BaseModel):

@@ -21,5 +21,10 @@ def deactivation_workflow_id(partner_id: UUID | str) -> str:
     return f"partner-deactivation-{partner_id}"
 
 
+# The signal that wakes a sleeping endpoint's delivery (activities/wakeups.py): by name, so
+# the worker's listener needs no import of the workflow.
+WEBHOOK_WAKE_SIGNAL = "wake"
+
+
 def webhook_workflow_id(endpoint_id: UUID | str) -> str:
     return f"webhook-{endpoint_id}"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from datetime import timedelta
-from typing import Any
 from uuid import UUID
 
 from temporalio import workflow
@@ -18,21 +18,25 @@ with workflow.unsafe.imports_passed_through():
     from activities.webhook_delivery import BATCH_SECONDS, WebhookDelivery, webhook_task_queue
     from partners import search
     from partners.activity_io import DeliverInput, GiveUpInput, NextEventsInput, WebhookInput
-    from partners.ids import webhook_workflow_id
+    from partners.ids import WEBHOOK_WAKE_SIGNAL, webhook_workflow_id
     from partners.settings import Settings
 
 from workflows.activity_options import DATABASE_STEP
 
 # Rounds of waiting and delivering before a new run carries on from the database cursor.
 _ROUNDS_PER_RUN = 500
+# An asleep endpoint looks again after this long even unwoken: a wake-up lost (a worker
+# down between a commit and its signal) delays delivery by a day at most.
+_SLEEP_AT_MOST = timedelta(days=1)
 # Beyond WEBHOOK_TIMEOUT, an attempt's time for its database reads and writes.
 _ATTEMPT_MARGIN_SECONDS = 5.0
 
 
 @workflow.defn
 class WebhookDeliveryWorkflow:
-    """`webhook-{endpoint_id}`: waits for the endpoint's events (an activity that sleeps on
-    PostgreSQL's NOTIFY), then delivers them one at a time in commit order, each retried
+    """`webhook-{endpoint_id}`: asks for the endpoint's next events; with none, sleeps until
+    its enterprise commits one (the worker's LISTEN signals `wake`: an idle endpoint costs
+    no Action), then delivers them one at a time in commit order, each retried
     with backoff for WEBHOOK_RETRY_FOR. A delivery that runs out of time is failed and
     the endpoint disabled: the run ends. Where it got to lives in the database (the
     endpoint's cursor), so a new run, a crash or a restart goes on from there."""
@@ -41,6 +45,7 @@ class WebhookDeliveryWorkflow:
     def __init__(self, input: WebhookInput) -> None:
         self._input = input
         self._redeliver: list[int] = []
+        self._wakes = 0
         self._last = "no delivery yet"
 
     @workflow.run
@@ -50,33 +55,40 @@ class WebhookDeliveryWorkflow:
                 if not await self._deliver([self._redeliver.pop(0)]):
                     return self._last
                 continue
-            waiting = asyncio.ensure_future(
-                workflow.execute_activity_method(
-                    WebhookDelivery.next_events,
-                    NextEventsInput(endpoint_id=input.endpoint_id),
-                    start_to_close_timeout=timedelta(minutes=6),
-                    heartbeat_timeout=timedelta(seconds=30),
-                    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
-                    summary="wait for events",
-                    task_queue=webhook_task_queue(workflow.info().task_queue),
-                )
+            wakes = self._wakes
+            found = await workflow.execute_activity_method(
+                WebhookDelivery.next_events,
+                NextEventsInput(endpoint_id=input.endpoint_id),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+                summary="next events",
+                task_queue=webhook_task_queue(workflow.info().task_queue),
             )
-            await workflow.wait_condition(functools.partial(self._woken, waiting))
-            if not waiting.done():
-                waiting.cancel()
-                continue
-            found = waiting.result()
             if found.stopped:
                 workflow.set_current_details(f"stopped: the endpoint is disabled or deleted; {self._last}")
                 return "stopped"
+            if found.sleeping:
+                # Asleep until its enterprise commits an event (a `wake` signal) or a
+                # redelivery is asked; the day's timer is a safety net, one Action a day.
+                workflow.set_current_details(f"asleep, nothing to deliver; last: {self._last}")
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await workflow.wait_condition(
+                        functools.partial(self._woken, wakes), timeout=_SLEEP_AT_MOST
+                    )
+                continue
             if not await self._deliver(found.seqs, backlog=found.backlog):
                 return self._last
             self._describe(backlog=0)
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(input)
 
-    def _woken(self, waiting: asyncio.Future[Any]) -> bool:
-        return waiting.done() or bool(self._redeliver)
+    def _woken(self, wakes: int) -> bool:
+        return self._wakes > wakes or bool(self._redeliver)
+
+    @workflow.signal(name=WEBHOOK_WAKE_SIGNAL)
+    def wake(self) -> None:
+        """An event of the endpoint's enterprise committed (activities/wakeups.py)."""
+        self._wakes += 1
 
     @workflow.signal
     def redeliver(self, seq: int) -> None:

@@ -1,0 +1,95 @@
+"""An idle webhook endpoint costs nothing, and one enterprise's events wake no other's
+(issue 29): the endpoint's workflow sleeps on a day's timer, flagged in its row, and the
+worker's LISTEN wakes only the sleeping endpoints of the enterprise that committed."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from devstack.mailcatcher import MailCatcher
+from partners.events import AuditAction
+from partners.ids import webhook_workflow_id
+from store.sql import audit
+from tests.helpers.receiver import receiving
+from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
+
+
+async def _asleep(stack: Stack, enterprise: str, url: str) -> UUID:
+    """An endpoint of the enterprise, once its workflow has found nothing and sleeps."""
+    created = await stack.http.post(
+        f"/v1/enterprises/{enterprise}/webhooks", json={"url": url}, headers=holder(enterprise)
+    )
+    assert created.status_code == 201, created.text
+    endpoint = UUID(created.json()["id"])
+    async with asyncio.timeout(20):
+        while not await stack.pool.fetchval("SELECT sleeping FROM webhook_endpoints WHERE id = $1", endpoint):
+            await asyncio.sleep(0.05)
+    return endpoint
+
+
+async def _events(client: Client, endpoint: UUID) -> list[Any]:
+    history = await client.get_workflow_handle(webhook_workflow_id(endpoint)).fetch_history()
+    return list(history.events)
+
+
+def _timers(events: list[Any]) -> list[int]:
+    return [
+        e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
+        for e in events
+        if e.HasField("timer_started_event_attributes")
+    ]
+
+
+async def test_an_idle_endpoint_sleeps_on_one_timer_and_asks_nothing_more(dev_stack: Stack) -> None:
+    async with receiving() as receiver:
+        endpoint = await _asleep(dev_stack, new_enterprise(), receiver.url)
+        await asyncio.sleep(0.5)
+        before = await _events(dev_stack.client, endpoint)
+        assert _timers(before) == [24 * 3600], "asleep on the day's timer"
+        await asyncio.sleep(3)  # before: an activity rescheduled every 5 min, heartbeating
+        after = await _events(dev_stack.client, endpoint)
+        assert len(after) == len(before), "an idle endpoint's history does not grow"
+
+
+async def test_one_enterprises_burst_wakes_its_endpoint_and_no_other(dev_stack: Stack) -> None:
+    async with receiving() as busy_receiver, receiving() as quiet_receiver:
+        busy, quiet = new_enterprise(), new_enterprise()
+        busy_endpoint = await _asleep(dev_stack, busy, busy_receiver.url)
+        quiet_endpoint = await _asleep(dev_stack, quiet, quiet_receiver.url)
+        quiet_before = await _events(dev_stack.client, quiet_endpoint)
+        for _ in range(3):
+            assert (await dev_stack.register(busy, unique_domain())).status_code == 201
+        await busy_receiver.wait_for(6, timeout=30)  # registered and invitation.sent, three times
+        async with asyncio.timeout(20):  # asleep again once delivered
+            while not await dev_stack.pool.fetchval(
+                "SELECT sleeping FROM webhook_endpoints WHERE id = $1", busy_endpoint
+            ):
+                await asyncio.sleep(0.05)
+        assert await _events(dev_stack.client, quiet_endpoint) == quiet_before, "the other enterprise's slept on"
+        assert quiet_receiver.receipts == []
+        assert await dev_stack.pool.fetchval("SELECT sleeping FROM webhook_endpoints WHERE id = $1", quiet_endpoint)
+
+
+async def test_events_committed_while_no_worker_listened_are_delivered_when_one_starts(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    queue = f"test-{uuid.uuid4()}"
+    enterprise = new_enterprise()
+    async with receiving() as receiver:
+        async with running_stack(dev_env, pool, mail, temporal_task_queue=queue) as stack:
+            await _asleep(stack, enterprise, receiver.url)
+        # No worker listens: an event committed now wakes no one (as during a deployment).
+        async with pool.acquire() as db, db.transaction():
+            await db.execute("INSERT INTO enterprises (id) VALUES ($1) ON CONFLICT DO NOTHING", enterprise)
+            grant = {"grant_id": str(uuid.uuid4()), "kind": "api", "ref": "orders"}
+            await audit(db, enterprise, uuid.uuid4(), "test", AuditAction.GRANT, **grant)
+        async with running_stack(dev_env, pool, mail, temporal_task_queue=queue):
+            received = await receiver.wait_for(1, timeout=30)
+        assert [r.event["type"] for r in received] == ["grant.created"]
