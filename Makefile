@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # each time. An installed image has its bytecode; here it is written before a run.
 COMPILE := $(BIN)/python -m compileall -q partners store workflows activities starter worker.py
 
-.PHONY: run test test-fast lint format bench bench-access bench-webhooks bench-retention bench-idle histories screenshots lock clean
+.PHONY: run test test-fast lint format bench bench-access bench-webhooks bench-retention bench-idle bench-scale histories screenshots lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,12 @@ bench: $(STAMP)
 bench-access: $(STAMP)
 	$(COMPILE)
 	$(BIN)/python -m bench.access $(BENCH_ARGS)
+
+# The curve: 1,000 then 10,000 waiting invitations, latencies, RSS, database size (bench/scale.py).
+bench-scale: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(COMPILE)
+	$(BIN)/python -m bench.scale $(BENCH_ARGS)
 
 # Idle costs in Temporal Actions: webhook endpoints asleep, one enterprise's burst, a waiting invitation (bench/idle.py).
 bench-idle: $(STAMP)

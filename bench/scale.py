@@ -1,0 +1,177 @@
+"""`make bench-scale`: the curve as the work grows (issue 29). The system is filled with
+`--sizes` waiting invitations (each a partner whose first admin has not clicked yet,
+across 1,000 enterprises), and at each size:
+
+- register → 201 p99 (open loop, `--rate` per second);
+- click → active p99, warm (just registered, cached) and cold (after a worker restart,
+  replayed from history);
+- the worker's RSS (goal: bounded by WORKER_MAX_CACHED_WORKFLOWS, not by the count);
+- PostgreSQL's size per waiting invitation;
+- the time from a worker's start to its first accepted click with that many waiting.
+
+The API, the worker and the SMTP catcher each in a process of their own, the Temporal dev
+server on its database file, as `make bench`. Writes bench/results/scale.json and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+import psutil
+
+from bench.catcher import Catcher
+from bench.driver import Bench, api_session, open_loop
+from bench.local import RESULTS, TOKEN, local_stack, percentiles
+from devstack.net import free_port
+from partners.settings import Settings
+from partners.temporal_client import connect_client
+from tests.helpers.stack import partner_body
+
+ENTERPRISES = 1_000
+
+
+class Scale:
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.count = 0
+        self.waiting: list[dict[str, Any]] = []  # registered, not clicked: oldest first
+
+    async def register(self, _: int = 0) -> dict[str, Any]:
+        """A partner of one of 1,000 enterprises; its admin's link once mailed."""
+        number, self.count = self.count, self.count + 1
+        enterprise = f"scale-{number % ENTERPRISES}"
+        domain = f"s{uuid.uuid4().hex[:10]}.example"
+        started = time.perf_counter()
+        status, created = await self.bench.call(
+            "POST",
+            f"/v1/enterprises/{enterprise}/partners",
+            json=partner_body(domain),
+            headers={"Authorization": f"Bearer {TOKEN}", "X-Actor-Email": "holder@bench.example",
+                     "X-Actor-Role": "account_holder", "X-Actor-Enterprise": enterprise},
+        )  # fmt: skip
+        answered = time.perf_counter() - started
+        assert status == 201, created
+        link, _mailed = await self.bench.catcher.next_mail(f"ada@{domain}")
+        partner: dict[str, Any] = {"id": json.loads(created)["id"], "link": link, "register": answered}
+        self.waiting.append(partner)
+        return partner
+
+    async def fill(self, size: int, concurrency: int = 16) -> float:
+        """Registrations until `size` wait; how many per second went in."""
+        gate, started, missing = asyncio.Semaphore(concurrency), time.perf_counter(), size - len(self.waiting)
+
+        async def one(_: int) -> None:
+            async with gate:
+                await self.register()
+
+        await asyncio.gather(*(one(i) for i in range(missing)))
+        return round(missing / (time.perf_counter() - started), 1) if missing else 0.0
+
+    async def clicks(self, partners: list[dict[str, Any]]) -> dict[str, float]:
+        latencies = [await self.bench.click(p) for p in partners]
+        for p in partners:
+            self.waiting.remove(p)
+        return percentiles(latencies)
+
+
+async def at_size(scale: Scale, size: int, args: argparse.Namespace, smtp: dict[str, str]) -> dict[str, Any]:
+    bench, local = scale.bench, scale.bench.local
+    filled_per_s = await scale.fill(size)
+    registered = await open_loop(args.rate, range(args.samples), scale.register)
+    warm = await scale.clicks(registered)
+    await scale.fill(size)  # back to the size after the clicks
+    worker = psutil.Process(local.processes["worker"].pid)
+    rss = worker.memory_info().rss
+    invitations = await local.pool.fetchval("SELECT count(*) FROM invitations WHERE state = 'pending'")
+    database = await local.pool.fetchval("SELECT pg_database_size(current_database())")
+    # A worker started with this many waiting: its first accepted click, then cold clicks
+    # of the oldest invitations (none of them in its cache).
+    await local.stop("worker")
+    started = time.perf_counter()
+    await local.start("worker", "worker", **smtp)
+    first = scale.waiting[0]
+    await bench.click(first)
+    scale.waiting.remove(first)
+    first_click = time.perf_counter() - started
+    cold = await scale.clicks(scale.waiting[: args.samples])
+    await scale.fill(size)
+    return {
+        "waiting": size,
+        "filled_per_s": filled_per_s,
+        "register_ms": percentiles([p["register"] for p in registered]),
+        "click_warm_ms": warm,
+        "click_cold_ms": cold,
+        "worker_rss_mib": round(rss / 2**20, 1),
+        "postgres_bytes_per_waiting_invitation": round(database / max(invitations, 1)),
+        "worker_start_to_first_click_s": round(first_click, 2),
+    }
+
+
+def plot(results: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["sizes"]
+    sizes = [r["waiting"] for r in rows]
+    figures = {
+        "register p99 (ms)": [r["register_ms"]["p99_ms"] for r in rows],
+        "click warm p99 (ms)": [r["click_warm_ms"]["p99_ms"] for r in rows],
+        "click cold p99 (ms)": [r["click_cold_ms"]["p99_ms"] for r in rows],
+        "worker RSS (MiB)": [r["worker_rss_mib"] for r in rows],
+        "PostgreSQL bytes per waiting invitation": [r["postgres_bytes_per_waiting_invitation"] for r in rows],
+        "worker start → first click (s)": [r["worker_start_to_first_click_s"] for r in rows],
+    }
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    for ax, (name, values) in zip(axes.flat, figures.items(), strict=True):
+        ax.plot(sizes, values, marker="o")
+        ax.set_xscale("log")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("waiting invitations")
+        ax.set_ylim(bottom=0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    metrics = free_port()
+    async with local_stack(temporal_db=True, metrics_port=metrics) as local:
+        catcher = await Catcher.start(local)
+        # A partner limit that 1,000 enterprises' share of the largest size fits in.
+        smtp = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(catcher.port), "PARTNER_LIMIT": "100000"}
+        base = await local.start_api(**smtp)
+        smtp.update(PUBLIC_BASE_URL=base, API_PORT=base.rsplit(":", 1)[1])
+        await local.start_worker(**smtp)
+        client = await connect_client(Settings(temporal_address=local.temporal.address))
+        async with api_session(base) as http:
+            scale = Scale(Bench(local, catcher, http, client, metrics))
+            await scale.clicks([await scale.register() for _ in range(10)])  # warm-up
+            results: dict[str, Any] = {"args": vars(args), "enterprises": ENTERPRISES, "sizes": []}
+            for size in args.sizes:
+                print(f"size {size}", flush=True)
+                results["sizes"].append(await at_size(scale, size, args, smtp))
+                (RESULTS / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
+    first, last = results["sizes"][0], results["sizes"][-1]
+    results["largest_over_smallest"] = {
+        name: round(last[name]["p99_ms"] / first[name]["p99_ms"], 2)
+        for name in ("register_ms", "click_warm_ms", "click_cold_ms")
+    }
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000])
+    parser.add_argument("--samples", type=int, default=100, help="registrations and clicks measured per size")
+    parser.add_argument("--rate", type=float, default=5.0)
+    figures = asyncio.run(main(parser.parse_args()))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "scale.json").write_text(json.dumps(figures, indent=2) + "\n")
+    plot(figures, str(RESULTS / "scale.png"))
+    print(json.dumps(figures, indent=2))
