@@ -72,9 +72,7 @@ class WebhookDeliveryWorkflow:
                 # redelivery is asked; the day's timer is a safety net, one Action a day.
                 workflow.set_current_details(f"asleep, nothing to deliver; last: {self._last}")
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await workflow.wait_condition(
-                        functools.partial(self._woken, wakes), timeout=_SLEEP_AT_MOST
-                    )
+                    await workflow.wait_condition(functools.partial(self._woken, wakes), timeout=_SLEEP_AT_MOST)
                 continue
             if not await self._deliver(found.seqs, backlog=found.backlog):
                 return self._last
