@@ -156,7 +156,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for size in args.sizes:
                 print(f"size {size}", flush=True)
                 results["sizes"].append(await at_size(scale, size, args, smtp))
-                (RESULTS / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
+                (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=2) + "\n")
     first, last = results["sizes"][0], results["sizes"][-1]
     results["largest_over_smallest"] = {
         name: round(last[name]["p99_ms"] / first[name]["p99_ms"], 2)
@@ -170,8 +170,9 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000])
     parser.add_argument("--samples", type=int, default=100, help="registrations and clicks measured per size")
     parser.add_argument("--rate", type=float, default=5.0)
+    parser.add_argument("--out", default="scale", help="bench/results/<out>.json and .png")
     figures = asyncio.run(main(parser.parse_args()))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "scale.json").write_text(json.dumps(figures, indent=2) + "\n")
-    plot(figures, str(RESULTS / "scale.png"))
+    (RESULTS / f"{figures['args']['out']}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    plot(figures, str(RESULTS / f"{figures['args']['out']}.png"))
     print(json.dumps(figures, indent=2))

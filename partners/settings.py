@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     worker_max_concurrent_workflow_tasks: int = Field(default=5, ge=2)
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
     worker_shutdown_grace: float = Field(default=30.0, ge=0, description="seconds")
+    # A full garbage collection this often (0: only the collector's own): workflows
+    # evicted from the cache leave cycles that the tuned collector (worker.run_process)
+    # reaches only in its rare oldest-generation passes, so without it the worker's memory
+    # grows with every workflow it ever held (BENCHMARKS.md, the curve).
+    worker_gc_interval: float = Field(default=60.0, ge=0, description="seconds")
     # The SDK's sandbox re-imports the workflow modules for every run and refuses a
     # non-deterministic call from them: the suite runs with it (conftest.py), on every
     # path it takes; production saves the worker that cost (a fifth of its CPU per
