@@ -31,6 +31,9 @@ async def _asleep(stack: Stack, enterprise: str, url: str) -> UUID:
     async with asyncio.timeout(20):
         while not await stack.pool.fetchval("SELECT sleeping FROM webhook_endpoints WHERE id = $1", endpoint):
             await asyncio.sleep(0.05)
+        # ...and the workflow task that starts its timer is recorded: its history at rest.
+        while not (await _events(stack.client, endpoint))[-1].HasField("timer_started_event_attributes"):
+            await asyncio.sleep(0.05)
     return endpoint
 
 
@@ -50,7 +53,6 @@ def _timers(events: list[Any]) -> list[int]:
 async def test_an_idle_endpoint_sleeps_on_one_timer_and_asks_nothing_more(dev_stack: Stack) -> None:
     async with receiving() as receiver:
         endpoint = await _asleep(dev_stack, new_enterprise(), receiver.url)
-        await asyncio.sleep(0.5)
         before = await _events(dev_stack.client, endpoint)
         assert _timers(before) == [24 * 3600], "asleep on the day's timer"
         await asyncio.sleep(3)  # before: an activity rescheduled every 5 min, heartbeating
