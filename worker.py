@@ -22,7 +22,7 @@ from activities.smtp_pool import SmtpSettings
 from activities.stores import Stores
 from activities.wakeups import WakeUps
 from activities.webhook_delivery import webhook_task_queue
-from partners import logs
+from partners import logs, tracing
 from partners.settings import Settings
 from partners.temporal_client import connect_client, metrics_runtime
 from store.database import open_pool
@@ -52,7 +52,7 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     shared with it (memory, and first-activation time)."""
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(
-            "pydantic", "pydantic_core", "annotated_types", "email_validator", "idna", "partners"
+            "pydantic", "pydantic_core", "annotated_types", "email_validator", "idna", "partners", "opentelemetry"
         )
     )
 
@@ -150,6 +150,7 @@ async def main(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """The worker alone: its own pool (migrating first) and client."""
     if settings.smtp_host is None or settings.smtp_port is None:
         raise SystemExit("DATABASE_URL, SMTP_HOST and SMTP_PORT are required to run the worker alone.")
+    tracing.configure("partners-worker")
     async with open_pool(settings) as pool:
         runtime = metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
         client = await connect_client(settings, runtime)

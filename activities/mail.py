@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 from activities.ledger import SendLedger, SendTicket
 from activities.metrics import count
 from activities.smtp_pool import SmtpPool, SmtpSettings
-from partners import messages
+from partners import messages, tracing
 from partners.activity_io import SendFailure, SendInvitationInput, SendInvitationOutput, SendOutcome
 from partners.logs import redact
 from partners.rules import mask_email, token_hash
@@ -78,7 +78,11 @@ class Mailer:
         message = self._compose(ticket, link_for(self._accept_link, token), input)
         async with _heartbeating():
             try:
-                await self._deliver(message)
+                with tracing.tracer().start_as_current_span(
+                    "smtp send",
+                    attributes={"partners.invitation_id": str(input.invitation_id), "partners.send": input.send_number},
+                ):
+                    await self._deliver(message)
             except (aiosmtplib.SMTPException, OSError) as err:
                 # Retried by Temporal; meanwhile the partner view says why the mail is late.
                 # The failure Temporal keeps says it as scrubbed as the view does.

@@ -23,7 +23,7 @@ import worker
 from devstack.mailcatcher import MailCatcher, ReceivedMail
 from devstack.postgres import EmbeddedPostgres
 from devstack.temporal import TemporalDevServer
-from partners import logs, search
+from partners import logs, search, tracing
 from partners.codec import new_key_entry
 from partners.settings import Settings
 from partners.temporal_client import metrics_runtime
@@ -161,6 +161,7 @@ async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
 
 async def main() -> None:
     settings = Settings()
+    tracing.configure("partners")  # only where OTEL_* asks for traces
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

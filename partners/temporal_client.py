@@ -7,6 +7,7 @@ from __future__ import annotations
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from partners import tracing
 from partners.codec import data_converter
 from partners.settings import Settings
 
@@ -21,6 +22,7 @@ async def connect_client(settings: Settings, runtime: Runtime | None = None) -> 
             namespace=settings.temporal_namespace,
             data_converter=data_converter(settings.payload_key_map),
             runtime=runtime,
+            interceptors=tracing.interceptors(),  # a worker built on this client inherits them
         )
     except RuntimeError as err:
         # The SDK says "Failed client connect" as a bare RuntimeError: name it for callers.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Generator
@@ -17,7 +18,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from partners import logs
+from partners import logs, tracing
 from partners.settings import Settings
 from starter import codec_api, console, docs, events_api, pages, portal, problems
 from starter.bodies import BoundedBodies
@@ -27,6 +28,13 @@ from starter.problems import problem_responses
 from starter.services import Services, open_services
 
 log = logging.getLogger(__name__)
+
+
+_NO_NATIVE_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
+    if "telemetry" in inspect.signature(FastAPI).parameters
+    else {}
+)
 
 
 def create_app(services: Services | None = None, settings: Settings | None = None) -> FastAPI:
@@ -59,6 +67,9 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         # No licence is granted: the service is the company's own (a choice for its owners).
         license_info={"name": "Proprietary: no licence granted"},
         lifespan=lifespan,
+        # FastAPI's own telemetry records a request's path and exceptions' messages, which
+        # may hold a token or an address: ours (partners/tracing.py) records neither.
+        **_NO_NATIVE_TELEMETRY,
         docs_url=None,  # served by starter/docs.py, from our origin
         redoc_url=None,
         # Operation ids are the route functions' names: what a generated client calls them.
@@ -70,6 +81,15 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     # The client's address from X-Forwarded-For only when the peer is a trusted proxy
     # (FORWARDED_ALLOW_IPS); uvicorn's own handling is off (proxy_headers=False).
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=configured.forwarded_allow_ips)
+    if tracing.active():  # each request a server span, its path never recorded (partners/tracing.py)
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        app.add_middleware(
+            OpenTelemetryMiddleware,
+            server_request_hook=tracing.scrub,
+            default_span_details=tracing.span_details,
+            exclude_spans=["receive", "send"],
+        )
     # Last added, so first to run: a request too long is answered before anything else.
     app.add_middleware(BoundedRequests)
     app.include_router(portal.router)
@@ -193,6 +213,7 @@ def servers(services: Services, **config: Any) -> list[QuietServer]:
 
 async def serve(settings: Settings) -> None:
     """Both listeners until SIGTERM or SIGINT; uvicorn drains the requests under way."""
+    tracing.configure("partners-api")
     async with open_services(settings) as services:
         running = servers(services, timeout_graceful_shutdown=30)
 
