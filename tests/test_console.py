@@ -232,6 +232,17 @@ async def test_the_partner_admin_invites_one_and_several_and_a_member_leaves(
     assert re.search(r"eve@elsewhere\.example: O e-mail precisa ser de um dos domínios registrados", outcomes)
     await accessible(page, "partner-admin-batch")
 
+    # Bob's invitation: resent at once is refused beside it (the cooldown), then cancelled.
+    bob = f"bob@{partner.domain}"
+    await dev_stack.delivered(bob)
+    await page.goto(f"/console/partners/{partner.id}")
+    await page.click(f'button[aria-label="Reenviar {bob}"]')
+    assert "aguarde para reenviar" in await page.inner_text("#invitations [role=alert]")
+    await page.click(f'button[aria-label="Cancelar {bob}"]')
+    await page.wait_for_url("**?done=cancelled")
+    row = await page.inner_text(f"#invitations tr:has-text('{bob}')")
+    assert "Cancelado" in row
+
     await accept_mail(dev_stack, f"mel@{partner.domain}")
     await accept_mail(dev_stack, f"ann@{partner.domain}")
     await page.goto(f"/console/partners/{partner.id}")
@@ -347,17 +358,26 @@ async def test_an_outsider_gets_what_a_missing_partner_gets(dev_stack: Stack) ->
 
 async def test_the_console_speaks_english_when_asked(dev_stack: Stack, browser: Browser) -> None:
     partner: ActivePartner = await dev_stack.active_partner()
-    page = await opened(
-        browser,
-        await console_link(dev_stack, holder(partner.enterprise), locale="en", return_to="https://portal.example/"),
-    )
+    minted = await console_link(dev_stack, holder(partner.enterprise), locale="en", return_to="https://portal.example/")
+    page = await opened(browser, minted)
     assert await page.get_attribute("html", "lang") == "en"
     assert await page.text_content("#slots") == "1 of 10 partners"
+    # At the enterprise's limit the button is disabled, and the page says why.
+    await dev_stack.pool.execute("UPDATE enterprises SET partner_limit = 1 WHERE id = $1", partner.enterprise)
+    await page.reload()
+    assert await page.is_disabled("#register")
+    assert "limit of 1 partners" in await page.inner_text("#limit")
+    await accessible(page, "partners-at-limit")
     assert await page.text_content("#register") == "Register partners"
     assert await page.get_attribute("text=Back to the portal", "href") == "https://portal.example/"
     await page.click(".partner-link")
     assert await page.text_content("#partner-status") == "Active"
     await accessible(page, "partner-en")
+    # The page a used link gets, for people too.
+    used = await (await page.context.browser.new_context()).new_page()  # type: ignore[union-attr]
+    await used.goto(minted)
+    assert await used.get_attribute("#message", "data-key") == "start_again"
+    await accessible(used, "start-again")
 
 
 @pytest.mark.parametrize(
