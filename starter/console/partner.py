@@ -27,6 +27,14 @@ from starter.pages import logo_response
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
+
+def _only_beside(err: Refused) -> None:
+    """A refusal the page shows beside its field; one that hides the partner from this
+    person (R12) goes on to be what a missing partner gets."""
+    if err.code in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
+        raise err
+
+
 # --- a partner -----------------------------------------------------------------------------
 
 
@@ -95,8 +103,7 @@ async def replace_admin(request: Request, partner_id: UUID) -> Response:
             errors = _person_errors(page, err)
             return await _partner_page(page, partner_id, "settings.html", 422, errors=errors, typed=typed)
         except Refused as err:
-            if err.code in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
-                raise
+            _only_beside(err)
             errors = {"email": page.refusal(err)}
             return await _partner_page(
                 page, partner_id, "settings.html", err.code.http_status, errors=errors, typed=typed
@@ -151,8 +158,7 @@ async def grant(request: Request, partner_id: UUID) -> Response:
             errors = {f"grant_{name}": TEXTS[page.locale]["err_invalid_input"]}
             return await _partner_page(page, partner_id, status=422, grant_errors=errors, grant_typed=typed)
         except Refused as err:
-            if err.code in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
-                raise
+            _only_beside(err)
             errors = {"grant_ref": page.refusal(err)}
             return await _partner_page(
                 page, partner_id, status=err.code.http_status, grant_errors=errors, grant_typed=typed
@@ -187,8 +193,7 @@ async def invite(request: Request, partner_id: UUID) -> Response:
             errors = _person_errors(page, err)
             return await _partner_page(page, partner_id, status=422, invite_errors=errors, invite_typed=typed)
         except Refused as err:
-            if err.code in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
-                raise
+            _only_beside(err)
             errors = {"email": page.refusal(err)}
             return await _partner_page(
                 page, partner_id, status=err.code.http_status, invite_errors=errors, invite_typed=typed
@@ -237,8 +242,7 @@ async def invitation_action(request: Request, partner_id: UUID, invitation_id: U
             else:
                 await page.invitations.cancel(page.actor, invitation_id)
         except Refused as err:
-            if err.code in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
-                raise
+            _only_beside(err)
             error = (invitation_id, page.refusal(err))
             return await _partner_page(page, partner_id, status=err.code.http_status, invitation_error=error)
         return see(f"/console/partners/{partner_id}", done="resent" if action == "resend" else "cancelled")
