@@ -160,11 +160,13 @@ async def main(settings: Settings, stop: asyncio.Event | None = None) -> None:
 async def serve(client: Client, settings: Settings, stores: Stores, stop: asyncio.Event) -> None:
     """Polls until `stop` is set, then finishes the activities under way."""
     collecting = asyncio.create_task(_collect_every(settings.worker_gc_interval))
-    async with running_workers(client, settings, stores):
-        log.info("worker polling task queue %s", settings.temporal_task_queue)
-        await stop.wait()
-        log.info("worker stopping: finishing activities under way")
-    collecting.cancel()
+    try:
+        async with running_workers(client, settings, stores):
+            log.info("worker polling task queue %s", settings.temporal_task_queue)
+            await stop.wait()
+            log.info("worker stopping: finishing activities under way")
+    finally:
+        collecting.cancel()
 
 
 async def _collect_every(seconds: float) -> None:

@@ -30,7 +30,6 @@ def wanted() -> bool:
 def configure(service: str) -> bool:
     """The process's tracer provider, exporting over OTLP/HTTP as the `OTEL_*` variables
     say, and PostgreSQL's statements traced; False (nothing done) when not asked for."""
-    global _tracing
     if not wanted():
         return False
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

@@ -8,7 +8,6 @@ being typed (the draft), so nothing typed is lost between steps or on a refusal.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -17,11 +16,9 @@ from typing import Any
 
 import asyncpg
 
+from partners.rules import token_hash
+
 _COLUMNS = "actor_email, actor_role, enterprise_id, locale, return_to"
-
-
-def digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
 
 
 @dataclass(frozen=True)
@@ -51,7 +48,7 @@ class ConsoleSessions:
         expires_at = await self._pool.fetchval(
             f"INSERT INTO console_links (token_hash, {_COLUMNS}, expires_at)"  # noqa: S608 (constant)
             " VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7)) RETURNING expires_at",
-            digest(token),
+            token_hash(token),
             email,
             role,
             enterprise_id,
@@ -69,8 +66,8 @@ class ConsoleSessions:
             f" WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now() RETURNING {_COLUMNS})"
             f" INSERT INTO console_sessions (id_hash, {_COLUMNS}, csrf)"
             f" SELECT $2, {_COLUMNS}, $3 FROM link RETURNING 1",
-            digest(token),
-            digest(session),
+            token_hash(token),
+            token_hash(session),
             secrets.token_urlsafe(32),
         )
         return session if opened else None
@@ -84,7 +81,7 @@ class ConsoleSessions:
             " AND last_seen_at > now() - make_interval(secs => $2)"
             " AND created_at > now() - make_interval(secs => $3)"
             f" RETURNING id_hash, {_COLUMNS}, csrf, draft, draft_logo, draft_logo_type",
-            digest(session),
+            token_hash(session),
             self._idle,
             self._absolute,
         )

@@ -85,6 +85,10 @@ def require_active(status: str) -> None:
         raise Refused(ErrorCode.PARTNER_NOT_ACTIVE, "The partner is not active yet.")
 
 
+# R2: the partners an enterprise ($1) has against its limit (pending and active ones).
+PARTNERS_COUNTED = "(SELECT count(*) FROM partners WHERE enterprise_id = $1 AND status <> 'deactivated')"
+
+
 async def lock_partner(db: Db, partner_id: UUID, enterprise_id: str | None = None) -> asyncpg.Record:
     """The partner's row lock, taken by every write that deactivation must not race (R10).
     Answers its enterprise, status and enterprise locale; refuses a deactivated one, and

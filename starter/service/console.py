@@ -30,7 +30,7 @@ class Console(Service):
     async def _locale_of(self, actor: Actor) -> Locale:
         stored = None
         if actor.enterprise is not None:
-            stored = await self._services.stores.reads.enterprise_locale(actor.enterprise)
+            stored = await self._reads.enterprise_locale(actor.enterprise)
         return Locale(stored) if stored else self._settings.default_locale
 
     async def open(self, token: str) -> str | None:
