@@ -14,7 +14,8 @@ from typing import Any
 
 import uvloop
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.mail import Mailer
@@ -73,6 +74,14 @@ def worker_tuning(settings: Settings) -> dict[str, Any]:
     }
 
 
+def deployment(settings: Settings) -> WorkerDeploymentConfig:
+    """The build this worker polls as (Worker Versioning). No default behaviour: every
+    workflow declares its own (auto-upgrade, docs/design.md says why), and one that does
+    not fails the worker's start."""
+    version = WorkerDeploymentVersion(settings.worker_deployment_name, settings.build_id)
+    return WorkerDeploymentConfig(version=version, use_worker_versioning=True)
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -87,6 +96,7 @@ def build_worker(
         workflows=list(WORKFLOWS),
         activities=[*stores.activities(), mailer.send_invitation, stores.webhooks.give_up],
         **worker_tuning(settings),
+        deployment_config=deployment(settings),
         # SIGTERM: stop polling, let the activities under way finish within this bound.
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace),
     )
@@ -100,6 +110,8 @@ def build_webhook_worker(client: Client, settings: Settings, stores: Stores) -> 
         task_queue=webhook_task_queue(settings.temporal_task_queue),
         activities=[stores.webhooks.next_events, stores.webhooks.deliver],
         max_concurrent_activities=settings.webhook_max_endpoints,
+        # Its queue is the deployment's too: a build made current is current for both.
+        deployment_config=deployment(settings),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace),
     )
 
@@ -147,7 +159,7 @@ async def ensure_portal_webhook(client: Client, settings: Settings, stores: Stor
 
 
 async def main(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """The worker alone: its own pool (migrating first) and client."""
+    """The worker alone: its own pool and client."""
     if settings.smtp_host is None or settings.smtp_port is None:
         raise SystemExit("DATABASE_URL, SMTP_HOST and SMTP_PORT are required to run the worker alone.")
     tracing.configure("partners-worker")

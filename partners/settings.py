@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from partners.codec import parse_keys
 from partners.messages import Locale
+from partners.version import package_version
 
 _DAY = 24 * 3600
 
@@ -160,12 +161,22 @@ class Settings(BaseSettings):
     # path it takes; production saves the worker that cost (a fifth of its CPU per
     # onboarding, BENCHMARKS.md). The committed histories replay under both.
     workflow_sandbox: bool = False
+    # Worker Versioning (docs/operations.md, "Upgrading"): the worker polls as a build of
+    # a deployment, and only the deployment's current build receives workflow tasks; an
+    # operator makes a new build current once its workers are up. The build id defaults
+    # to the package's version: two builds of one version are one build to the server.
+    worker_deployment_name: str = Field(default="partner-onboarding", min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    worker_build_id: str = Field(default="", pattern=r"^[A-Za-z0-9_.+-]*$")
 
     data_dir: Path = Path(".data")
 
     @property
     def extra_blocked_domains(self) -> frozenset[str]:
         return frozenset(d.strip().lower().rstrip(".") for d in self.blocked_mail_domains.split(",") if d.strip())
+
+    @property
+    def build_id(self) -> str:
+        return self.worker_build_id or package_version()
 
     @property
     def link_base(self) -> str:

@@ -20,6 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from partners import logs, tracing
 from partners.settings import Settings
+from partners.version import package_version
 from starter import codec_api, console, docs, events_api, pages, portal, problems
 from starter.bodies import BoundedBodies
 from starter.bounds import BoundedRequests
@@ -60,7 +61,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
 
     app = FastAPI(
         title="Partner onboarding",
-        version="1",
+        version=package_version(),
         description="Registers partner companies of an enterprise account and invites their people.",
         # Where clients and tools send requests: the public address, never a request's Host.
         servers=[{"url": configured.link_base, "description": "this deployment (PUBLIC_BASE_URL)"}],
@@ -128,7 +129,7 @@ def create_operator_app(services: Services) -> FastAPI:
     settings = services.settings
     app = FastAPI(
         title="Partner onboarding: operators",
-        version="1",
+        version=package_version(),
         dependencies=[Depends(codec_api.operator_token)],
         generate_unique_id_function=lambda route: route.name,
     )

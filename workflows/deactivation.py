@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -15,7 +16,7 @@ from workflows.activity_options import database_step
 from workflows.invitation import tell_closed
 
 
-@workflow.defn
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class PartnerDeactivationWorkflow:
     """Started by the API with update-with-start; the `outcome` update answers the portal.
 

@@ -5,6 +5,7 @@ workflows/invitation_loop.py)."""
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -75,7 +76,7 @@ class InvitationHandlers:
         return self._invitation.status()
 
 
-@workflow.defn
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class InvitationWorkflow(InvitationHandlers):
     """`invitation-{id}`: one member, replacement or taken-over invitation."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
+from temporalio.common import SearchAttributeUpdate, VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -42,7 +42,7 @@ _DETAILS = {
 }
 
 
-@workflow.defn
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class PartnerOnboardingWorkflow(InvitationHandlers):
     """Started by the API with update-with-start: the `registration` update answers the
     portal once the partner is in the database (or refused), and the workflow goes on to

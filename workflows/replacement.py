@@ -7,6 +7,7 @@ import functools
 from uuid import UUID
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -33,7 +34,7 @@ from workflows.activity_options import database_step
 from workflows.invitation import InvitationWorkflow, tell_closed
 
 
-@workflow.defn
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class AdminReplacementWorkflow:
     """`partner-admin-replacement-{partner_id}`: each `replace` update invites a new admin
     (R8). The old Admin stays Admin until the new one accepts; the acceptance swaps them in

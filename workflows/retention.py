@@ -18,6 +18,7 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from activities.retention import RetentionActivities
@@ -30,7 +31,7 @@ from workflows.activity_options import PRUNE_STEP
 RETENTION_SCHEDULE_ID = "partners-retention"
 
 
-@workflow.defn
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class RetentionWorkflow:
     """Prunes every kind until none has rows past its retention. Its current details say
     where it is and what it removed; a long run continues as new, carrying its counts."""

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from temporalio import workflow
 from temporalio.client import Client
-from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy
+from temporalio.common import RetryPolicy, VersioningBehavior, WorkflowIDConflictPolicy
 from temporalio.exceptions import ActivityError, RetryState
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
@@ -32,7 +32,7 @@ _SLEEP_AT_MOST = timedelta(days=1)
 _ATTEMPT_MARGIN_SECONDS = 5.0
 
 
-@workflow.defn
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class WebhookDeliveryWorkflow:
     """`webhook-{endpoint_id}`: asks for the endpoint's next events; with none, sleeps until
     its enterprise commits one (the worker's LISTEN signals `wake`: an idle endpoint costs

@@ -30,3 +30,20 @@ async def temporal(address: str, *args: str, codec: str | None = None) -> tuple[
     (payloads, summaries and failures are encrypted: an operator reads them through /codec)."""
     through = ("--codec-endpoint", codec) if codec else ()
     return await run(temporal_cli(), *args, "--address", address, *through)
+
+
+async def set_current_build(address: str, deployment: str, build_id: str, *, within: float = 30) -> None:
+    """The operator's rollout step (docs/operations.md, "Upgrading"), with the real CLI:
+    `build_id` current for `deployment`, once its workers have polled (before, the server
+    does not know the build and the command fails)."""
+    async with asyncio.timeout(within):
+        while True:
+            code, _, err = await temporal(
+                address,
+                *("worker", "deployment", "set-current-version", "--yes"),
+                *("--deployment-name", deployment, "--build-id", build_id),
+            )
+            if code == 0:
+                return
+            assert "not found" in err.lower() or "no pollers" in err.lower(), err
+            await asyncio.sleep(0.2)

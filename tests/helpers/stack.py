@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.stores import Stores
+from devstack.deployment import make_current
 from devstack.mailcatcher import MailCatcher, ReceivedMail
 from devstack.net import free_port
 from partners.settings import Settings
@@ -200,6 +201,8 @@ async def running_stack(
         if with_worker:
             schedules = not env.supports_time_skipping
             await running.enter_async_context(running_workers(client, settings, services.stores, schedules=schedules))
+            if not env.supports_time_skipping:  # the time-skipping server does not route by build
+                await make_current(client, settings)
         serving = [asyncio.create_task(server.serve()) for server in listeners]
         try:
             async with asyncio.timeout(10):
