@@ -20,6 +20,7 @@ import httpx
 from pydantic import SecretStr
 
 import worker
+from devstack.deployment import make_current
 from devstack.mailcatcher import MailCatcher, ReceivedMail
 from devstack.postgres import EmbeddedPostgres
 from devstack.temporal import TemporalDevServer
@@ -29,6 +30,7 @@ from partners.settings import Settings
 from partners.temporal_client import metrics_runtime
 from starter.api import servers
 from starter.services import open_services
+from store.database import create_pool, migrate
 
 log = logging.getLogger("devstack")
 SMTP_PORT = 1025
@@ -159,6 +161,14 @@ async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
         yield resolved
 
 
+async def _migrated(dsn: str) -> list[str]:
+    pool = await create_pool(dsn, size=1)
+    try:
+        return await migrate(pool)
+    finally:
+        await pool.close()
+
+
 async def main() -> None:
     settings = Settings()
     tracing.configure("partners")  # only where OTEL_* asks for traces
@@ -169,6 +179,9 @@ async def main() -> None:
     print("Partner onboarding, local run:", flush=True)
     async with _embedded(settings) as settings:
         assert settings.database_url is not None and settings.portal_api_token is not None
+        # As the release's migration job does before its API and workers start.
+        applied = await _migrated(settings.database_url.get_secret_value())
+        _say("Schema", f"migrated ({', '.join(applied)})" if applied else "up to date")
         runtime = metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
         # One bootstrap, as the API's and the tests': the worker shares its pool and client.
         async with open_services(settings, runtime=runtime) as services:
@@ -183,6 +196,8 @@ async def main() -> None:
             print("Press Ctrl-C to stop everything.\n", flush=True)
             worker_task = asyncio.create_task(worker.serve(services.client, settings, services.stores, stop))
             api_tasks = {asyncio.create_task(server.serve()) for server in running}
+            # As an operator rolls a release out: this build current once its worker polls.
+            await make_current(services.client, settings)
             demo = asyncio.create_task(_demo_console_link(base, settings.portal_api_token.get_secret_value()))
             done, _ = await asyncio.wait({worker_task, *api_tasks}, return_when=asyncio.FIRST_COMPLETED)
             demo.cancel()

@@ -102,7 +102,7 @@ async def _run(args: argparse.Namespace) -> Any:
     actor = Actor(email=f"operator:{args.actor}", role=ActorRole.OPERATOR, enterprise=None)
     # `make run` writes where its embedded servers listen to .data/local.env; only the CLI
     # reads it, and the environment wins over it.
-    async with open_services(Settings(_env_file=LOCAL_ENV), serving=False, migrations=False) as services:
+    async with open_services(Settings(_env_file=LOCAL_ENV), serving=False) as services:
         partners, invitations, members = Partners(services), Invitations(services), Members(services)
         calls: dict[tuple[str, str], Callable[[], Awaitable[Any]]] = {
             ("partners", "list"): lambda: partners.of_enterprise(actor, args.enterprise),

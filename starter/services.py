@@ -54,11 +54,11 @@ class Services:
 
 @contextlib.asynccontextmanager
 async def open_services(
-    settings: Settings, *, serving: bool = True, migrations: bool = True, runtime: Runtime | None = None
+    settings: Settings, *, serving: bool = True, runtime: Runtime | None = None
 ) -> AsyncIterator[Services]:
     """The connections of a process, opened once and closed on the way out. `serving`: an
-    API, which needs its token; the CLI neither serves nor migrates."""
+    API, which needs its token; the CLI does not serve."""
     if serving and settings.portal_api_token is None:
         raise SystemExit("PORTAL_API_TOKEN is required to serve the API.")
-    async with open_pool(settings, migrations=migrations) as pool:
+    async with open_pool(settings) as pool:
         yield Services.build(settings, await connect_client(settings, runtime), pool)

@@ -1,7 +1,14 @@
-"""The asyncpg pool and the versioned SQL migrations applied at start-up."""
+"""The asyncpg pool and the versioned SQL migrations.
+
+The schema is brought up to date by `partners-migrate`, once, before a release's API and
+workers start (docker-compose.yml's `migrate` job; `make run` and the tests call `migrate`
+themselves). The API and the worker never change it: they refuse to start on a schema
+behind their build, and run beside one ahead of it (a release's migrations only add what
+the release before can ignore: docs/design.md, "Releases")."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -15,7 +22,7 @@ from partners.settings import Settings
 log = logging.getLogger(__name__)
 
 # Any constant shared by every process of the service: the lock serialises migrations
-# when several workers and APIs start at once against one database.
+# should two migration jobs run at once against one database.
 _MIGRATION_LOCK = 7_246_853_910
 
 
@@ -39,15 +46,16 @@ async def create_pool(dsn: str, *, size: int = 10) -> asyncpg.Pool:
 
 
 @contextlib.asynccontextmanager
-async def open_pool(settings: Settings, *, migrations: bool = True) -> AsyncIterator[asyncpg.Pool]:
-    """The process's one pool, the schema brought up to date first unless `migrations`
-    is False (the operator CLI: it never changes the schema)."""
+async def open_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """The process's one pool, on a schema with every migration of this build applied."""
     if settings.database_url is None:
         raise SystemExit("DATABASE_URL is required (make run writes it to .data/local.env).")
     pool = await create_pool(settings.database_url.get_secret_value(), size=settings.database_pool_size)
     try:
-        if migrations:
-            await migrate(pool)
+        if missing := await pending_migrations(pool):
+            raise SystemExit(
+                f"The database lacks migrations {', '.join(missing)} of this build: run `partners-migrate` first."
+            )
         yield pool
     finally:
         await pool.close()
@@ -61,6 +69,13 @@ def _migrations() -> list[tuple[int, str, str]]:
             version = int(entry.name.split("_", 1)[0])
             found.append((version, entry.name, entry.read_text(encoding="utf-8")))
     return sorted(found)
+
+
+async def pending_migrations(pool: asyncpg.Pool) -> list[str]:
+    """This build's migrations not applied to the database, by file name."""
+    exists = await pool.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    done = {r["version"] for r in await pool.fetch("SELECT version FROM schema_migrations")} if exists else set()
+    return [name for version, name, _ in _migrations() if version not in done]
 
 
 async def migrate(pool: asyncpg.Pool) -> list[str]:
@@ -90,3 +105,25 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
         finally:
             await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
     return applied
+
+
+def run() -> None:
+    """`partners-migrate`: the schema brought up to date (DATABASE_URL), then exit 0."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    async def _migrate() -> list[str]:
+        settings = Settings()
+        if settings.database_url is None:
+            raise SystemExit("DATABASE_URL is required.")
+        pool = await create_pool(settings.database_url.get_secret_value(), size=1)
+        try:
+            return await migrate(pool)
+        finally:
+            await pool.close()
+
+    applied = asyncio.run(_migrate())
+    print(f"applied: {', '.join(applied)}" if applied else "the schema was up to date")
+
+
+if __name__ == "__main__":
+    run()
