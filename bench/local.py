@@ -18,17 +18,35 @@ import asyncpg
 import httpx
 import psutil
 
+from devstack.deployment import make_current
 from devstack.net import free_port
 from devstack.postgres import EmbeddedPostgres
 from devstack.temporal import TemporalDevServer
 from partners import search
 from partners.codec import new_key_entry
+from partners.settings import Settings
+from partners.temporal_client import connect_client
 from store.database import create_pool, migrate
 
 TOKEN = "bench-token"  # noqa: S105 (a throwaway API token of this run)
 # A throwaway payload key of this run, for the driver's clients and the processes alike.
 os.environ.setdefault("PAYLOAD_KEYS", new_key_entry("bench"))
 RESULTS = Path(__file__).parent / "results"
+# BENCH_PROFILE=<name>: py-spy samples the API and the worker processes for the whole run,
+# attached by pid (its own CPU is not theirs), into bench/results/<name>-<process>-<pid>.txt
+# (collapsed stacks; `python -m bench.profile` ranks them).
+PROFILE = os.environ.get("BENCH_PROFILE", "")
+
+
+async def profile(pid: int, name: str) -> None:
+    """py-spy on `pid` until it exits, without pausing it (--nonblocking)."""
+    out = RESULTS / f"{PROFILE}-{name}-{pid}.txt"
+    spy = Path(sys.executable).with_name("py-spy")
+    await asyncio.create_subprocess_exec(
+        str(spy), "record", "--pid", str(pid), "--nonblocking", "--rate", "100",
+        "--format", "raw", "--output", str(out),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 @dataclass
@@ -65,13 +83,19 @@ class LocalStack:
                 await asyncio.sleep(0.2)
 
     async def start_worker(self, **extra: str) -> asyncio.subprocess.Process:
-        return await self.start("worker", "worker", **extra)
+        """The worker, its build made current (a fresh dev server has none: Worker Versioning)."""
+        process = await self.start("worker", "worker", **extra)
+        settings = Settings(temporal_address=self.temporal.address)
+        await make_current(await connect_client(settings), settings)
+        return process
 
     async def start(self, name: str, module: str, *args: str, **extra: str) -> asyncio.subprocess.Process:
         """`python -m module args` with the stack's environment, known by `name`."""
         self.processes[name] = await asyncio.create_subprocess_exec(
             sys.executable, "-m", module, *args, env=self.env(**extra)
         )
+        if PROFILE and name in ("api", "worker"):
+            await profile(self.processes[name].pid, name)
         return self.processes[name]
 
     async def stop(self, name: str) -> None:
