@@ -33,14 +33,15 @@ TOKEN = "bench-token"  # noqa: S105 (a throwaway API token of this run)
 os.environ.setdefault("PAYLOAD_KEYS", new_key_entry("bench"))
 RESULTS = Path(__file__).parent / "results"
 # BENCH_PROFILE=<name>: py-spy samples the API and the worker processes for the whole run,
-# attached by pid (its own CPU is not theirs), into bench/results/<name>-<process>-<pid>.txt
+# attached by pid (its own CPU is not theirs), into bench/results/profiles/<name>-<process>-<pid>.txt
 # (collapsed stacks; `python -m bench.profile` ranks them).
 PROFILE = os.environ.get("BENCH_PROFILE", "")
 
 
 async def profile(pid: int, name: str) -> None:
     """py-spy on `pid` until it exits, without pausing it (--nonblocking)."""
-    out = RESULTS / f"{PROFILE}-{name}-{pid}.txt"
+    out = RESULTS / "profiles" / f"{PROFILE}-{name}-{pid}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
     spy = Path(sys.executable).with_name("py-spy")
     await asyncio.create_subprocess_exec(
         str(spy), "record", "--pid", str(pid), "--nonblocking", "--rate", "100",

@@ -1,6 +1,6 @@
 """Ranks where a process spent its CPU, from py-spy's collapsed stacks (BENCH_PROFILE).
 
-`python -m bench.profile bench/results/<name>-worker-*.txt` prints, for the files given
+`python -m bench.profile bench/results/profiles/<name>-worker-*.txt` prints, for the files given
 together (a worker restarted during a run writes one per pid):
 
 - by area: the share of samples whose innermost frame lies in our code, the Temporal

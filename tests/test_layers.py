@@ -16,7 +16,7 @@ ROOT = Path(__file__).parent.parent
 @pytest.mark.parametrize(
     ("module", "never"),
     [
-        ("starter.api", {"worker", "uvloop"}),
+        ("starter.api", {"worker"}),
         ("starter.cli", {"worker", "uvloop"}),
         ("activities.smtp_pool", {"activities.mail"}),
         ("partners.temporal_client", {"worker", "starter", "activities", "store"}),
