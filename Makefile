@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # each time. An installed image has its bytecode; here it is written before a run.
 COMPILE := $(BIN)/python -m compileall -q partners store workflows activities starter worker.py
 
-.PHONY: run test test-fast lint format bench bench-access bench-webhooks bench-retention bench-idle bench-scale histories screenshots lock clean
+.PHONY: run test test-fast lint format bench bench-access bench-webhooks bench-retention bench-idle bench-scale bench-memory histories release upgrade-check screenshots lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,12 +36,33 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-# Re-records tests/histories/ from real runs: after a workflow change, before the first
-# release tag (after it, a change goes behind workflow.patched: see tests/test_replay.py).
+# Records tests/histories/$(HISTORIES_INTO)/ from real runs: unreleased/ after a workflow
+# change (behind workflow.patched: docs/design.md, "Releases"); a release's own folder as
+# it is cut. A released folder is frozen (tests/releases.json): refused here.
+HISTORIES_INTO ?= unreleased
 histories: $(STAMP)
-	mkdir -p tests/histories && rm -f tests/histories/*.json
-	RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/test_replay.py -k record
+	@if grep -qs '"$(HISTORIES_INTO)"' tests/releases.json; then \
+		echo "tests/histories/$(HISTORIES_INTO) is released: its histories are frozen"; exit 1; fi
+	rm -rf tests/histories/$(HISTORIES_INTO)
+	RECORD_HISTORIES=1 HISTORIES_INTO=$(HISTORIES_INTO) $(BIN)/python -m pytest -q tests/test_replay.py -k record
 	$(BIN)/python -m pytest -q tests/test_replay.py
+
+# Cuts release $(VERSION) (pyproject.toml already says it, CHANGELOG.md has its section):
+# its histories recorded into tests/histories/$(VERSION)/, from unreleased/'s scenarios, and
+# every migration and history frozen in tests/releases.json. Then commit and tag v$(VERSION).
+release: $(STAMP)
+	@test -n "$(VERSION)" || { echo "make release VERSION=x.y.z"; exit 1; }
+	@grep -q '^version = "$(VERSION)"' pyproject.toml || { echo "pyproject.toml does not say $(VERSION)"; exit 1; }
+	@grep -q '^## \[$(VERSION)\] - ' CHANGELOG.md || { echo "CHANGELOG.md has no section for $(VERSION)"; exit 1; }
+	$(MAKE) histories HISTORIES_INTO=$(VERSION)
+	rm -rf tests/histories/unreleased
+	$(BIN)/python -m tests.helpers.releases $(VERSION)
+
+# A released version (or any commit) upgraded to the working tree while invitations wait
+# (tests/test_upgrade.py): make upgrade-check FROM=1.0.0. make test runs it from the latest release.
+FROM ?=
+upgrade-check: $(STAMP)
+	UPGRADE_FROM=$(FROM) $(BIN)/python -m pytest -q tests/test_upgrade.py
 
 # Re-takes the console's screenshots in docs/screenshots/ (the README shows them).
 screenshots: $(STAMP)
@@ -70,6 +91,10 @@ bench-scale: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(COMPILE)
 	$(BIN)/python -m bench.scale $(BENCH_ARGS)
+
+# Where a cached waiting onboarding's memory goes, by tracemalloc (bench/memory.py).
+bench-memory: $(STAMP)
+	$(BIN)/python -m bench.memory $(BENCH_ARGS)
 
 # Idle costs in Temporal Actions: webhook endpoints asleep, one enterprise's burst, a waiting invitation (bench/idle.py).
 bench-idle: $(STAMP)
