@@ -252,7 +252,11 @@ async def test_every_reference_of_the_openapi_document_resolves(dev_stack: Stack
 async def test_openapi_and_health(dev_stack: Stack) -> None:
     openapi = (await dev_stack.http.get("/openapi.json")).json()
     health = await dev_stack.http.get("/healthz")
-    ready = await dev_stack.operator.get("/readyz")
+    # Ready once the server lists the worker's poll, as an orchestrator's probe finds it: a
+    # versioned worker's first poll waits for its build to be registered (a fraction of a second).
+    async with asyncio.timeout(10):
+        while (ready := await dev_stack.operator.get("/readyz")).json()["workers"] != "ok":
+            await asyncio.sleep(0.1)
 
     assert "/v1/enterprises/{enterprise_id}/partners" in openapi["paths"]
     assert "/invitations/{token}/accept" in openapi["paths"]

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import re
 import sys
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 from packaging.version import Version
 from pydantic import SecretStr
@@ -26,6 +23,7 @@ from starter.api import create_app
 from store.database import open_pool, pending_migrations
 from tests.helpers.cli import run
 from tests.helpers.releases import HISTORIES, MIGRATIONS, ROOT, latest, released, sha256
+from tests.helpers.stack import fresh_database
 
 RELEASES = list(released())
 
@@ -84,13 +82,7 @@ async def test_the_migration_job_brings_a_fresh_database_up_and_a_process_refuse
     """The API and the worker never migrate (two releases' processes run beside each
     other during a rollout): they refuse a schema that lacks one of their migrations, and
     `partners-migrate`, the one-shot job, applies them, once."""
-    name = f"fresh_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(postgres_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = urlunsplit(urlsplit(postgres_dsn)._replace(path=f"/{name}"))
+    dsn = await fresh_database(postgres_dsn, "fresh")
     settings = Settings(database_url=SecretStr(dsn))
 
     with pytest.raises(SystemExit, match="run `partners-migrate` first"):

@@ -19,14 +19,12 @@ import asyncio
 import contextlib
 import os
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.client import Client, WorkflowHandle
@@ -39,7 +37,15 @@ from partners.ids import invitation_workflow_id, onboarding_workflow_id, replace
 from tests.helpers.cli import set_current_build
 from tests.helpers.codec import TEST_PAYLOAD_KEYS, converter_for_tests
 from tests.helpers.releases import ROOT, extract, latest
-from tests.helpers.stack import API_TOKEN, holder, new_enterprise, partner_body, partner_user, unique_domain
+from tests.helpers.stack import (
+    API_TOKEN,
+    fresh_database,
+    holder,
+    new_enterprise,
+    partner_body,
+    partner_user,
+    unique_domain,
+)
 
 DEPLOYMENT = "partner-onboarding"
 NEXT_BUILD = "working-tree"
@@ -106,19 +112,13 @@ class Side:
 async def _servers(postgres_dsn: str, tmp: Path) -> AsyncIterator[tuple[str, TemporalDevServer]]:
     """A fresh database in the suite's PostgreSQL, and a Temporal dev server of our own (the
     check's schedules and deployment are its alone)."""
-    name = f"upgrade_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(postgres_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    dsn = await fresh_database(postgres_dsn, "upgrade")
     temporal = TemporalDevServer(
         db_file=tmp / "temporal.db", search_attributes=search.ALL, port=free_port(), ui_port=None
     )
     await temporal.start()
     try:
-        dsn = urlsplit(postgres_dsn)
-        yield urlunsplit(dsn._replace(path=f"/{name}")), temporal
+        yield dsn, temporal
     finally:
         await temporal.stop()
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -220,3 +221,14 @@ async def running_stack(
             for server in listeners:
                 server.should_exit = True
             await asyncio.gather(*serving)
+
+
+async def fresh_database(postgres_dsn: str, prefix: str) -> str:
+    """A new, empty database in the suite's PostgreSQL: its DSN (no migration applied)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return urlunsplit(urlsplit(postgres_dsn)._replace(path=f"/{name}"))
