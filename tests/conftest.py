@@ -62,6 +62,10 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=converter_for_tests(),
         dev_server_existing_path=temporal_cli(),
         search_attributes=search.ALL,
+        # Every dev stack polls its own task queues (test-<uuid>) as a build of the one
+        # deployment: past Temporal's 100 task queues per build the next stack's workers
+        # are never registered and receive nothing. Production has two.
+        dev_server_extra_args=["--dynamic-config-value", "matching.maxTaskQueuesInDeploymentVersion=5000"],
     )
     yield env
     await env.shutdown()
