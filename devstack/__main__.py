@@ -30,7 +30,7 @@ from partners.settings import Settings
 from partners.temporal_client import metrics_runtime
 from starter.api import servers
 from starter.services import open_services
-from store.database import create_pool, migrate
+from store.database import migrate_database
 
 log = logging.getLogger("devstack")
 SMTP_PORT = 1025
@@ -161,14 +161,6 @@ async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
         yield resolved
 
 
-async def _migrated(dsn: str) -> list[str]:
-    pool = await create_pool(dsn, size=1)
-    try:
-        return await migrate(pool)
-    finally:
-        await pool.close()
-
-
 async def main() -> None:
     settings = Settings()
     tracing.configure("partners")  # only where OTEL_* asks for traces
@@ -180,7 +172,7 @@ async def main() -> None:
     async with _embedded(settings) as settings:
         assert settings.database_url is not None and settings.portal_api_token is not None
         # As the release's migration job does before its API and workers start.
-        applied = await _migrated(settings.database_url.get_secret_value())
+        applied = await migrate_database(settings.database_url.get_secret_value())
         _say("Schema", f"migrated ({', '.join(applied)})" if applied else "up to date")
         runtime = metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
         # One bootstrap, as the API's and the tests': the worker shares its pool and client.

@@ -236,8 +236,8 @@ def run() -> None:
     """`partners-api`: the API alone, as in production (see docker-compose.yml)."""
     settings = Settings()
     logs.configure(settings.log_format, settings.log_level)
-    # uvloop, as uvicorn.run chose it for us before the API served two listeners of its own:
-    # without it the API spent 8.95 ms of CPU per onboarding against 7.35 (BENCHMARKS.md).
+    # uvloop, as uvicorn.run chose it for us before the API served two listeners of its own
+    # (a profile found it missing: BENCHMARKS.md, "The CPU question").
     uvloop.run(serve(settings))
     logs.exit_after_clean_shutdown()
 

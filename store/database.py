@@ -107,21 +107,22 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
     return applied
 
 
+async def migrate_database(dsn: str) -> list[str]:
+    """The migration job's work on one connection of its own: the migrations applied."""
+    pool = await create_pool(dsn, size=1)
+    try:
+        return await migrate(pool)
+    finally:
+        await pool.close()
+
+
 def run() -> None:
     """`partners-migrate`: the schema brought up to date (DATABASE_URL), then exit 0."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-
-    async def _migrate() -> list[str]:
-        settings = Settings()
-        if settings.database_url is None:
-            raise SystemExit("DATABASE_URL is required.")
-        pool = await create_pool(settings.database_url.get_secret_value(), size=1)
-        try:
-            return await migrate(pool)
-        finally:
-            await pool.close()
-
-    applied = asyncio.run(_migrate())
+    settings = Settings()
+    if settings.database_url is None:
+        raise SystemExit("DATABASE_URL is required.")
+    applied = asyncio.run(migrate_database(settings.database_url.get_secret_value()))
     print(f"applied: {', '.join(applied)}" if applied else "the schema was up to date")
 
 
