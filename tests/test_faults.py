@@ -17,6 +17,7 @@ import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
 from activities.ledger import SendLedger
+from devstack.deployment import make_current
 from devstack.mailcatcher import MailCatcher
 from devstack.net import free_port
 from devstack.postgres import EmbeddedPostgres
@@ -106,6 +107,8 @@ async def test_worker_killed_mid_send_then_replaced(
             },
             stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
+        # The dev server dispatches to a build once it is current (Worker Versioning).
+        await make_current(api.client, api.settings)
         enterprise, domain = new_enterprise(), unique_domain()
         admin = f"ada@{domain}"
         mail.delay_next(5)
