@@ -57,6 +57,7 @@ class LocalStack:
     pool: asyncpg.Pool
     work: Path
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)  # a process's standard error, by name
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
@@ -91,10 +92,13 @@ class LocalStack:
         return process
 
     async def start(self, name: str, module: str, *args: str, **extra: str) -> asyncio.subprocess.Process:
-        """`python -m module args` with the stack's environment, known by `name`."""
-        self.processes[name] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", module, *args, env=self.env(**extra)
-        )
+        """`python -m module args` with the stack's environment, known by `name`; its
+        standard error appended to `logs[name]` if set (the driver's own otherwise)."""
+        log = self.logs.get(name)
+        with open(log or os.devnull, "ab") as appended:  # noqa: ASYNC230 (once per process started)
+            self.processes[name] = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", module, *args, env=self.env(**extra), stderr=appended if log else None
+            )
         if PROFILE and name in ("api", "worker"):
             await profile(self.processes[name].pid, name)
         return self.processes[name]
