@@ -7,7 +7,6 @@ import contextlib
 import gc
 import logging
 import signal
-import time
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any
@@ -23,7 +22,7 @@ from activities.smtp_pool import SmtpSettings
 from activities.stores import Stores
 from activities.wakeups import WakeUps
 from activities.webhook_delivery import webhook_task_queue
-from partners import logs, tracing
+from partners import collector, logs, tracing
 from partners.settings import Settings
 from partners.temporal_client import connect_client, metrics_runtime
 from store.database import open_pool
@@ -172,15 +171,13 @@ async def main(settings: Settings, stop: asyncio.Event | None = None) -> None:
 async def serve(client: Client, settings: Settings, stores: Stores, stop: asyncio.Event) -> None:
     """Polls until `stop` is set, then finishes the activities under way."""
     collecting = asyncio.create_task(_collect_every(settings.worker_gc_interval))
-    timed = _FullCollections()
-    gc.callbacks.append(timed)
     try:
-        async with running_workers(client, settings, stores):
-            log.info("worker polling task queue %s", settings.temporal_task_queue)
-            await stop.wait()
-            log.info("worker stopping: finishing activities under way")
+        with collector.timed():
+            async with running_workers(client, settings, stores):
+                log.info("worker polling task queue %s", settings.temporal_task_queue)
+                await stop.wait()
+                log.info("worker stopping: finishing activities under way")
     finally:
-        gc.callbacks.remove(timed)
         collecting.cancel()
 
 
@@ -189,26 +186,6 @@ async def _collect_every(seconds: float) -> None:
     while seconds:
         await asyncio.sleep(seconds)
         gc.collect()
-
-
-class _FullCollections:
-    """Every full collection, ours or the interpreter's, timed: it holds the worker's loop,
-    and every workflow task and activity that arrives meanwhile waits. A warning from
-    100 ms (`bench/scale.py` reads these lines to tell which requests met one)."""
-
-    def __init__(self) -> None:
-        self.started = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if info["generation"] != 2:
-            return
-        if phase == "start":
-            self.started = time.perf_counter()
-            return
-        took = time.perf_counter() - self.started
-        (log.warning if took > 0.1 else log.debug)(
-            "full collection paused the worker %.0f ms: %d objects freed", took * 1000, info["collected"]
-        )
 
 
 def run() -> None:

@@ -191,14 +191,54 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 2)}
 
 
+async def scraped(port: int) -> str:
+    async with httpx.AsyncClient(timeout=5) as http:
+        return (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+
+
 async def actions_by_type(metrics_port: int) -> dict[str, float]:
     """The dev server's own count of billable Actions in the default namespace, by type
     (its `action` metric, `--metrics-port`)."""
-    async with httpx.AsyncClient(timeout=5) as http:
-        text = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
     counted: dict[str, float] = {}
-    for line in text.splitlines():
+    for line in (await scraped(metrics_port)).splitlines():
         if line.startswith("action{") and 'namespace="default"' in line:
             kind = line.split('action_type="', 1)[1].split('"', 1)[0] if "action_type" in line else "?"
             counted[kind] = counted.get(kind, 0.0) + float(line.rsplit(" ", 1)[1])
     return counted
+
+
+Histograms = dict[str, dict[float, float]]  # series (name and labels but `le`) → cumulative count by bound
+
+
+async def histograms(port: int, names: tuple[str, ...]) -> Histograms:
+    """The Prometheus histograms whose names begin with one of `names` that a process
+    exports on `port`, their bounds in seconds (the SDK's are in milliseconds)."""
+    found: Histograms = {}
+    for line in (await scraped(port)).splitlines():
+        name, _, rest = line.partition("_bucket{")
+        if not rest or not name.startswith(names):
+            continue
+        labels, _, count = rest.rpartition("} ")
+        series, _, bound = labels.rpartition('le="')
+        seconds = float(bound.rstrip('"')) / (1000 if name.endswith("_milliseconds") else 1)
+        found.setdefault(f"{name}{{{series.rstrip(',')}}}", {})[seconds] = float(count)
+    return found
+
+
+def histogram_deltas(before: Histograms, after: Histograms) -> dict[str, dict[str, float]]:
+    """What each series counted between two scrapes: how many, the bounds its p50 and p99
+    fell under (seconds), and how many took over 100 ms."""
+    deltas = {}
+    for series, buckets in after.items():
+        counts = {bound: count - before.get(series, {}).get(bound, 0.0) for bound, count in sorted(buckets.items())}
+        total = counts.get(float("inf"), 0.0)
+        if not total:
+            continue
+
+        def under(q: float, counts: dict[float, float] = counts, total: float = total) -> float:
+            return next(bound for bound, count in counts.items() if count >= q * total)
+
+        faster = max((count for bound, count in counts.items() if bound <= 0.1), default=0.0)
+        deltas[series] = {"count": total, "p50_under_s": under(0.5), "p99_under_s": under(0.99),
+                          "over_100ms": total - faster}  # fmt: skip
+    return deltas

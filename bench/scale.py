@@ -9,10 +9,12 @@ across 1,000 enterprises), and at each size:
 - PostgreSQL's size per waiting invitation;
 - the time from a worker's start to its first accepted click with that many waiting.
 
-Each latency is also split by whether the worker's full garbage collection overlapped the
-request (the worker logs each one with its length, `worker._FullCollections`; its log is
-read back here): the pause holds every workflow task that arrives meanwhile, and its
-length follows the worker's cache, not the count.
+Where a slow request's time went: each latency is also split by whether a full garbage
+collection of the worker, the API or this driver overlapped it (the processes log each one
+with its length, `partners/collector.py`, and their logs are read back here; the driver
+times its own), and the Temporal server's and the worker's own latency histograms are
+scraped around the registrations (the server's persistence and frontend, the SDK's
+workflow task and local activity latencies).
 
 The API, the worker and the SMTP catcher each in a process of their own, the Temporal dev
 server on its database file, as `make bench`. Writes bench/results/scale.json and .png.
@@ -34,25 +36,35 @@ import psutil
 
 from bench.catcher import Catcher
 from bench.driver import Bench, api_session, open_loop
-from bench.local import RESULTS, TOKEN, local_stack, percentiles
+from bench.local import RESULTS, TOKEN, histogram_deltas, histograms, local_stack, percentiles
 from devstack.net import free_port
+from partners import collector
 from partners.settings import Settings
 from partners.temporal_client import connect_client
 from tests.helpers.stack import partner_body
 
 ENTERPRISES = 1_000
-COLLECTED = re.compile(r"full collection paused the worker (\d+) ms")
+COLLECTED = re.compile(r"full collection held the loop (\d+) ms")
+SERVER_HISTOGRAMS = ("service_latency", "persistence_latency")
+WORKER_HISTOGRAMS = ("temporal_workflow_task", "temporal_local_activity", "temporal_activity")
 # A request that arrives just after a collection still waits behind the workflow tasks
 # queued during it: it met the collection too.
 BACKLOG = 0.1
 Sample = tuple[float, float]  # (started, in epoch seconds; took, in seconds)
+Pause = tuple[float, float]  # a full collection: (started, ended) in epoch seconds
 
 
 class Scale:
-    def __init__(self, bench: Bench) -> None:
+    def __init__(self, bench: Bench, metrics: dict[str, tuple[int, tuple[str, ...]]]) -> None:
         self.bench = bench
+        self.metrics = metrics  # the latency histograms read around registrations: by process, port and names
         self.count = 0
         self.waiting: list[dict[str, Any]] = []  # registered, not clicked: oldest first
+        self.driver_pauses: list[Pause] = []  # this process's own full collections
+
+    def driver_paused(self, took: float, _freed: int) -> None:
+        ended = time.time()
+        self.driver_pauses.append((ended - took, ended))
 
     async def register(self, _: int = 0) -> dict[str, Any]:
         """A partner of one of 1,000 enterprises; its admin's link once mailed."""
@@ -92,7 +104,7 @@ class Scale:
         return latencies
 
 
-def collections(log: Path) -> list[tuple[float, float]]:
+def collections(log: Path) -> list[Pause]:
     """The worker's full collections in its JSON log, as (start, end) in epoch seconds: a
     line is written as its collection ends."""
     pauses = []
@@ -103,22 +115,25 @@ def collections(log: Path) -> list[tuple[float, float]]:
     return pauses
 
 
-def attributed(samples: list[Sample], pauses: list[tuple[float, float]]) -> dict[str, Any]:
-    """Percentiles of all the samples and of those no collection met; the slowest five,
-    each with the collection it met (ms, 0 for none)."""
+def attributed(samples: list[Sample], pauses: dict[str, list[Pause]]) -> dict[str, Any]:
+    """Percentiles of all the samples and of those no process's collection met; the
+    slowest five, each with the collections it met (ms, by process)."""
 
-    def met(sample: Sample) -> float:
+    def met(sample: Sample) -> dict[str, int]:
         at, took = sample
-        return max((end - start for start, end in pauses if start < at + took and at < end + BACKLOG), default=0.0)
+        return {
+            process: round(max(end - start for start, end in met) * 1000)
+            for process, found in pauses.items()
+            if (met := [(start, end) for start, end in found if start < at + took and at < end + BACKLOG])
+        }
 
-    clear = [took for sample in samples if not met(sample) for took in sample[1:]]
+    clear = [took for at, took in samples if not met((at, took))]
     return {
         "all": percentiles([took for _, took in samples]),
         "outside_collections": percentiles(clear) if clear else None,
         "met_a_collection": len(samples) - len(clear),
         "slowest": [
-            {"ms": round(s[1] * 1000, 1), "collection_ms": round(met(s) * 1000)}
-            for s in sorted(samples, key=lambda s: -s[1])[:5]
+            {"ms": round(s[1] * 1000, 1), "collections_ms": met(s)} for s in sorted(samples, key=lambda s: -s[1])[:5]
         ],
     }
 
@@ -127,7 +142,10 @@ async def at_size(scale: Scale, size: int, args: argparse.Namespace, smtp: dict[
     bench, local = scale.bench, scale.bench.local
     filled_per_s = await scale.fill(size)
     measured_from = time.time()
+    ports = scale.metrics
+    before = {name: await histograms(port, names) for name, (port, names) in ports.items()}
     partners = await open_loop(args.rate, range(args.samples), scale.register)
+    after = {name: await histograms(port, names) for name, (port, names) in ports.items()}
     registered = [p["register"] for p in partners]
     warm = await scale.clicks(partners)
     await scale.fill(size)  # back to the size after the clicks
@@ -145,7 +163,8 @@ async def at_size(scale: Scale, size: int, args: argparse.Namespace, smtp: dict[
     scale.waiting.remove(first)
     first_click = time.perf_counter() - started
     cold = await scale.clicks(scale.waiting[: args.samples])
-    pauses = [p for p in collections(local.logs["worker"]) if p[1] >= measured_from]
+    pauses = {name: [p for p in collections(log) if p[1] >= measured_from] for name, log in local.logs.items()}
+    pauses["driver"] = [p for p in scale.driver_pauses if p[1] >= measured_from]
     await scale.fill(size)
     return {
         "waiting": size,
@@ -156,7 +175,10 @@ async def at_size(scale: Scale, size: int, args: argparse.Namespace, smtp: dict[
         "worker_rss_mib": round(rss / 2**20, 1),
         "postgres_bytes_per_waiting_invitation": round(database / max(invitations, 1)),
         "worker_start_to_first_click_s": round(first_click, 2),
-        "collections_ms": [round((end - start) * 1000) for start, end in pauses],
+        "collections_ms": {
+            name: [round((end - start) * 1000) for start, end in found] for name, found in pauses.items()
+        },
+        "during_registrations": {name: histogram_deltas(before[name], after[name]) for name in ports},
         "by_collection": {
             "register": attributed(registered, pauses),
             "click_warm": attributed(warm, pauses),
@@ -197,21 +219,30 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     async with local_stack(temporal_db=True, metrics_port=metrics) as local:
         catcher = await Catcher.start(local)
         # A partner limit that 1,000 enterprises' share of the largest size fits in.
-        smtp = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(catcher.port), "PARTNER_LIMIT": "100000"}
+        smtp = {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(catcher.port),
+            "PARTNER_LIMIT": "100000",
+            "LOG_FORMAT": "json",
+        }
+        local.logs.update(api=local.work / "api.log", worker=local.work / "worker.log")
         base = await local.start_api(**smtp)
-        smtp.update(PUBLIC_BASE_URL=base, API_PORT=base.rsplit(":", 1)[1])
-        smtp.update(LOG_FORMAT="json")
-        local.logs["worker"] = local.work / "worker.log"
+        smtp.update(PUBLIC_BASE_URL=base, API_PORT=base.rsplit(":", 1)[1], WORKER_METRICS_PORT=str(free_port()))
         await local.start_worker(**smtp)
         client = await connect_client(Settings(temporal_address=local.temporal.address))
         async with api_session(base) as http:
-            scale = Scale(Bench(local, catcher, http, client, metrics))
+            histograms_of = {
+                "temporal_server": (metrics, SERVER_HISTOGRAMS),
+                "worker": (int(smtp["WORKER_METRICS_PORT"]), WORKER_HISTOGRAMS),
+            }
+            scale = Scale(Bench(local, catcher, http, client, metrics), histograms_of)
             await scale.clicks([await scale.register() for _ in range(10)])  # warm-up
             results: dict[str, Any] = {"args": vars(args), "enterprises": ENTERPRISES, "sizes": []}
-            for size in args.sizes:
-                print(f"size {size}", flush=True)
-                results["sizes"].append(await at_size(scale, size, args, smtp))
-                (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=2) + "\n")
+            with collector.timed(scale.driver_paused):
+                for size in args.sizes:
+                    print(f"size {size}", flush=True)
+                    results["sizes"].append(await at_size(scale, size, args, smtp))
+                    (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=2) + "\n")
     first, last = results["sizes"][0], results["sizes"][-1]
     results["largest_over_smallest"] = {
         name: round(last[name]["p99_ms"] / first[name]["p99_ms"], 2)

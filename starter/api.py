@@ -19,7 +19,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from partners import logs, tracing
+from partners import collector, logs, tracing
 from partners.settings import Settings
 from partners.version import package_version
 from starter import codec_api, console, docs, events_api, pages, portal, problems
@@ -238,7 +238,8 @@ def run() -> None:
     logs.configure(settings.log_format, settings.log_level)
     # uvloop, as uvicorn.run chose it for us before the API served two listeners of its own
     # (a profile found it missing: BENCHMARKS.md, "The CPU question").
-    uvloop.run(serve(settings))
+    with collector.timed():  # each full collection logged with how long it held the loop
+        uvloop.run(serve(settings))
     logs.exit_after_clean_shutdown()
 
 

@@ -1,0 +1,50 @@
+"""The garbage collector's full collections, timed. A collection of the oldest generation
+walks every object the process holds and holds its event loop meanwhile: in the worker,
+every workflow task and activity that arrives waits; in the API, every request. Each is
+logged with its length (a warning from 100 ms), whoever started it: the worker's own
+timer (`WORKER_GC_INTERVAL`) or the interpreter."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+log = logging.getLogger("partners.collector")
+
+Report = Callable[[float, int], None]  # (seconds the collection took, objects it freed)
+
+
+def logged(took: float, freed: int) -> None:
+    (log.warning if took > 0.1 else log.debug)(
+        "full collection held the loop %.0f ms: %d objects freed", took * 1000, freed
+    )
+
+
+class FullCollections:
+    """A `gc.callbacks` entry: each collection of the oldest generation reported."""
+
+    def __init__(self, report: Report = logged) -> None:
+        self.report = report
+        self.started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.report(time.perf_counter() - self.started, info["collected"])
+
+
+@contextlib.contextmanager
+def timed(report: Report = logged) -> Iterator[None]:
+    """Full collections reported while inside."""
+    callback = FullCollections(report)
+    gc.callbacks.append(callback)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(callback)
