@@ -195,21 +195,32 @@ def plot(results: dict[str, Any], path: str) -> None:
 
     rows = results["sizes"]
     sizes = [r["waiting"] for r in rows]
-    figures = {
-        "register p99 (ms)": [r["register_ms"]["p99_ms"] for r in rows],
-        "click warm p99 (ms)": [r["click_warm_ms"]["p99_ms"] for r in rows],
-        "click cold p99 (ms)": [r["click_cold_ms"]["p99_ms"] for r in rows],
-        "worker RSS (MiB)": [r["worker_rss_mib"] for r in rows],
-        "PostgreSQL bytes per waiting invitation": [r["postgres_bytes_per_waiting_invitation"] for r in rows],
-        "worker start → first click (s)": [r["worker_start_to_first_click_s"] for r in rows],
+
+    def latency(name: str) -> dict[str, list[float]]:
+        lines = {q: [r[f"{name}_ms"][f"{q}_ms"] for r in rows] for q in ("p50", "p99")}
+        if all("by_collection" in r for r in rows):  # runs before 2026-12-07 did not place them
+            clear = [r["by_collection"][name]["outside_collections"] for r in rows]
+            lines["p99, no collection met"] = [c["p99_ms"] if c else float("nan") for c in clear]
+        return lines
+
+    figures: dict[str, dict[str, list[float]]] = {
+        "register (ms)": latency("register"),
+        "click warm (ms)": latency("click_warm"),
+        "click cold (ms)": latency("click_cold"),
+        "worker RSS (MiB)": {"": [r["worker_rss_mib"] for r in rows]},
+        "PostgreSQL bytes per waiting invitation": {"": [r["postgres_bytes_per_waiting_invitation"] for r in rows]},
+        "worker start → first click (s)": {"": [r["worker_start_to_first_click_s"] for r in rows]},
     }
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
-    for ax, (name, values) in zip(axes.flat, figures.items(), strict=True):
-        ax.plot(sizes, values, marker="o")
+    for ax, (name, lines) in zip(axes.flat, figures.items(), strict=True):
+        for label, values in lines.items():
+            ax.plot(sizes, values, marker="o", label=label or None, linestyle="--" if "no collection" in label else "-")
         ax.set_xscale("log")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("waiting invitations")
         ax.set_ylim(bottom=0)
+        if len(lines) > 1:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
