@@ -172,11 +172,10 @@ async def serve(client: Client, settings: Settings, stores: Stores, stop: asynci
     """Polls until `stop` is set, then finishes the activities under way."""
     collecting = asyncio.create_task(_collect_every(settings.worker_gc_interval))
     try:
-        with collector.timed():
-            async with running_workers(client, settings, stores):
-                log.info("worker polling task queue %s", settings.temporal_task_queue)
-                await stop.wait()
-                log.info("worker stopping: finishing activities under way")
+        async with running_workers(client, settings, stores):
+            log.info("worker polling task queue %s", settings.temporal_task_queue)
+            await stop.wait()
+            log.info("worker stopping: finishing activities under way")
     finally:
         collecting.cancel()
 
@@ -201,7 +200,8 @@ def run() -> None:
         await main(settings, stop)
         log.info("worker stopped")
 
-    run_process(_run())
+    with collector.timed():  # each full collection logged with how long it held the loop
+        run_process(_run())
     logs.exit_after_clean_shutdown()
 
 

@@ -105,8 +105,8 @@ class Scale:
 
 
 def collections(log: Path) -> list[Pause]:
-    """The worker's full collections in its JSON log, as (start, end) in epoch seconds: a
-    line is written as its collection ends."""
+    """The full collections a process logged (its JSON log), as (start, end) in epoch
+    seconds: a line is written as its collection ends."""
     pauses = []
     for line in log.read_text().splitlines():
         if (found := COLLECTED.search(line)) and line.startswith("{"):
@@ -122,9 +122,9 @@ def attributed(samples: list[Sample], pauses: dict[str, list[Pause]]) -> dict[st
     def met(sample: Sample) -> dict[str, int]:
         at, took = sample
         return {
-            process: round(max(end - start for start, end in met) * 1000)
+            process: round(max(end - start for start, end in overlapping) * 1000)
             for process, found in pauses.items()
-            if (met := [(start, end) for start, end in found if start < at + took and at < end + BACKLOG])
+            if (overlapping := [(start, end) for start, end in found if start < at + took and at < end + BACKLOG])
         }
 
     clear = [took for at, took in samples if not met((at, took))]

@@ -278,24 +278,25 @@ async def test_sigterm_lets_the_activity_under_way_finish(
 ) -> None:
     log = tmp_path / "worker.log"  # a file, not a pipe: its debug lines never block the worker
     async with running_stack(dev_env, pool, mail, with_worker=False) as stack:
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "worker",
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "DATABASE_URL": postgres_dsn,
-                "TEMPORAL_ADDRESS": _address(dev_env),
-                "TEMPORAL_TASK_QUEUE": stack.settings.temporal_task_queue,
-                "SMTP_HOST": "127.0.0.1",
-                "SMTP_PORT": str(mail.port),
-                "PUBLIC_BASE_URL": stack.base_url,
-                "WORKER_METRICS_PORT": "0",
-                "WORKER_SHUTDOWN_GRACE": "20",
-                "WORKER_GC_INTERVAL": "1",
-                "LOG_LEVEL": "DEBUG",
-            },
-            stderr=log.open("wb"),
-        )  # fmt: skip
+        with log.open("wb") as log_file:  # the worker holds its own copy of the descriptor
+            worker = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "worker",
+                cwd=ROOT,
+                env={
+                    **os.environ,
+                    "DATABASE_URL": postgres_dsn,
+                    "TEMPORAL_ADDRESS": _address(dev_env),
+                    "TEMPORAL_TASK_QUEUE": stack.settings.temporal_task_queue,
+                    "SMTP_HOST": "127.0.0.1",
+                    "SMTP_PORT": str(mail.port),
+                    "PUBLIC_BASE_URL": stack.base_url,
+                    "WORKER_METRICS_PORT": "0",
+                    "WORKER_SHUTDOWN_GRACE": "20",
+                    "WORKER_GC_INTERVAL": "1",
+                    "LOG_LEVEL": "DEBUG",
+                },
+                stderr=log_file,
+            )  # fmt: skip
         # The dev server dispatches to a build once it is current (Worker Versioning).
         await make_current(stack.client, stack.settings)
         enterprise, domain = new_enterprise(), unique_domain()
