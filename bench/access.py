@@ -132,8 +132,12 @@ async def main(partners: int, requests: int, history_invitations: int, history_e
                 assert response.status_code == 200, response.text
 
             async def check() -> None:
-                ref = f"api-{rng.randrange(3)}"
-                response = await http.get(f"/v1/access/check?kind=api&ref={ref}", headers=person())
+                ref, headers = f"api-{rng.randrange(3)}", person()
+                # the catalog of the person's own enterprise: partner n is enterprise n/10's
+                enterprise = f"bench-{int(headers['X-Actor-Email'].split('@p')[1].split('.')[0]) // 10}"
+                response = await http.get(
+                    f"/v1/access/check?enterprise_id={enterprise}&kind=api&ref={ref}", headers=headers
+                )
                 assert response.status_code == 200, response.text
 
             # Sanity: an active member sees one membership with 5 products and 2 APIs.

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
+# An enterprise account's id in the portal, as every route takes it.
+ENTERPRISE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+
 
 def onboarding_workflow_id(partner_id: UUID | str) -> str:
     return f"partner-onboarding-{partner_id}"

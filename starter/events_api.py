@@ -8,6 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
 
+from partners.ids import ENTERPRISE_ID_PATTERN
 from partners.requests import WebhookRequest
 from partners.views import DeliveryList, EventPage, RetryAccepted, WebhookCreated, WebhookList, WebhookView
 from starter.auth import CurrentActor
@@ -19,7 +20,7 @@ router = APIRouter(
     tags=["events"],
     responses=problem_responses(401, 403, 404, 405, 409, 413, 422, 429, 503),
 )
-EnterpriseId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]
+EnterpriseId = Annotated[str, Path(pattern=ENTERPRISE_ID_PATTERN)]
 
 
 @router.get("/events", response_model=EventPage, responses=problem_responses(410))

@@ -27,18 +27,21 @@ class AccessReads:
         )
         return Access(email=email, memberships=[Membership(**dict(r)) for r in rows])
 
-    async def check(self, email: str, kind: GrantKind, ref: str) -> AccessCheck:
-        """Whether any of the person's memberships grants `ref`; the one that does (the
-        partner where they are Admin first)."""
+    async def check(self, email: str, enterprise_id: str, kind: GrantKind, ref: str) -> AccessCheck:
+        """Whether a membership of the person in a partner of `enterprise_id`, the owner of
+        the catalog that asks, grants `ref`; the one that does (the partner where they are
+        Admin first). A ref is the account holder's own text: another enterprise may
+        grant the same one to its partners, which opens nothing here (R21)."""
         row = await self._pool.fetchrow(
             "SELECT m.partner_id, m.role FROM members m"
-            " JOIN partners p ON p.id = m.partner_id AND p.status = 'active'"
+            " JOIN partners p ON p.id = m.partner_id AND p.status = 'active' AND p.enterprise_id = $4"
             " JOIN partner_grants g ON g.partner_id = m.partner_id AND g.kind = $2 AND g.ref = $3"
             " AND g.revoked_at IS NULL"
             " WHERE m.email = $1 AND m.active ORDER BY m.role = 'admin' DESC, p.name, m.partner_id LIMIT 1",
             email,
             kind.value,
             ref,
+            enterprise_id,
         )
         if row is None:
             return AccessCheck(allowed=False)

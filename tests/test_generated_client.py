@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
+from tests.helpers.images import image
 from tests.helpers.stack import API_TOKEN, Stack, new_enterprise, unique_domain
 
 PACKAGE = "portal_client"
@@ -144,7 +145,7 @@ async def test_the_generated_client_walks_the_readme(dev_stack: Stack, client_pa
             ("Globex", "member", ["maps"])
         ]
         check = await api("access_check").asyncio(
-            client=client, kind=models.GrantKind.PRODUCT, ref="maps", **person(member)
+            client=client, enterprise_id=enterprise, kind=models.GrantKind.PRODUCT, ref="maps", **person(member)
         )
         assert check.allowed is True and check.partner_id == created.id
 
@@ -166,7 +167,4 @@ async def test_the_generated_client_walks_the_readme(dev_stack: Stack, client_pa
         assert errors.UnexpectedStatus  # the client's error type exists, for undocumented answers
 
 
-_PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000100ff5d2c7b0000000049454e44ae426082"
-)
+_PNG = image("PNG")

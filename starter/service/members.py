@@ -36,7 +36,9 @@ class Members(Service):
             address = normalize_email(email).address
         except ValueError:
             raise Refused(ErrorCode.NOT_A_MEMBER, "This person is not an active member of the partner.") from None
-        return await self._end(actor, partner_id, address, "removed")
+        return await self._end(
+            actor, partner_id, address, "removed", by_partner_admin=actor.role is ActorRole.PARTNER_USER
+        )
 
     async def leave(self, actor: Actor, partner_id: UUID) -> MembershipView:
         """R13: a member ends their own membership; the Admin is replaced, never leaves."""
@@ -45,8 +47,12 @@ class Members(Service):
             raise Refused(ErrorCode.FORBIDDEN, "Only a member of the partner may leave it.")
         return await self._end(actor, partner_id, actor.email, "left")
 
-    async def _end(self, actor: Actor, partner_id: UUID, email: str, reason: EndReason) -> MembershipView:
-        ended, cancelled = await self._stores.memberships.end(partner_id, email, actor=actor.email, reason=reason)
+    async def _end(
+        self, actor: Actor, partner_id: UUID, email: str, reason: EndReason, *, by_partner_admin: bool = False
+    ) -> MembershipView:
+        ended, cancelled = await self._stores.memberships.end(
+            partner_id, email, actor=actor.email, reason=reason, by_partner_admin=by_partner_admin
+        )
         await self._tell_closed(cancelled, f"membership {reason}")
         return ended
 
@@ -55,8 +61,8 @@ class Members(Service):
     async def access(self, actor: Actor) -> Access:
         return await self._stores.access.access(actor.email)
 
-    async def check(self, actor: Actor, kind: GrantKind, ref: str) -> AccessCheck:
-        return await self._stores.access.check(actor.email, kind, ref)
+    async def check(self, actor: Actor, enterprise_id: str, kind: GrantKind, ref: str) -> AccessCheck:
+        return await self._stores.access.check(actor.email, enterprise_id, kind, ref)
 
     # --- a person's data (R16, LGPD art. 18): operators only ------------------------------
 
