@@ -1,11 +1,11 @@
-"""WakeUps: the worker's one LISTEN on the events channel (R15, issue 29).
+"""WakeUps: the worker's one LISTEN on the events channel (R15).
 
 An endpoint with nothing to deliver sleeps: its workflow waits on a timer of a day and
 its row says `sleeping`. Each event's commit NOTIFYs its enterprise; this wakes, with
 one signal each, only the sleeping endpoints of that enterprise and the portal-wide one.
 An enterprise's burst costs the others nothing, and an idle endpoint costs no Action.
 Several worker processes may listen: clearing the flag is one statement, so each sleep
-is woken once. A signal that fails puts the flag back, for the next commit to retry.
+is woken once. A signal that fails puts the flag back, and is retried until it lands.
 """
 
 from __future__ import annotations
@@ -19,11 +19,26 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.webhook_delivery import portal_unread
 from partners.ids import WEBHOOK_WAKE_SIGNAL, webhook_workflow_id
 
 log = logging.getLogger(__name__)
 # Notifications arriving within this long are woken together: one statement for a burst.
 _GATHER_SECONDS = 0.02
+# A failed wake-up is tried again after this long, doubling up to RETRY_AT_MOST.
+RETRY_FIRST = 1.0
+RETRY_AT_MOST = 60.0
+# Without any notification, the sleeping endpoints with events waiting are looked for this
+# often: one indexed statement, no Action unless one is found.
+RECHECK_SECONDS = 300.0
+
+_WAITING_SLEEPERS = (
+    "UPDATE webhook_endpoints w SET sleeping = false WHERE sleeping AND status = 'enabled' AND CASE"  # noqa: S608
+    " WHEN w.enterprise_id IS NULL"
+    f" THEN EXISTS (SELECT 1 FROM events WHERE {portal_unread('w.delivered_xid', 'w.delivered_through')})"
+    " ELSE EXISTS (SELECT 1 FROM events e WHERE e.enterprise_id = w.enterprise_id AND e.seq > w.delivered_through)"
+    " END RETURNING id"
+)
 
 
 class WakeUps:
@@ -33,6 +48,7 @@ class WakeUps:
         self._arrived = asyncio.Event()
         self._connection: asyncpg.pool.PoolConnectionProxy | None = None
         self._lost = asyncio.Event()
+        self._retry_in = 0.0  # seconds until a failed wake-up is tried again; 0: none failed
 
     async def run(self) -> None:
         """Listens until cancelled, reconnecting when the connection is lost; at each
@@ -46,10 +62,17 @@ class WakeUps:
                     arrived = asyncio.ensure_future(self._arrived.wait())
                     lost = asyncio.ensure_future(self._lost.wait())
                     try:
-                        await asyncio.wait({arrived, lost}, return_when=asyncio.FIRST_COMPLETED)
+                        done, _ = await asyncio.wait(
+                            {arrived, lost},
+                            timeout=self._retry_in or RECHECK_SECONDS,
+                            return_when=asyncio.FIRST_COMPLETED,
+                        )
                     finally:
                         arrived.cancel()
                         lost.cancel()
+                    if not done:  # a failed signal's retry is due, or the periodic look
+                        await self._wake_behind()
+                        continue
                     await asyncio.sleep(_GATHER_SECONDS)
                     self._arrived.clear()
                     enterprises, self._pending = self._pending, set()
@@ -96,14 +119,17 @@ class WakeUps:
         await self._signal([r["id"] for r in rows])
 
     async def _wake_behind(self) -> None:
-        rows = await self._pool.fetch(
-            "UPDATE webhook_endpoints w SET sleeping = false WHERE sleeping AND status = 'enabled'"
-            " AND EXISTS (SELECT 1 FROM events e WHERE e.seq > w.delivered_through"
-            " AND (w.enterprise_id IS NULL OR e.enterprise_id = w.enterprise_id)) RETURNING id"
-        )
+        """Wakes every sleeping endpoint that has events waiting: at (re)connection, after
+        a signal failed, and every RECHECK_SECONDS (a transaction of another enterprise
+        that held the portal-wide endpoint back and then rolled back notifies no one)."""
+        rows = await self._pool.fetch(_WAITING_SLEEPERS)
         await self._signal([r["id"] for r in rows])
 
     async def _signal(self, endpoints: list[UUID]) -> None:
+        """One signal each. One that fails (Temporal unreachable for a moment) puts the
+        endpoint's flag back, and is tried again in seconds, then less often, until it
+        lands: an event waits minutes at most for a lost wake-up, never the day's timer."""
+        failed = False
         for endpoint_id in endpoints:
             handle = self._client.get_workflow_handle(webhook_workflow_id(endpoint_id))
             try:
@@ -111,5 +137,10 @@ class WakeUps:
             except RPCError as err:
                 if err.status is RPCStatusCode.NOT_FOUND:
                     continue  # no delivery runs for it: nothing to wake
-                log.warning("webhook endpoint %s not woken (%s); the next commit tries again", endpoint_id, err)
+                log.warning("webhook endpoint %s not woken (%s); trying again shortly", endpoint_id, err)
                 await self._pool.execute("UPDATE webhook_endpoints SET sleeping = true WHERE id = $1", endpoint_id)
+                failed = True
+        if failed:
+            self._retry_in = min(self._retry_in * 2, RETRY_AT_MOST) if self._retry_in else RETRY_FIRST
+        elif endpoints:
+            self._retry_in = 0.0

@@ -39,7 +39,31 @@ RESPONSE_LIMIT = 64 * 1024
 _CLIENTS_KEPT = 64
 # One delivery activity posts events for up to this long, then hands back to the workflow.
 BATCH_SECONDS = 20.0
-_HEARTBEAT_EVERY = 10.0
+
+
+_AGE = "extract(epoch FROM now() - created_at)::float8 AS age"
+
+
+def portal_unread(delivered_xid: str, delivered_through: str) -> str:
+    """The portal-wide endpoint's unread events (R22), given the SQL of its position:
+    past it in (xid, seq) order, of transactions older than any still in flight. Each of
+    those committed or rolled back, so no commit can add an event below the position."""
+    return (
+        f"(xid, seq) > ({delivered_xid}::xid8, {delivered_through}::bigint)"
+        " AND xid < pg_snapshot_xmin(pg_current_snapshot())"
+    )
+
+
+# Past a final attempt ($2 the event's seq, $3 its xid): an enterprise's endpoint by seq,
+# the portal-wide one by (xid, seq); never backwards (a redelivery by hand is of the past).
+_MOVE_CURSOR = (
+    "UPDATE webhook_endpoints SET"
+    " delivered_through = CASE WHEN enterprise_id IS NOT NULL THEN greatest(delivered_through, $2)"
+    " WHEN (delivered_xid, delivered_through) < ($3::xid8, $2::bigint) THEN $2 ELSE delivered_through END,"
+    " delivered_xid = CASE WHEN enterprise_id IS NULL AND (delivered_xid, delivered_through) < ($3::xid8, $2::bigint)"
+    " THEN $3::xid8 ELSE delivered_xid END"
+    " WHERE id = $1"
+)
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -90,21 +114,33 @@ class WebhookDelivery:
 
     async def _pending(self, input: NextEventsInput) -> NextEventsOutput:
         endpoint = await self._pool.fetchrow(
-            "SELECT enterprise_id, event_types, status, delivered_through FROM webhook_endpoints WHERE id = $1",
+            "SELECT enterprise_id, event_types, status, delivered_through, delivered_xid FROM webhook_endpoints"
+            " WHERE id = $1",
             input.endpoint_id,
         )
         if endpoint is None or endpoint["status"] != "enabled":
             return NextEventsOutput(seqs=[], stopped=True)
-        rows = await self._pool.fetch(
-            "SELECT seq, count(*) OVER () AS backlog, extract(epoch FROM now() - created_at)::float8 AS age"
-            " FROM events WHERE seq > $1"
-            " AND ($2::text IS NULL OR enterprise_id = $2) AND ($3::text[] IS NULL OR type = ANY($3))"
-            " ORDER BY seq LIMIT $4",
-            endpoint["delivered_through"],
-            endpoint["enterprise_id"],
-            endpoint["event_types"],
-            input.limit,
-        )
+        if endpoint["enterprise_id"] is None:
+            # Every enterprise's: only what no transaction still in flight can add to (R22).
+            rows = await self._pool.fetch(
+                f"SELECT seq, count(*) OVER () AS backlog, {_AGE} FROM events"  # noqa: S608 (constants)
+                f" WHERE {portal_unread('$1', '$2')} AND ($3::text[] IS NULL OR type = ANY($3))"
+                " ORDER BY xid, seq LIMIT $4",
+                endpoint["delivered_xid"],
+                endpoint["delivered_through"],
+                endpoint["event_types"],
+                input.limit,
+            )
+        else:
+            rows = await self._pool.fetch(
+                f"SELECT seq, count(*) OVER () AS backlog, {_AGE} FROM events"  # noqa: S608 (a constant)
+                " WHERE seq > $1 AND enterprise_id = $2 AND ($3::text[] IS NULL OR type = ANY($3))"
+                " ORDER BY seq LIMIT $4",
+                endpoint["delivered_through"],
+                endpoint["enterprise_id"],
+                endpoint["event_types"],
+                input.limit,
+            )
         if not rows:
             return NextEventsOutput(seqs=[])
         return NextEventsOutput(seqs=[r["seq"] for r in rows], backlog=rows[0]["backlog"], oldest_age=rows[0]["age"])
@@ -116,19 +152,26 @@ class WebhookDelivery:
         later one's ends the batch there; the workflow asks again from that event."""
         endpoint = await self._pool.fetchrow(
             "SELECT url, secret, secret_key_id, CASE WHEN previous_expires_at > now() THEN previous_secret END"
-            " AS previous, previous_key_id, delivered_through, enterprise_id FROM webhook_endpoints WHERE id = $1",
+            " AS previous, previous_key_id, delivered_through, delivered_xid, enterprise_id FROM webhook_endpoints"
+            " WHERE id = $1",
             input.endpoint_id,
         )
         if endpoint is None:
             raise ApplicationError("the endpoint is gone", non_retryable=True)
         signing = self._secrets(input.endpoint_id, endpoint)
-        # Only the endpoint's enterprise's events, whatever seqs the workflow was given.
+        # Only the endpoint's enterprise's events, whatever seqs the workflow was given, in
+        # the order it was given them (the portal-wide endpoint's is not seq order). Each
+        # says whether the endpoint's cursor is past it already.
         events = await self._pool.fetch(
-            "SELECT seq, id, type, created_at, enterprise_id, partner_id, data,"
-            " extract(epoch FROM now() - created_at)::float8 AS age FROM events"
-            " WHERE seq = ANY($1) AND ($2::text IS NULL OR enterprise_id = $2) ORDER BY seq",
+            "SELECT seq, xid, id, type, created_at, enterprise_id, partner_id, data,"
+            " extract(epoch FROM now() - created_at)::float8 AS age,"
+            " CASE WHEN $2::text IS NULL THEN (xid, seq) <= ($3::xid8, $4::bigint) ELSE seq <= $4 END AS passed"
+            " FROM events WHERE seq = ANY($1) AND ($2::text IS NULL OR enterprise_id = $2)"
+            " ORDER BY array_position($1, seq)",
             input.seqs,
             endpoint["enterprise_id"],
+            endpoint["delivered_xid"],
+            endpoint["delivered_through"],
         )
         if input.backlog is None and not events:
             # A redelivery by hand of an event that is not this endpoint's (or is gone):
@@ -138,7 +181,7 @@ class WebhookDelivery:
             raise ApplicationError("the endpoint or an event is gone", non_retryable=True)
         # A retried batch skips what an earlier attempt of it delivered: nothing goes out
         # again after its 2xx (a redelivery by hand, backlog None, is sent as asked).
-        skipped = 0 if input.backlog is None else sum(e["seq"] <= endpoint["delivered_through"] for e in events)
+        skipped = 0 if input.backlog is None else sum(e["passed"] for e in events)
         batch_ends = time.monotonic() + BATCH_SECONDS
         last = DeliverOutput(done=skipped, status="none")
         for position, event in enumerate(events[skipped:], start=skipped):
@@ -146,7 +189,7 @@ class WebhookDelivery:
             status, error, duration_ms = await self._attempt(endpoint, signing, event)
             retry = error is not None and (status is None or status == 429 or status >= 500)
             outcome = "delivered" if error is None else ("retrying" if retry else "failed")
-            await self._record(input.endpoint_id, event["seq"], attempt, outcome, status, duration_ms, error)
+            await self._record(input.endpoint_id, event, attempt, outcome, status, duration_ms, error)
             count("partners_webhook_attempts", "Webhook delivery attempts, by outcome.", outcome=outcome)
             if retry:  # stuck here: what waits behind, counted anew (attempts are spaced by backoff)
                 waiting = await self._pending(NextEventsInput(endpoint_id=input.endpoint_id, limit=1))
@@ -249,7 +292,7 @@ class WebhookDelivery:
     async def _record(
         self,
         endpoint_id: UUID,
-        seq: int,
+        event: asyncpg.Record,
         attempt: int,
         status: str,
         http_status: int | None,
@@ -264,7 +307,7 @@ class WebhookDelivery:
                 "INSERT INTO webhook_deliveries (endpoint_id, event_seq, attempt, status, http_status, duration_ms,"
                 " error) SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM events WHERE seq = $2)",
                 endpoint_id,
-                seq,
+                event["seq"],
                 attempt,
                 status,
                 http_status,
@@ -272,24 +315,21 @@ class WebhookDelivery:
                 error,
             )
             if status != "retrying":
-                await db.execute(
-                    "UPDATE webhook_endpoints SET delivered_through = greatest(delivered_through, $2) WHERE id = $1",
-                    endpoint_id,
-                    seq,
-                )
+                await db.execute(_MOVE_CURSOR, endpoint_id, event["seq"], event["xid"])
 
     @activity.defn
     async def give_up(self, input: GiveUpInput) -> None:
         """After WEBHOOK_RETRY_FOR: the delivery failed, and the endpoint is disabled."""
         async with self._pool.acquire() as db, db.transaction():
             endpoint = await db.fetchrow(
-                "UPDATE webhook_endpoints SET status = 'disabled', disabled_at = now(), disabled_reason = $2,"
-                " delivered_through = greatest(delivered_through, $3)"
+                "UPDATE webhook_endpoints SET status = 'disabled', disabled_at = now(), disabled_reason = $2"
                 " WHERE id = $1 AND status = 'enabled' RETURNING enterprise_id",
                 input.endpoint_id,
                 f"failing since the retry period ran out: {input.error}"[:300],
-                input.seq,
             )
+            xid = await db.fetchval("SELECT xid FROM events WHERE seq = $1", input.seq)
+            if xid is not None:
+                await db.execute(_MOVE_CURSOR, input.endpoint_id, input.seq, xid)
             await db.execute(
                 "INSERT INTO webhook_deliveries (endpoint_id, event_seq, attempt, status, duration_ms, error)"
                 " SELECT $1, $2, 0, 'failed', 0, $3 WHERE EXISTS (SELECT 1 FROM events WHERE seq = $2)",

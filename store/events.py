@@ -21,7 +21,7 @@ from partners.codec import EncryptionCodec, PayloadKeyError
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
 from partners.views import DeliveryList, DeliveryView, EventPage, EventView, WebhookView
-from store.sql import Db, audit
+from store.sql import EVENTS_LOCK, Db, audit
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,10 @@ class EventStore:
                     "An endpoint of the enterprise already receives events at this URL; change its events instead.",
                     webhook_id=str(taken),
                 )
+            # The enterprise's event writers take turns (store/sql.py): once it is this
+            # transaction's turn, every event of the enterprise numbered so far committed,
+            # and every later one is numbered past the start below.
+            await db.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", EVENTS_LOCK, enterprise_id)
             endpoint_id = uuid4()
             kid, sealed = seal_secret(self._codec, endpoint_id, secret)
             row = await db.fetchrow(
@@ -143,8 +147,10 @@ class EventStore:
     async def upsert_portal_endpoint(self, url: str, secret: str) -> None:
         kid, sealed = seal_secret(self._codec, PORTAL_ENDPOINT_ID, secret)
         await self._pool.execute(
+            # From here on: every event of a transaction not yet committed (R22).
             "INSERT INTO webhook_endpoints (id, enterprise_id, url, secret, secret_key_id, delivered_through,"
-            " created_by) VALUES ($1, NULL, $2, $3, $4, (SELECT coalesce(max(seq), 0) FROM events), 'settings')"
+            " delivered_xid, created_by) VALUES ($1, NULL, $2, $3, $4, 0, pg_snapshot_xmin(pg_current_snapshot()),"
+            " 'settings')"
             " ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, secret = EXCLUDED.secret,"
             " secret_key_id = EXCLUDED.secret_key_id, status = 'enabled', disabled_at = NULL, disabled_reason = NULL",
             PORTAL_ENDPOINT_ID,
@@ -226,7 +232,12 @@ class EventStore:
 
     async def delete_endpoint(self, enterprise_id: str, endpoint_id: UUID, actor: str) -> WebhookView:
         return await self._change(
-            enterprise_id, endpoint_id, actor, AuditAction.WEBHOOK_DELETED, "status = 'deleted'", refuse_disabled=False
+            enterprise_id,
+            endpoint_id,
+            actor,
+            AuditAction.WEBHOOK_DELETED,
+            "status = 'deleted', deleted_at = now()",
+            refuse_disabled=False,
         )
 
     async def rotate_secret(self, enterprise_id: str, endpoint_id: UUID, actor: str) -> tuple[WebhookView, str]:

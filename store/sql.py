@@ -50,7 +50,7 @@ async def audit_all(
         actor,
         actions,
         details,
-        _EVENTS_LOCK,
+        EVENTS_LOCK,
         bool(events),
     )
     if not events:
@@ -70,7 +70,7 @@ async def audit_all(
 
 
 # The first half of the advisory lock key (int4): the events of one enterprise.
-_EVENTS_LOCK = 72_468
+EVENTS_LOCK = 72_468
 
 
 def refuse_if_deactivated(status: str) -> None:
