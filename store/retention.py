@@ -134,14 +134,23 @@ gone AS (DELETE FROM link_attempts l USING doomed WHERE l.client = doomed.client
 SELECT count(*) FROM gone
 """
 
+# Deleted endpoints their retention after the deletion: first their attempts, a batch at
+# a time, then the endpoint once none is left (the next batch: one statement sees the
+# attempts as they were when it began).
 _WEBHOOK_ENDPOINTS = """
-WITH doomed AS (
-    SELECT id FROM webhook_endpoints w
-    WHERE status = 'deleted' AND disabled_at < now() - make_interval(secs => $1)
+WITH deleted AS (
+    SELECT id FROM webhook_endpoints
+    WHERE status = 'deleted' AND deleted_at < now() - make_interval(secs => $1)),
+attempts AS (
+    DELETE FROM webhook_deliveries WHERE id IN (
+        SELECT id FROM webhook_deliveries WHERE endpoint_id IN (SELECT id FROM deleted)
+        LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1),
+doomed AS (
+    SELECT id FROM webhook_endpoints w WHERE id IN (SELECT id FROM deleted)
       AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = w.id)
     LIMIT $2 FOR UPDATE SKIP LOCKED),
 gone AS (DELETE FROM webhook_endpoints w USING doomed WHERE w.id = doomed.id RETURNING 1)
-SELECT count(*) FROM gone
+SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM attempts)
 """
 
 

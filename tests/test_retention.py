@@ -22,6 +22,7 @@ from devstack.mailcatcher import MailCatcher
 from partners.models import PruneKind, RetentionInput, RetentionResult
 from store.retention import PRUNED_ACTOR
 from tests.helpers.cli import temporal
+from tests.helpers.images import image
 from tests.helpers.receiver import receiving
 from tests.helpers.stack import (
     ActivePartner,
@@ -31,6 +32,7 @@ from tests.helpers.stack import (
     partner_body,
     partner_user,
     running_stack,
+    start_console,
     unique_domain,
 )
 from workflows.retention import RETENTION_SCHEDULE_ID, RetentionWorkflow
@@ -214,7 +216,7 @@ async def test_an_enterprise_keeps_its_audit_as_long_as_its_own_setting_says(
 async def test_a_deactivated_partner_past_its_retention_keeps_its_row_without_logo_or_people(
     dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
 ) -> None:
-    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+    png = image("PNG")
     async with short_lived(dev_env, pool, mail, closed_invitations_retention=100 * HOUR) as stack:
         gone, kept = await stack.active_partner(), await stack.active_partner()
         for partner in (gone, kept):
@@ -418,7 +420,7 @@ async def test_console_links_and_sessions_go_a_day_after_they_ended(
             minted = await stack.http.post("/v1/console/sessions", headers=holder(enterprise))
             assert minted.status_code == 201
             async with httpx.AsyncClient() as browser:
-                assert (await browser.get(minted.json()["url"])).status_code == 303
+                assert (await start_console(browser, minted.json()["url"])).status_code == 303
         live = await pool.fetchval("SELECT count(*) FROM console_sessions WHERE enterprise_id = $1", enterprise)
         assert live == 2
         # One session and its link ended two days ago; the other is live.
@@ -436,3 +438,30 @@ async def test_console_links_and_sessions_go_a_day_after_they_ended(
         assert result.pruned[PruneKind.CONSOLE] >= 2
         assert await pool.fetchval("SELECT count(*) FROM console_sessions WHERE enterprise_id = $1", enterprise) == 1
         assert await pool.fetchval("SELECT count(*) FROM console_links WHERE enterprise_id = $1", enterprise) == 1
+
+
+async def test_a_deleted_endpoint_goes_with_its_attempts_its_retention_after_its_deletion(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    async with short_lived(dev_env, pool, mail) as stack, receiving() as receiver:
+        enterprise = new_enterprise()
+        headers = holder(enterprise)
+        hooks = f"/v1/enterprises/{enterprise}/webhooks"
+        hook = (await stack.http.post(hooks, json={"url": receiver.url}, headers=headers)).json()
+        await stack.register(enterprise, unique_domain())
+        await receiver.wait_for(1)
+        attempts = "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1::uuid"
+        assert await pool.fetchval(attempts, hook["id"]) >= 1
+        deleted = await stack.http.delete(f"{hooks}/{hook['id']}", headers=headers)
+        assert deleted.status_code == 200, deleted.text
+        # Deleted now: kept for its retention.
+        await prune(stack)
+        assert await pool.fetchval("SELECT count(*) FROM webhook_endpoints WHERE id = $1::uuid", hook["id"]) == 1
+        # Deleted two hours ago (its attempts are recent: they go because the endpoint goes).
+        await pool.execute(
+            "UPDATE webhook_endpoints SET deleted_at = deleted_at - interval '2 hours' WHERE id = $1::uuid", hook["id"]
+        )
+        await prune(stack)
+        await prune(stack)
+        assert await pool.fetchval(attempts, hook["id"]) == 0
+        assert await pool.fetchval("SELECT count(*) FROM webhook_endpoints WHERE id = $1::uuid", hook["id"]) == 0
