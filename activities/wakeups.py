@@ -25,6 +25,8 @@ from partners.ids import WEBHOOK_WAKE_SIGNAL, webhook_workflow_id
 log = logging.getLogger(__name__)
 # Notifications arriving within this long are woken together: one statement for a burst.
 _GATHER_SECONDS = 0.02
+# One wake-up signal waits this long at most.
+SIGNAL_TIMEOUT = 5.0
 # A failed wake-up is tried again after this long, doubling up to RETRY_AT_MOST.
 RETRY_FIRST = 1.0
 RETRY_AT_MOST = 60.0
@@ -133,11 +135,14 @@ class WakeUps:
         for endpoint_id in endpoints:
             handle = self._client.get_workflow_handle(webhook_workflow_id(endpoint_id))
             try:
-                await handle.signal(WEBHOOK_WAKE_SIGNAL)
-            except RPCError as err:
-                if err.status is RPCStatusCode.NOT_FOUND:
+                # Bounded: the client retries an unreachable server on its own, and every
+                # other enterprise's wake-ups wait behind this one meanwhile.
+                async with asyncio.timeout(SIGNAL_TIMEOUT):
+                    await handle.signal(WEBHOOK_WAKE_SIGNAL)
+            except (RPCError, TimeoutError) as err:
+                if isinstance(err, RPCError) and err.status is RPCStatusCode.NOT_FOUND:
                     continue  # no delivery runs for it: nothing to wake
-                log.warning("webhook endpoint %s not woken (%s); trying again shortly", endpoint_id, err)
+                log.warning("webhook endpoint %s not woken (%r); trying again shortly", endpoint_id, err)
                 await self._pool.execute("UPDATE webhook_endpoints SET sleeping = true WHERE id = $1", endpoint_id)
                 failed = True
         if failed:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -13,10 +14,15 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.wakeups import SIGNAL_TIMEOUT
+from devstack.binaries import temporal_cli
 from devstack.mailcatcher import MailCatcher
+from devstack.net import free_port
+from partners import search
 from partners.events import AuditAction
 from partners.ids import webhook_workflow_id
 from store.sql import audit
+from tests.helpers.codec import converter_for_tests
 from tests.helpers.receiver import receiving
 from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
 
@@ -95,3 +101,47 @@ async def test_events_committed_while_no_worker_listened_are_delivered_when_one_
         async with running_stack(dev_env, pool, mail, temporal_task_queue=queue):
             received = await receiver.wait_for(1, timeout=30)
         assert [r.event["type"] for r in received] == ["grant.created"]
+
+
+async def test_a_wake_up_lost_while_temporal_is_down_is_retried_until_it_lands(
+    pool: asyncpg.Pool, mail: MailCatcher, tmp_path: Path
+) -> None:
+    """Temporal stopped across a commit: the signal that would wake the sleeping endpoint
+    fails; it is tried again until the server is back, and the event is delivered then,
+    not at the endpoint's day-long timer or the next commit."""
+    port, db_file = free_port(), str(tmp_path / "temporal.db")
+
+    async def start_server() -> WorkflowEnvironment:
+        return await WorkflowEnvironment.start_local(
+            data_converter=converter_for_tests(),
+            dev_server_existing_path=temporal_cli(),
+            search_attributes=search.ALL,
+            port=port,
+            dev_server_extra_args=["--db-filename", db_file],
+        )
+
+    first = await start_server()
+    second: WorkflowEnvironment | None = None
+    enterprise = new_enterprise()
+    try:
+        async with running_stack(first, pool, mail) as stack, receiving() as receiver:
+            hooks = f"/v1/enterprises/{enterprise}/webhooks"
+            hook = (await stack.http.post(hooks, json={"url": receiver.url}, headers=holder(enterprise))).json()
+            asleep = "SELECT sleeping FROM webhook_endpoints WHERE id = $1::uuid"
+            async with asyncio.timeout(20):
+                while not await pool.fetchval(asleep, hook["id"]):
+                    await asyncio.sleep(0.1)
+            await first.shutdown()
+            async with pool.acquire() as db, db.transaction():
+                await audit(
+                    db, enterprise, None, "holder@x.example", AuditAction.GRANT, grant_id="g", kind="api", ref="r"
+                )
+            # Down longer than the client's own retries of one call (10 s): the wake-up fails.
+            await asyncio.sleep(SIGNAL_TIMEOUT + 8)
+            assert receiver.delivered() == []
+            second = await start_server()
+            delivered = await receiver.wait_for(1, timeout=90)
+            assert [r.event["type"] for r in delivered] == ["grant.created"]
+    finally:
+        if second is not None:
+            await second.shutdown()
