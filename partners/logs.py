@@ -16,7 +16,10 @@ _LINK = re.compile(r"(/invitations/)[A-Za-z0-9_-]{20,}")
 # An address's "@" in every form it reaches a log line in: plain, percent-encoded (uvicorn's
 # access log quotes paths: %40; a query string encoded twice: %2540), JSON- and HTML-escaped.
 _AT = re.compile(r"@|%(?:25)*40|\\u0040|&#(?:64|x40);", re.IGNORECASE)
-_LOCAL_PUNCTUATION = frozenset("._%+-")
+# Every character an address's local part may hold besides letters and digits (RFC 5322's
+# atext and the dot), so that `sean.o'brien@` is masked whole; `%` also stands for itself
+# in a percent-encoded address.
+_LOCAL_PUNCTUATION = frozenset("!#$%&'*+-/=?^_`{|}~.")
 # Longer messages are cut after redaction: one request must not write megabytes of log.
 MESSAGE_MAX_CHARS = 4096
 

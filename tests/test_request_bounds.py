@@ -129,3 +129,18 @@ def test_masking_takes_linear_time_whatever_the_line() -> None:
         started = time.perf_counter()
         logs.redact(text)
         assert time.perf_counter() - started < 1.0, text[:12]
+
+
+def test_every_character_a_local_part_may_hold_is_masked() -> None:
+    """RFC 5322 lets a local part hold any of !#$%&'*+-/=?^_`{|}~: each is masked with
+    the rest, in a log line as the process writes it, plain and percent-encoded."""
+    addresses = ["sean.o'brien@globex.example", "a!b#c$d%e&f*g+h-i/j=k?l^m_n`o{p|q}r~s@globex.example"]
+    with logged_as_in_production() as written:
+        for address in addresses:
+            logging.getLogger("partners.test").warning("invited %s (%s)", address, address.replace("@", "%40"))
+    lines = written.getvalue().splitlines()
+    assert len(lines) == 2
+    for line, address in zip(lines, addresses, strict=True):
+        local = address.split("@")[0]
+        assert local not in line and local[1:] not in line, line
+        assert f"invited {local[0]}…@globex.example ({local[0]}…@globex.example)" in line, line
