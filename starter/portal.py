@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from partners.errors import ErrorCode, Refused
+from partners.ids import ENTERPRISE_ID_PATTERN
 from partners.models import GrantKind, InvitationState
 from partners.requests import (
     AcceptRequestBody,
@@ -26,6 +27,7 @@ from partners.views import (
     AuditPage,
     BatchResult,
     ConsoleLink,
+    ConsoleSessionsEnded,
     GrantView,
     InvitationDetail,
     InvitationList,
@@ -47,7 +49,7 @@ router = APIRouter(
 
 EnterpriseId = Annotated[
     str,
-    Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$", description="The enterprise account's id in the portal."),
+    Path(pattern=ENTERPRISE_ID_PATTERN, description="The enterprise account's id in the portal."),
 ]
 IdempotencyKey = Annotated[
     str | None,
@@ -172,12 +174,21 @@ async def access(actor: CurrentActor, members: MembersDep) -> Access:
 async def access_check(
     actor: CurrentActor,
     members: MembersDep,
+    enterprise_id: Annotated[
+        str,
+        Query(
+            pattern=ENTERPRISE_ID_PATTERN,
+            description="The enterprise that owns the catalog the product or API belongs to.",
+        ),
+    ],
     kind: Annotated[GrantKind, Query(description="`product` or `api`.")],
     ref: Annotated[str, Query(min_length=1, max_length=200, description="The Service Catalog id.")],
 ) -> AccessCheck:
-    """Whether the acting person may use this product or API (R14), and through which
-    partner and role."""
-    return await members.check(actor, kind, ref)
+    """Whether the acting person may use this product or API of `enterprise_id`'s catalog
+    (R14, R21), and through which partner and role. Only that enterprise's partners
+    answer: a ref is text each enterprise chooses, so the same ref granted by another
+    enterprise opens nothing here."""
+    return await members.check(actor, enterprise_id, kind, ref)
 
 
 @router.post("/invitations/accept", response_model=InvitationDetail)
@@ -310,3 +321,12 @@ async def console_session(
     or open it in an iframe (`CONSOLE_FRAME_ANCESTORS`); it starts their console session.
     `return_to`: where the console's way back goes (PORTAL_URL by default)."""
     return await console.mint(actor, body or ConsoleSessionRequest())
+
+
+@router.delete("/console/sessions", response_model=ConsoleSessionsEnded)
+async def end_console_sessions(actor: CurrentActor, console: ConsoleDep) -> ConsoleSessionsEnded:
+    """Ends every console session of the person the actor headers name, and voids their
+    unused console links. The portal calls it when the person signs out of it or loses
+    a role: the console acts with the rights of the moment a link was minted (R19), so
+    a session must not outlive them. `ended`: how many sessions ended (0 is no error)."""
+    return await console.end_sessions(actor)

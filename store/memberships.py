@@ -33,10 +33,12 @@ class MembershipStore:
         return await active_members(self._pool, partner_id)
 
     async def end(
-        self, partner_id: UUID, email: str, *, actor: str, reason: EndReason
+        self, partner_id: UUID, email: str, *, actor: str, reason: EndReason, by_partner_admin: bool = False
     ) -> tuple[MembershipView, list[InvitationWorkflowRef]]:
         """Ends the active membership; answers it and the invitations it cancelled. The
-        Admin is never removed (R5): replace them first."""
+        Admin is never removed (R5): replace them first. Who the next Admin is belongs to
+        the account holder (R8): the partner's Admin (`by_partner_admin`) does not remove
+        a Member the account holder named in a pending admin replacement (R13)."""
         async with self._pool.acquire() as db, db.transaction():
             partner = await lock_partner(db, partner_id)
             role = await active_role(db, partner_id, email)
@@ -46,6 +48,17 @@ class MembershipStore:
                 raise Refused(
                     ErrorCode.CANNOT_REMOVE_ADMIN,
                     "The Admin cannot be removed or leave: replace them first (POST /v1/partners/{id}/admin).",
+                )
+            if by_partner_admin and await db.fetchval(
+                "SELECT 1 FROM invitations WHERE partner_id = $1 AND email = $2 AND state = 'pending'"
+                " AND role = 'admin'",
+                partner_id,
+                email,
+            ):
+                raise Refused(
+                    ErrorCode.SUCCESSOR_PENDING,
+                    "The account holder named this person as the partner's next Admin; only the account holder"
+                    " may remove them while that invitation is pending.",
                 )
             return await end_membership(db, partner["enterprise_id"], partner_id, email, actor=actor, reason=reason)
 

@@ -92,7 +92,7 @@ async def test_the_admin_and_a_member_see_their_partner_and_nobody_else_does(dev
     _problem(await _get(dev_stack, f"{path}/audit", partner_user(member)), 403, "forbidden")
 
 
-async def test_removal_ends_access_and_cancels_a_pending_admin_replacement(dev_stack: Stack) -> None:
+async def test_the_holders_removal_ends_access_and_cancels_a_pending_admin_replacement(dev_stack: Stack) -> None:
     partner = await dev_stack.active_partner()
     member = f"mel@{partner.domain}"
     await _member(dev_stack, partner, member)
@@ -108,17 +108,33 @@ async def test_removal_ends_access_and_cancels_a_pending_admin_replacement(dev_s
         m["partner_id"] for m in (await _get(dev_stack, "/v1/access", partner_user(member))).json()["memberships"]
     ] == [partner.id]
 
-    removed = await dev_stack.http.delete(
+    # Who the next Admin is belongs to the account holder (R8): the partner's Admin may not
+    # remove the person named, and nothing changes.
+    vetoed = await dev_stack.http.delete(
         f"/v1/partners/{partner.id}/members/{member.upper()}", headers=partner_user(partner.admin)
+    )
+    _problem(vetoed, 409, "successor_pending")
+    assert (
+        await dev_stack.pool.fetchval("SELECT state FROM invitations WHERE id = $1::uuid", replaced.json()["id"])
+        == "pending"
+    )
+    assert await dev_stack.pool.fetchval(
+        "SELECT active FROM members WHERE partner_id = $1::uuid AND email = $2", partner.id, member
+    )
+    # The account holder's own removal ends the membership and the replacement with it (R13).
+    removed = await dev_stack.http.delete(
+        f"/v1/partners/{partner.id}/members/{member.upper()}", headers=holder(partner.enterprise)
     )
 
     assert removed.status_code == 200, removed.text
     ended = removed.json()
     assert (ended["email"], ended["role"], ended["end_reason"]) == (member, "member", "removed")
-    assert ended["ended_by"] == partner.admin and ended["ended_at"] is not None
+    assert ended["ended_by"] == holder(partner.enterprise)["X-Actor-Email"] and ended["ended_at"] is not None
     # Access ends at once.
     assert (await _get(dev_stack, "/v1/access", partner_user(member))).json()["memberships"] == []
-    check = await _get(dev_stack, "/v1/access/check?kind=product&ref=maps", partner_user(member))
+    check = await _get(
+        dev_stack, f"/v1/access/check?enterprise_id={partner.enterprise}&kind=product&ref=maps", partner_user(member)
+    )
     assert check.json() == {"allowed": False, "partner_id": None, "role": None}
     _problem(await _get(dev_stack, f"/v1/partners/{partner.id}", partner_user(member)), 404, "not_found")
     # The pending replacement was cancelled in the same transaction: its link is dead,
@@ -213,7 +229,9 @@ async def test_access_follows_grants_revocations_removals_and_deactivation(dev_s
         return memberships
 
     async def check(kind: str, ref: str, headers: dict[str, str] = as_member) -> dict[str, Any]:
-        response = await _get(dev_stack, f"/v1/access/check?kind={kind}&ref={ref}", headers)
+        response = await _get(
+            dev_stack, f"/v1/access/check?enterprise_id={partner.enterprise}&kind={kind}&ref={ref}", headers
+        )
         assert response.status_code == 200, response.text
         answer: dict[str, Any] = response.json()
         return answer
@@ -245,8 +263,16 @@ async def test_access_follows_grants_revocations_removals_and_deactivation(dev_s
     assert (await access())[0]["products"] == [] and (await check("product", "maps"))["allowed"] is False
     # Nobody outside: a person of the same company who is no member, and bad input.
     assert (await check("api", "payments-v2", partner_user(f"eve@{partner.domain}")))["allowed"] is False
-    _problem(await _get(dev_stack, "/v1/access/check?kind=team&ref=x", as_member), 422, "invalid_input")
-    _problem(await _get(dev_stack, "/v1/access/check?kind=api", as_member), 422, "invalid_input")
+    _problem(
+        await _get(dev_stack, f"/v1/access/check?enterprise_id={partner.enterprise}&kind=team&ref=x", as_member),
+        422,
+        "invalid_input",
+    )
+    _problem(
+        await _get(dev_stack, f"/v1/access/check?enterprise_id={partner.enterprise}&kind=api", as_member),
+        422,
+        "invalid_input",
+    )
     # Deactivated (its APIs revoked first, R10): nobody has access through it any more.
     api = next(g["id"] for g in (await _get(dev_stack, f"/v1/partners/{partner.id}", as_member)).json()["grants"])
     await dev_stack.http.delete(f"/v1/partners/{partner.id}/grants/{api}", headers=holder(partner.enterprise))
@@ -433,3 +459,52 @@ async def test_who_the_actor_is_to_a_partner_is_one_query_not_the_view(
         CountingReads.calls.clear()
         assert (await stack.http.get(path, headers=holder(partner.enterprise))).status_code == 200
         assert CountingReads.calls == ["standing", "get_partner"], "the view is read where it is shown"
+
+
+async def test_the_access_question_is_answered_for_the_catalog_that_asks(dev_stack: Stack) -> None:
+    """A ref is text each enterprise chooses: enterprise B granting its partner the ref of
+    enterprise A's API opens nothing in A's catalog (R21)."""
+    owner, other = await dev_stack.active_partner(), await dev_stack.active_partner()
+    await _grant(dev_stack, other, "api", "acme-payments")
+    as_other = partner_user(other.admin)
+
+    async def check(enterprise: str, headers: dict[str, str]) -> dict[str, Any]:
+        response = await _get(
+            dev_stack, f"/v1/access/check?enterprise_id={enterprise}&kind=api&ref=acme-payments", headers
+        )
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    assert await check(owner.enterprise, as_other) == {"allowed": False, "partner_id": None, "role": None}
+    assert await check(other.enterprise, as_other) == {"allowed": True, "partner_id": other.id, "role": "admin"}
+    # Without the catalog's owner, the question is incomplete: refused, not answered.
+    _problem(await _get(dev_stack, "/v1/access/check?kind=api&ref=acme-payments", as_other), 422, "invalid_input")
+    # The owner's own grant answers for the owner's catalog only.
+    await _grant(dev_stack, owner, "api", "acme-payments")
+    as_owner = partner_user(owner.admin)
+    assert (await check(owner.enterprise, as_owner))["partner_id"] == owner.id
+    assert (await check(other.enterprise, as_owner))["allowed"] is False
+    # /v1/access still lists each membership with its enterprise.
+    listed = (await _get(dev_stack, "/v1/access", as_other)).json()["memberships"]
+    assert [(m["enterprise_id"], [a["ref"] for a in m["apis"]]) for m in listed] == [
+        (other.enterprise, ["acme-payments"])
+    ]
+
+
+async def test_the_person_named_next_admin_may_leave_and_the_replacement_ends_with_them(dev_stack: Stack) -> None:
+    partner = await dev_stack.active_partner()
+    member = f"mel@{partner.domain}"
+    await _member(dev_stack, partner, member)
+    replaced = await dev_stack.http.post(
+        f"/v1/partners/{partner.id}/admin",
+        json={"first_name": "Mel", "last_name": "Member", "email": member},
+        headers=holder(partner.enterprise),
+    )
+    assert replaced.status_code == 202, replaced.text
+    left = await dev_stack.http.post(f"/v1/partners/{partner.id}/leave", headers=partner_user(member))
+    assert left.status_code == 200, left.text
+    assert (
+        await dev_stack.pool.fetchval("SELECT state FROM invitations WHERE id = $1::uuid", replaced.json()["id"])
+        == "cancelled"
+    )
