@@ -271,6 +271,12 @@ class ConsoleLink(BaseModel):
     expires_at: datetime
 
 
+class ConsoleSessionsEnded(BaseModel):
+    """DELETE /v1/console/sessions: how many console sessions of the person ended."""
+
+    ended: int
+
+
 class PartnerSlots(BaseModel):
     """R2: partners counted against the enterprise's limit (pending and active ones)."""
 

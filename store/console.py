@@ -58,6 +58,31 @@ class ConsoleSessions:
         )
         return token, expires_at
 
+    async def peek(self, token: str) -> tuple[str, str] | None:
+        """Whom a live, unused link is for, and its locale, without using it up: what the
+        page that asks the person to continue shows (a mail scanner's GET uses nothing)."""
+        row = await self._pool.fetchrow(
+            "SELECT actor_email, locale FROM console_links"
+            " WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()",
+            token_hash(token),
+        )
+        return None if row is None else (row["actor_email"], row["locale"])
+
+    async def end_all(self, email: str) -> int:
+        """Ends every live session of the person, and uses up their unused links (the
+        portal signed them out, or a role of theirs ended): answers how many sessions."""
+        ended: int = await self._pool.fetchval(
+            "WITH links AS (UPDATE console_links SET used_at = now()"
+            " WHERE lower(actor_email) = lower($1) AND used_at IS NULL AND expires_at > now() RETURNING 1),"
+            " sessions AS (UPDATE console_sessions SET ended_at = now()"
+            " WHERE lower(actor_email) = lower($1) AND ended_at IS NULL"
+            " AND created_at > now() - make_interval(secs => $2) RETURNING 1)"
+            " SELECT count(*) FROM sessions",  # a data-modifying WITH runs whether read or not
+            email,
+            self._absolute,
+        )
+        return ended
+
     async def redeem(self, token: str) -> str | None:
         """The new session's token for a live, unused link (which is used up), else None."""
         session = secrets.token_urlsafe(32)

@@ -29,6 +29,7 @@ from tests.helpers.stack import (
     new_enterprise,
     partner_user,
     running_stack,
+    start_console,
     unique_domain,
 )
 
@@ -77,6 +78,9 @@ async def opened(browser: Browser, url: str, **context: Any) -> Page:
     page = await (await browser.new_context(base_url=base, **context)).new_page()
     page.set_default_timeout(15_000)
     await page.goto(url)
+    if await page.locator("#continue").count():  # the person confirms who they are: the session starts
+        async with page.expect_navigation():
+            await page.click("#continue")
     return page
 
 
@@ -274,7 +278,7 @@ async def test_the_partner_admin_invites_one_and_several_and_a_member_leaves(
 async def _cookie_client(stack: Stack, link: str) -> AsyncIterator[httpx.AsyncClient]:
     """A browser without a browser: the link opened, its session's cookie kept."""
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
-        opened = await http.get(link)
+        opened = await start_console(http, link)
         assert opened.status_code == 303 and opened.headers["location"] == "/console"
         yield http
 
@@ -356,7 +360,15 @@ async def test_an_outsider_gets_what_a_missing_partner_gets(dev_stack: Stack) ->
             assert answer.headers["content-type"].startswith("text/html")
 
 
-async def test_the_console_speaks_english_when_asked(dev_stack: Stack, browser: Browser) -> None:
+async def test_the_console_speaks_english_when_asked(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher, browser: Browser
+) -> None:
+    # return_to is an address of the portal's: PORTAL_URL names it.
+    async with running_stack(dev_env, pool, mail, portal_url="https://portal.example") as dev_stack:
+        await _speaks_english(dev_stack, browser)
+
+
+async def _speaks_english(dev_stack: Stack, browser: Browser) -> None:
     partner: ActivePartner = await dev_stack.active_partner()
     minted = await console_link(dev_stack, holder(partner.enterprise), locale="en", return_to="https://portal.example/")
     page = await opened(browser, minted)
@@ -409,3 +421,79 @@ async def test_the_welcome_page_says_what_comes_next_and_links_to_the_portal(
         await page.wait_for_selector('#outcome[data-outcome="accepted"]')
         assert "entre no portal com este e-mail" in await page.inner_text("#next-steps")
         assert await page.get_attribute("#portal", "href") == "https://portal.example/partners"
+
+
+async def test_a_link_opened_by_get_starts_nothing_until_its_person_continues(
+    dev_stack: Stack, browser: Browser
+) -> None:
+    """Login CSRF: a GET of the link (a mail scanner, a link preview, a link of someone
+    else's planted in a browser) shows whom it is for and uses nothing up; only the
+    button's POST from our own origin starts the session."""
+    enterprise = new_enterprise()
+    link = await console_link(dev_stack, holder(enterprise, "ana@acme.example"))
+    async with httpx.AsyncClient(base_url=dev_stack.base_url) as scanner:
+        for _ in range(2):
+            shown = await scanner.get(link)
+            assert shown.status_code == 200 and "set-cookie" not in shown.headers
+            assert "Continuar como ana@acme.example" in shown.text
+        planted = await scanner.post(
+            "/console/start",
+            data={"token": link.split("token=")[1]},
+            headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+        )
+        assert planted.status_code == 403 and "set-cookie" not in planted.headers
+    assert (
+        await dev_stack.pool.fetchval("SELECT count(*) FROM console_sessions WHERE enterprise_id = $1", enterprise) == 0
+    )
+    page = await (await browser.new_context(base_url=dev_stack.base_url)).new_page()
+    await page.goto(link)
+    assert await page.text_content("#continue") == "Continuar como ana@acme.example"
+    await accessible(page, "continue-as")
+    async with page.expect_navigation():
+        await page.click("#continue")
+    assert await page.text_content("h1") == "Parceiros"
+    await page.goto(link)  # used now
+    assert await page.get_attribute("#message", "data-key") == "start_again"
+
+
+async def test_the_portal_ends_a_persons_sessions_and_their_next_request_is_signed_out(dev_stack: Stack) -> None:
+    enterprise = new_enterprise()
+    person = holder(enterprise, f"ana-{enterprise}@acme.example")  # sessions of this test's only
+    async with (
+        _cookie_client(dev_stack, await console_link(dev_stack, person)) as first,
+        _cookie_client(dev_stack, await console_link(dev_stack, person)) as second,
+    ):
+        unused = await console_link(dev_stack, person)
+        other = holder(enterprise, f"bob-{enterprise}@acme.example")
+        async with _cookie_client(dev_stack, await console_link(dev_stack, other)) as bob:
+            ended = await dev_stack.http.delete("/v1/console/sessions", headers=person)
+            assert ended.status_code == 200 and ended.json() == {"ended": 2}
+            for http in (first, second):
+                signed_out = await http.get("/console")
+                assert signed_out.status_code == 401 and 'data-key="start_again"' in signed_out.text
+            assert (await httpx.AsyncClient().get(unused)).status_code == 410
+            assert (await bob.get("/console")).status_code == 200, "only the named person's sessions end"
+        again = await dev_stack.http.delete("/v1/console/sessions", headers=person)
+        assert again.json() == {"ended": 0}
+
+
+async def test_return_to_is_an_address_of_the_portal(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    """The console links back to return_to from our origin: anywhere but the portal would
+    make it an open redirect."""
+    async with running_stack(dev_env, pool, mail, portal_url="https://portal.example/home") as stack:
+        headers = holder(new_enterprise())
+        for elsewhere in ("https://evil.example/", "http://portal.example/", "https://portal.example.evil.example/"):
+            refused = await stack.http.post("/v1/console/sessions", json={"return_to": elsewhere}, headers=headers)
+            assert refused.status_code == 422 and refused.json()["code"] == "invalid_input", elsewhere
+        kept = await stack.http.post(
+            "/v1/console/sessions", json={"return_to": "https://portal.example/partners?x=1"}, headers=headers
+        )
+        assert kept.status_code == 201
+    async with running_stack(dev_env, pool, mail) as without_portal:
+        refused = await without_portal.http.post(
+            "/v1/console/sessions", json={"return_to": "https://portal.example/"}, headers=holder(new_enterprise())
+        )
+        assert refused.status_code == 422
+    assert await pool.fetchval("SELECT count(*) FROM console_links WHERE return_to LIKE 'https://evil%'") == 0

@@ -220,10 +220,32 @@ def text(form: FormData, name: str, limit: int = 320) -> str:
 
 @router.get("/start", response_class=HTMLResponse)
 async def start(request: Request, token: str = "") -> Response:
-    """The portal's link: starts the session and goes to the console. A used, expired or
-    unknown link gets one page that says to start again from the portal."""
+    """The portal's link: a page that names the person it was minted for, with a button
+    that starts the session. The GET uses nothing up: a mail scanner or a link preview
+    opens it harmlessly, and a link of someone else's planted in a browser starts nothing
+    until its owner's name is confirmed. A used, expired or unknown link gets one page
+    that says to start again from the portal."""
     services: Services = request.app.state.services
-    session = await Console(services).open(token)
+    found = await Console(services).whom(token)
+    if found is None:
+        return message(request, "start_again", 410)
+    email, locale = found
+    answer = _render(request, services, locale, "continue.html", 200, token=token, email=email)
+    answer.headers["Referrer-Policy"] = "no-referrer"  # the link's token is in this URL
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
+
+
+@router.post("/start", response_class=HTMLResponse)
+async def start_session(request: Request) -> Response:
+    """The button of that page, from our own origin only: redeems the link, sets the
+    session's cookie and goes to the console."""
+    services: Services = request.app.state.services
+    if not _same_origin(request, services):
+        return message(request, "forbidden", 403)
+    form = await request.form(max_files=0, max_fields=5)
+    token = form.get("token")
+    session = await Console(services).open(token if isinstance(token, str) else "")
     if session is None:
         return message(request, "start_again", 410)
     answer = see("/console")
@@ -237,7 +259,6 @@ async def start(request: Request, token: str = "") -> Response:
         samesite="lax",
         secure=secure,
     )
-    answer.headers["Referrer-Policy"] = "no-referrer"  # the link's token is in this URL
     answer.headers["Cache-Control"] = "no-store"
     return answer
 

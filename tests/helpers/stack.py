@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -221,6 +221,19 @@ async def running_stack(
             for server in listeners:
                 server.should_exit = True
             await asyncio.gather(*serving)
+
+
+async def start_console(browser: httpx.AsyncClient, url: str) -> httpx.Response:
+    """What a person's browser does with a console link: opens the page that names them,
+    and presses its button (a POST from the console's own origin)."""
+    shown = await browser.get(url)
+    if shown.status_code != 200:
+        return shown
+    origin = url.split("/console/", 1)[0]
+    token = parse_qs(urlsplit(url).query)["token"][0]
+    return await browser.post(
+        f"{origin}/console/start", data={"token": token}, headers={"Origin": origin, "Sec-Fetch-Site": "same-origin"}
+    )
 
 
 async def fresh_database(postgres_dsn: str, prefix: str) -> str:
