@@ -120,15 +120,3 @@ TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 LOGO_MAX_BYTES = 512 * 1024
-
-
-def sniff_logo(data: bytes) -> str | None:
-    """The image type by its first bytes, whatever the upload claims; None for anything
-    else (SVG included: it can carry scripts)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None

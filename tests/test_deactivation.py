@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers.images import image
 from tests.helpers.stack import ActivePartner, Stack, holder, partner_user, unique_domain
 
 
@@ -208,17 +209,7 @@ async def test_audit_log_of_a_whole_partner_life(dev_stack: Stack) -> None:
     assert (former.status_code, former.json()["code"]) == (404, "not_found")
 
 
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360f8cf00000301010018dd8db00000000049454e44ae426082"
-)
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 32 + b"\xff\xd9"
-WEBP = (
-    b"RIFF"
-    + (26).to_bytes(4, "little")
-    + b"WEBPVP8L"
-    + b"\x0d\x00\x00\x00/\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"
-)
+PNG, JPEG, WEBP = image("PNG"), image("JPEG"), image("WEBP")
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
 
 
@@ -248,3 +239,34 @@ async def test_logo_by_content_shown_on_the_page_and_in_the_mail(dev_stack: Stac
     page = await dev_stack.http.get(mail.link)
     assert f'src="/partners/{partner.id}/logo"' in page.text
     assert (await dev_stack.http.get(public)).content == PNG
+
+
+def _declared(width: int, height: int) -> bytes:
+    """A PNG of a few dozen bytes whose header declares a `width` x `height` canvas."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b"")
+
+
+async def test_a_logo_is_decoded_whole_and_a_huge_canvas_is_refused(dev_stack: Stack) -> None:
+    """The first bytes are not enough: an image that does not decode, or a small file that
+    declares a canvas able to fill a viewer's memory, is refused and nothing is kept."""
+    partner = await dev_stack.active_partner()
+    url, headers = f"/v1/partners/{partner.id}/logo", holder(partner.enterprise)
+    kept = await dev_stack.http.put(url, content=image("PNG", 2048, 2048), headers=headers)
+    assert kept.status_code == 200, kept.text
+    for data, status, code in (
+        (_declared(20_000, 20_000), 422, "logo_dimensions"),
+        (image("PNG", 2049, 16), 422, "logo_dimensions"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 64, 415, "unsupported_logo"),
+        (image("JPEG")[:40], 415, "unsupported_logo"),
+    ):
+        refused = await dev_stack.http.put(url, content=data, headers=headers)
+        assert (refused.status_code, refused.json()["code"]) == (status, code), refused.text
+    served = await dev_stack.http.get(url, headers=headers)
+    assert served.content == image("PNG", 2048, 2048), "a refusal changes nothing"

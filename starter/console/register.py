@@ -4,6 +4,7 @@ in the session (the draft), so a refusal goes back to its tab with everything ty
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 from fastapi import APIRouter, Request, Response
@@ -12,8 +13,9 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from partners.errors import ErrorCode, Refused
+from partners.logos import decode_logo
 from partners.requests import PersonIn, RegisterPartnerRequest
-from partners.rules import LOGO_MAX_BYTES, normalize_domain, normalize_email, sniff_logo
+from partners.rules import LOGO_MAX_BYTES, normalize_domain, normalize_email
 from starter.console.session import (
     Page,
     cookie_name,
@@ -24,7 +26,7 @@ from starter.console.session import (
     see,
     text,
 )
-from starter.console_texts import TEXTS
+from starter.console_texts import TEXTS, refusal_text
 from starter.service.console import Console
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -110,13 +112,13 @@ async def register_save(request: Request, step: str) -> Response:
             upload = form.get("logo")
             if isinstance(upload, UploadFile) and upload.filename:
                 data = await upload.read(LOGO_MAX_BYTES + 1)
-                kind = sniff_logo(data)
                 if len(data) > LOGO_MAX_BYTES:
                     errors["logo"] = texts["err_logo_too_large"]
-                elif kind is None:
-                    errors["logo"] = texts["err_unsupported_logo"]
                 else:
-                    logo = (data, kind)
+                    try:
+                        logo = (data, await asyncio.to_thread(decode_logo, data))
+                    except Refused as err:
+                        errors["logo"] = refusal_text(page.locale, err.code.value, err.detail)
             if form.get("remove_logo"):
                 clear_logo = True
         elif step == "domains":
