@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import weakref
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import aiodns
 
 from partners.errors import ErrorCode, Refused
 
@@ -104,19 +107,41 @@ def allowed(address: IpAddress, *, allow_private: bool) -> bool:
     return allow_private or address.is_global
 
 
+# A name's resolution, every try included, takes at most this long: a destination whose
+# DNS stalls fails its attempt (retried with backoff like any failed attempt) instead of
+# holding anything else up.
+RESOLVE_TIMEOUT_SECONDS = 5.0
+_RESOLVERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiodns.DNSResolver] = weakref.WeakKeyDictionary()
+
+
+def _resolver() -> aiodns.DNSResolver:
+    """One resolver per event loop (c-ares on the loop itself: no thread of the loop's
+    small default pool, which SMTP and PostgreSQL reconnects share, waits on a name)."""
+    loop = asyncio.get_running_loop()
+    if (resolver := _RESOLVERS.get(loop)) is None:
+        resolver = _RESOLVERS[loop] = aiodns.DNSResolver(loop=loop, timeout=2.0, tries=2)
+    return resolver
+
+
 async def resolve(destination: Destination, *, allow_private: bool) -> list[IpAddress]:
-    """Every address the host resolves to, all of them allowed; else 422 saying which."""
+    """Every address the host resolves to, all of them allowed; else 422 saying why. The
+    refusal never names an address a name resolved to: the service's own network (an
+    internal name, the database's address) is nobody's business who asks."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            destination.host, destination.port, type=socket.SOCK_STREAM
-        )
-    except OSError:
-        raise Refused(ErrorCode.UNSAFE_WEBHOOK_URL, f"{destination.host} does not resolve.") from None
-    addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
-    refused = [a for a in addresses if not allowed(a, allow_private=allow_private)]
-    if refused or not addresses:
+        async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
+            found = await _resolver().getaddrinfo(destination.host, port=destination.port, type=socket.SOCK_STREAM)
+    except TimeoutError:
         raise Refused(
             ErrorCode.UNSAFE_WEBHOOK_URL,
-            f"{destination.host} resolves to an address webhooks may not reach ({refused[0] if refused else '-'}).",
+            f"{destination.host} did not resolve within {RESOLVE_TIMEOUT_SECONDS:g} s.",
+        ) from None
+    except aiodns.error.DNSError:
+        raise Refused(ErrorCode.UNSAFE_WEBHOOK_URL, f"{destination.host} does not resolve.") from None
+    addresses = list(dict.fromkeys(ipaddress.ip_address(node.addr[0].decode()) for node in found.nodes))
+    if not addresses or any(not allowed(a, allow_private=allow_private) for a in addresses):
+        raise Refused(
+            ErrorCode.UNSAFE_WEBHOOK_URL,
+            f"{destination.host} resolves to an address webhooks may not reach: a private, loopback,"
+            " link-local or other non-public one.",
         )
     return addresses

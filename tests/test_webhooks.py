@@ -4,13 +4,16 @@ received by a real HTTP receiver that verifies with the `standardwebhooks` packa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import aiodns
 import asyncpg
 import httpx
 import pytest
@@ -19,6 +22,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from activities.webhook_delivery import WebhookDelivery
 from devstack.mailcatcher import MailCatcher
 from devstack.net import free_port
+from partners import destinations
 from partners.activity_io import DeliverInput
 from partners.codec import EncryptionCodec, new_key_entry, parse_keys
 from partners.events import AuditAction
@@ -29,7 +33,7 @@ from store.sql import audit
 from tests.helpers.codec import TEST_PAYLOAD_KEYS
 from tests.helpers.metrics import scrape, value
 from tests.helpers.receiver import Receiver, receiving
-from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
+from tests.helpers.stack import Stack, holder, new_enterprise, partner_user, running_stack, unique_domain
 
 ONBOARDING = ["partner.registered", "invitation.sent", "invitation.accepted", "member.added", "partner.activated"]
 
@@ -473,3 +477,78 @@ async def test_secrets_are_sealed_at_rest_resealed_after_a_key_rotation_and_the_
             await _onboard(stack, enterprise)
             received = await receiver.wait_for(len(ONBOARDING))
             assert all(r.verified_by == [new] for r in received), "signed by the new secret alone"
+
+
+class _SilentDns(asyncio.DatagramProtocol):
+    """A name server on loopback that takes every question and never answers."""
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.asked = getattr(self, "asked", 0) + 1
+
+
+@contextlib.asynccontextmanager
+async def _stalling_dns() -> AsyncIterator[_SilentDns]:
+    """This process's webhook destinations resolved through a name server that stalls."""
+    loop = asyncio.get_running_loop()
+    transport, server = await loop.create_datagram_endpoint(_SilentDns, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    destinations._RESOLVERS[loop] = aiodns.DNSResolver(loop=loop, nameservers=[f"127.0.0.1:{port}"])
+    try:
+        yield server
+    finally:
+        destinations._RESOLVERS.pop(loop, None)
+        transport.close()
+
+
+async def test_a_destination_whose_dns_stalls_fails_its_attempt_and_holds_no_one_up(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    enterprise = new_enterprise()
+    async with running_stack(dev_env, pool, mail, webhook_retry_for=600) as stack, _stalling_dns() as dns:
+        hooks = f"/v1/enterprises/{enterprise}/webhooks"
+
+        async def create() -> httpx.Response:
+            return await stack.http.post(hooks, json={"url": "http://stalls.example/hooks"}, headers=holder(enterprise))
+
+        async def meanwhile() -> float:
+            started = asyncio.get_running_loop().time()
+            assert (await stack.http.get("/v1/access", headers=partner_user("x@y.example"))).status_code == 200
+            return asyncio.get_running_loop().time() - started
+
+        async with asyncio.timeout(20):
+            creations = [asyncio.create_task(create()) for _ in range(12)]
+            await asyncio.sleep(0.5)
+            waits = [await meanwhile() for _ in range(5)]
+            answers = await asyncio.gather(*creations)
+        assert dns.asked > 0
+        assert max(waits) < 2.0, waits
+        for answer in answers:
+            assert (answer.status_code, answer.json()["code"]) == (422, "unsafe_webhook_url")
+            assert "did not resolve within 5 s" in answer.json()["detail"]
+        # At delivery: the stall is one failed attempt, retried like any other.
+        view, _ = await stack.stores.events.create_endpoint(enterprise, "http://stalls.example/hooks", None, "test")
+        from workflows.webhooks import start_delivery
+
+        await start_delivery(stack.client, stack.settings, view.id, enterprise)
+        await _onboard(stack, enterprise)
+        async with asyncio.timeout(30):
+            while not (
+                failed := await pool.fetch(
+                    "SELECT status, error FROM webhook_deliveries WHERE endpoint_id = $1", view.id
+                )
+            ):
+                await asyncio.sleep(0.2)
+        assert failed[0]["status"] == "retrying" and "did not resolve within" in failed[0]["error"]
+
+
+async def test_a_refused_destination_is_not_told_what_its_name_resolved_to(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    enterprise = new_enterprise()
+    async with running_stack(dev_env, pool, mail, with_worker=False, webhook_allow_private=False) as stack:
+        for url in ("http://localhost:9/hooks", "http://localhost./x"):
+            refused = await stack.http.post(
+                f"/v1/enterprises/{enterprise}/webhooks", json={"url": url}, headers=holder(enterprise)
+            )
+            assert refused.status_code == 422, refused.text
+            assert "127.0.0.1" not in refused.text and "::1" not in refused.text
