@@ -7,16 +7,13 @@ import contextlib
 import inspect
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Generator
+from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 import uvicorn
 import uvloop
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from partners import collector, logs, tracing
@@ -24,9 +21,10 @@ from partners.settings import Settings
 from partners.version import package_version
 from starter import codec_api, console, docs, events_api, pages, portal, problems
 from starter.bodies import BoundedBodies
-from starter.bounds import BoundedRequests
+from starter.bounds import BoundedRequests, KnownHosts
 from starter.metrics import ApiMetrics
 from starter.problems import problem_responses
+from starter.readiness import PublicReadiness, readiness
 from starter.services import Services, open_services
 
 log = logging.getLogger(__name__)
@@ -117,7 +115,9 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         """Readiness: ready or not, for the load balancer. Which part fails, and why, is
         told on the operators' listener only (OPERATOR_PORT): internal error texts and
         the mail relay's replies are no business of the public."""
-        ready, _ = await readiness(app.state.services)
+        if not hasattr(app.state, "public_readiness"):
+            app.state.public_readiness = PublicReadiness(app.state.services)
+        ready = await app.state.public_readiness.ready()
         return JSONResponse({"status": "ok" if ready else "failing"}, 200 if ready else 503)
 
     return app
@@ -138,6 +138,7 @@ def create_operator_app(services: Services) -> FastAPI:
     problems.install(app)
     app.add_middleware(BoundedBodies)
     app.add_middleware(codec_api.CodecCors, origins=settings.codec_origins)
+    app.add_middleware(KnownHosts, hosts=settings.operator_hosts)
     app.add_middleware(BoundedRequests)
     app.include_router(codec_api.router)
 
@@ -155,41 +156,6 @@ def create_operator_app(services: Services) -> FastAPI:
         return JSONResponse({"status": "ok" if ready else "failing", **checks}, 200 if ready else 503)
 
     return app
-
-
-async def readiness(services: Services) -> tuple[bool, dict[str, str]]:
-    """Whether this process can serve, and each part's state with its reason."""
-    checks = {
-        "database": await _check(services.stores.reads.ping()),
-        "temporal": await _check(services.client.service_client.check_health()),
-        "workers": await _check(_has_poller(services)),
-    }
-    ready = all(v == "ok" for v in checks.values())
-    # The relay refusing us does not make this process unready.
-    fault = await services.stores.reads.mail_fault() if checks["database"] == "ok" else None
-    checks["mail"] = "ok" if fault is None else f"degraded: the SMTP relay refuses us: {fault}"
-    return ready, checks
-
-
-async def _check(call: Awaitable[Any]) -> str:
-    try:
-        async with asyncio.timeout(2):
-            await call
-        return "ok"
-    except Exception as err:  # any failure is "not ready"; the reason is the answer
-        return f"failing: {type(err).__name__}: {err}"[:200]
-
-
-async def _has_poller(services: Services) -> None:
-    described = await services.client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=services.client.namespace,
-            task_queue=TaskQueue(name=services.settings.temporal_task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
-    )
-    if not described.pollers:
-        raise LookupError(f"no worker polls the task queue {services.settings.temporal_task_queue}")
 
 
 class QuietServer(uvicorn.Server):

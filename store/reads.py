@@ -44,7 +44,8 @@ class ReadModel:
         fault that holds every mail until fixed."""
         row = await self._pool.fetchrow(
             "SELECT last_error, count(*) OVER () AS held FROM invitations"
-            " WHERE state = 'pending' AND last_error ~ '^5[0-9][0-9] ' ORDER BY created_at DESC LIMIT 1"
+            " WHERE state = 'pending' AND last_error IS NOT NULL AND last_error ~ '^5[0-9][0-9] '"
+            " ORDER BY created_at DESC LIMIT 1"
         )
         return None if row is None else f"{row['held']} invitation(s) held, last: {row['last_error']}"[:300]
 

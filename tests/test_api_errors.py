@@ -437,3 +437,38 @@ async def test_an_untrusted_peer_cannot_pick_its_address_with_x_forwarded_for(
         ]
 
         assert answers[-1] == 429 and answers.count(404) <= 3, answers
+
+
+async def test_a_flood_of_public_readiness_checks_costs_one_check_a_second(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    """The public /readyz answers from the last check: however many ask, at most one check
+    (a database round trip, two Temporal calls) runs a second, as for /healthz none does."""
+    async with running_stack(dev_env, pool, mail) as stack:
+        reads = stack.stores.reads
+        checks = 0
+        ping = reads.ping
+
+        async def counted_ping() -> None:  # the real round trip, counted
+            nonlocal checks
+            checks += 1
+            await ping()
+
+        reads.ping = counted_ping  # type: ignore[method-assign]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        gate = asyncio.Semaphore(50)
+
+        async def ask() -> int:
+            async with gate:
+                return (await stack.http.get("/readyz")).status_code
+
+        async with asyncio.timeout(60):
+            answers = await asyncio.gather(*(ask() for _ in range(600)))
+        elapsed = loop.time() - started
+        assert set(answers) <= {200, 503} and answers[-1] == 200
+        assert checks <= elapsed + 2, (checks, elapsed)
+        # The operators' listener still checks at each call, in detail.
+        before = checks
+        detailed = await stack.operator.get("/readyz")
+        assert detailed.json()["database"] == "ok" and checks == before + 1
