@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     operator_port: int = Field(default=8001, ge=1, le=65535)
     codec_auth_token: SecretStr | None = None
     codec_cors_origins: str = ""
+    # Host names the operators' listener answers besides loopback's (localhost, 127.0.0.1,
+    # [::1]) and OPERATOR_HOST itself, comma-separated: a page in an operator's browser
+    # that rebinds its own name to 127.0.0.1 sends its name, and is refused.
+    operator_allowed_hosts: str = ""
 
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -194,6 +198,12 @@ class Settings(BaseSettings):
                 " (kid:base64 of 32 random bytes; see docs/operations.md, Personal data)"
             )
         return parse_keys(self.payload_keys.get_secret_value())
+
+    @property
+    def operator_hosts(self) -> frozenset[str]:
+        """The Host names the operators' listener answers (without a port)."""
+        named = {h.strip().lower().strip("[]") for h in self.operator_allowed_hosts.split(",") if h.strip()}
+        return frozenset({"localhost", "127.0.0.1", "::1", self.operator_host.lower().strip("[]"), *named})
 
     @property
     def codec_origins(self) -> list[str]:

@@ -33,3 +33,23 @@ class BoundedRequests:
                 await problem_answer(scope, receive, send, ErrorCode.HEADERS_TOO_LARGE, detail)
                 return
         await self._app(scope, receive, send)
+
+
+class KnownHosts:
+    """The operators' listener answers only requests that name it as one of `hosts` (421
+    otherwise): DNS rebinding points a name of an attacker's at 127.0.0.1, and the
+    browser then sends that name, so a page an operator opens cannot reach /codec."""
+
+    def __init__(self, app: App, hosts: frozenset[str]) -> None:
+        self._app = app
+        self._hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = next((value for name, value in scope["headers"] if name == b"host"), b"").decode("latin-1")
+            name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host.split(":", 1)[0]
+            if name.lower() not in self._hosts:
+                detail = "The operators' listener answers only its own names; see OPERATOR_ALLOWED_HOSTS."
+                await problem_answer(scope, receive, send, ErrorCode.UNKNOWN_HOST, detail)
+                return
+        await self._app(scope, receive, send)

@@ -304,3 +304,18 @@ async def test_a_person_is_exported_then_erased_everywhere(dev_stack: Stack, pos
         assert await _columns_holding(dev_stack.pool, name) == [], name
     view = await dev_stack.http.get(f"/v1/partners/{partner.id}", headers=partner_user(partner.admin))
     assert {g["granted_by"] for g in view.json()["grants"]} == {json.loads(out)["pseudonym"]}
+
+
+async def test_the_operators_listener_answers_only_its_own_names(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    """DNS rebinding: a page an operator opens points its own name at 127.0.0.1, and the
+    browser sends that name; the listener refuses it before any route (/codec included)."""
+    async with running_stack(dev_env, pool, mail, operator_allowed_hosts="ops.internal") as stack:
+        port = stack.operator_url.rsplit(":", 1)[1]
+        for host in ("rebound.attacker.example", f"rebound.attacker.example:{port}", "127.0.0.1.nip.io"):
+            refused = await stack.operator.post("/codec/decode", json={"payloads": []}, headers={"Host": host})
+            assert (refused.status_code, refused.json()["code"]) == (421, "unknown_host"), host
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "ops.internal"):
+            answered = await stack.operator.get("/readyz", headers={"Host": host})
+            assert answered.status_code in (200, 503), host
