@@ -10,19 +10,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import FileResponse, HTMLResponse
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
+from partners.errors import ErrorCode, Refused
+
 ASSETS = "/docs/assets"
+# The files /docs uses, and nothing else of the package's folder: its own index.html is
+# a page that runs script and loads a third party's document.
+_SERVED = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+}
 
 
 def install(app: FastAPI) -> None:
     """`/docs` and its assets; the app is built with `docs_url=None, redoc_url=None`."""
-    app.mount(ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    folder = Path(swagger_ui_path)
     page = get_swagger_ui_html(
         openapi_url=app.openapi_url or "/openapi.json",
         title=f"{app.title}: API",
@@ -47,3 +56,15 @@ def install(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
         return HTMLResponse(html, headers=headers)
+
+    asset_headers = {
+        "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "max-age=86400",
+    }
+
+    @app.get(ASSETS + "/{name}", include_in_schema=False)
+    async def asset(name: str) -> FileResponse:
+        if name not in _SERVED:
+            raise Refused(ErrorCode.NOT_FOUND, "No such file.")
+        return FileResponse(folder / name, media_type=_SERVED[name], headers=asset_headers)

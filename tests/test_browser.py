@@ -83,3 +83,16 @@ async def test_the_api_docs_page_renders_offline_from_our_origin(dev_stack: Stac
         await page.close()
     assert requested and all(url.startswith(dev_stack.base_url) for url in requested), requested
     assert refused == [], refused
+
+
+async def test_only_the_files_the_docs_page_uses_are_served(dev_stack: Stack) -> None:
+    """Swagger UI's package holds more than /docs uses, its own index.html among them (a
+    page that runs script and loads a third party's document): none of that is served."""
+    for name in ("index.html", "swagger-initializer.js", "oauth2-redirect.html", "../__init__.py", "nothing"):
+        missing = await dev_stack.http.get(f"/docs/assets/{name}")
+        assert missing.status_code == 404, name
+    for name, kind in (("swagger-ui-bundle.js", "text/javascript"), ("swagger-ui.css", "text/css")):
+        served = await dev_stack.http.get(f"/docs/assets/{name}")
+        assert served.status_code == 200 and served.headers["content-type"].startswith(kind)
+        assert served.headers["content-security-policy"].startswith("default-src 'none'")
+        assert served.headers["x-content-type-options"] == "nosniff"
