@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import asyncpg
 from temporalio import activity
 
@@ -12,7 +14,8 @@ from partners.events import AuditAction
 from partners.messages import Locale
 from partners.models import PartnerStatus, Registration
 from partners.rules import public_mail_domains
-from store.sql import PARTNERS_COUNTED, audit, close_pending_invitations, require_registered_domain
+from store.mail_quota import MailQuota
+from store.sql import PARTNERS_COUNTED, Db, audit, close_pending_invitations, require_registered_domain
 
 
 class PartnerStore:
@@ -23,9 +26,15 @@ class PartnerStore:
         default_partner_limit: int,
         default_locale: Locale,
         blocked_domains: frozenset[str] = frozenset(),
+        daily_registrations: int | None = None,
+        mail_quota: MailQuota | None = None,
     ) -> None:
+        """`daily_registrations`: the partners an enterprise may register in 24 hours;
+        `mail_quota`: counts the first admin's mail like any invitation's (None: neither)."""
         self._pool = pool
         self._blocked_domains = blocked_domains
+        self._daily_registrations = daily_registrations
+        self._mail_quota = mail_quota
         self._default_partner_limit = default_partner_limit
         self._default_locale = default_locale
 
@@ -82,6 +91,8 @@ class PartnerStore:
                     f"Already registered for another partner: {', '.join(names)}.",
                     domains=names,
                 )
+            if self._daily_registrations is not None:
+                await self._refuse_past_daily_registrations(db, input.enterprise_id, self._daily_registrations)
             # One statement (a round trip) for the three writes; the foreign keys are
             # checked at its end, when the partner row is there.
             await db.execute(
@@ -105,6 +116,8 @@ class PartnerStore:
                 partner.domains,
                 input.workflow_id,
             )
+            if self._mail_quota is not None:
+                await self._mail_quota.claim(db, input.partner_id, partner.admin.email)
             await audit(
                 db,
                 input.enterprise_id,
@@ -119,6 +132,28 @@ class PartnerStore:
         activity.logger.info("partner registered", extra={"partner_id": input.partner_id})
         count("partners_registered", "Partners registered (pending until their admin accepts).")
         return registration
+
+    @staticmethod
+    async def _refuse_past_daily_registrations(db: Db, enterprise_id: str, limit: int) -> None:
+        """Registering and deactivating partners in a loop would mail their first admins
+        without end: at most `limit` registrations in 24 hours (deactivated ones count).
+        Under the enterprise's row lock, as the partner count is."""
+        freed_in = await db.fetchval(
+            "SELECT extract(epoch FROM created_at + interval '24 hours' - now()) FROM partners"
+            " WHERE enterprise_id = $1 AND created_at > now() - interval '24 hours'"
+            " ORDER BY created_at DESC OFFSET $2 LIMIT 1",
+            enterprise_id,
+            limit - 1,
+        )
+        if freed_in is not None:
+            wait = max(1, math.ceil(freed_in))
+            raise Refused(
+                ErrorCode.TOO_MANY_REGISTRATIONS,
+                f"The enterprise registered {limit} partners in the last 24 hours, the most allowed;"
+                f" try again in {math.ceil(wait / 60)} min.",
+                retry_after=wait,
+                limit=limit,
+            )
 
     @activity.defn
     async def deactivate_partner(self, input: DeactivatePartnerInput) -> DeactivatePartnerOutput:

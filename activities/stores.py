@@ -61,7 +61,10 @@ class Stores:
         locale = settings.default_locale
         codec = EncryptionCodec(settings.payload_key_map)  # seals webhook secrets at rest
         mail_quota = MailQuota(
-            pool, per_recipient=settings.recipient_daily_limit, per_partner=settings.partner_daily_invitation_limit
+            pool,
+            per_recipient=settings.recipient_daily_limit,
+            per_partner=settings.partner_daily_invitation_limit,
+            per_domain=settings.domain_daily_invitation_limit,
         )
         return cls(
             partners=partners(
@@ -69,6 +72,8 @@ class Stores:
                 default_partner_limit=settings.partner_limit,
                 default_locale=locale,
                 blocked_domains=settings.extra_blocked_domains,
+                daily_registrations=settings.enterprise_daily_registration_limit,
+                mail_quota=mail_quota,
             ),
             invitations=invitations(pool, default_locale=locale, mail_quota=mail_quota),
             ledger=ledger(pool),

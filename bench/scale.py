@@ -229,11 +229,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     metrics = free_port()
     async with local_stack(temporal_db=True, metrics_port=metrics) as local:
         catcher = await Catcher.start(local)
-        # A partner limit that 1,000 enterprises' share of the largest size fits in.
+        # A partner limit, and registrations a day, that 1,000 enterprises' share of the
+        # largest size fits in.
         smtp = {
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(catcher.port),
             "PARTNER_LIMIT": "100000",
+            "ENTERPRISE_DAILY_REGISTRATION_LIMIT": "100000",
             "LOG_FORMAT": "json",
         }
         local.logs.update(api=local.work / "api.log", worker=local.work / "worker.log")

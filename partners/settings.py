@@ -71,8 +71,12 @@ class Settings(BaseSettings):
 
     # No one is mail-bombed: invitations and resends by hand per address per partner, and
     # per partner, in any 24 hours (automatic reminders are bounded by invitation_max_sends).
+    # A mailbox is counted per enterprise, +tags folded (store/mail_quota.py); the mails to
+    # one domain from one enterprise, and the partners an enterprise registers, are too.
     recipient_daily_limit: int = Field(default=5, ge=1)
     partner_daily_invitation_limit: int = Field(default=500, ge=1)
+    domain_daily_invitation_limit: int = Field(default=200, ge=1)
+    enterprise_daily_registration_limit: int = Field(default=20, ge=1)
 
     # A registration's Idempotency-Key is remembered this long (in PostgreSQL).
     idempotency_retention: int = Field(default=24 * 3600, ge=60, description="seconds")

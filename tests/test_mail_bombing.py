@@ -12,7 +12,16 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.mailcatcher import MailCatcher
-from tests.helpers.stack import ActivePartner, Stack, holder, partner_user, running_stack
+from store.mail_quota import address_hash
+from tests.helpers.stack import (
+    ActivePartner,
+    Stack,
+    holder,
+    new_enterprise,
+    partner_user,
+    running_stack,
+    unique_domain,
+)
 
 
 async def _mails_to(stack: Stack, address: str) -> int:
@@ -104,14 +113,19 @@ async def test_resends_and_revivals_count_and_a_refused_request_costs_nothing(
         )
         assert refused["limit"] == 3
         assert await _mails_to(stack, mel) == 3
-        counted = await pool.fetchval("SELECT count(*) FROM mail_quota WHERE partner_id = $1::uuid", partner.id)
+        counted = await pool.fetchval(
+            "SELECT count(*) FROM mail_quota WHERE partner_id = $1::uuid AND email_hash = $2",
+            partner.id,
+            address_hash(mel),
+        )
         assert counted == 3, "the refusals were given back"
 
 
 async def test_a_partner_sends_a_bounded_number_of_invitations_a_day(
     dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
 ) -> None:
-    async with running_stack(dev_env, pool, mail, partner_daily_invitation_limit=2) as stack:
+    # The first admin's invitation is one of the partner's three.
+    async with running_stack(dev_env, pool, mail, partner_daily_invitation_limit=3) as stack:
         partner: ActivePartner = await stack.active_partner()
         people = [{"first_name": "P", "last_name": str(n), "email": f"p{n}@{partner.domain}"} for n in range(4)]
         batch = await stack.http.post(
@@ -128,3 +142,57 @@ async def test_a_partner_sends_a_bounded_number_of_invitations_a_day(
             if result["status"] == 201:
                 await stack.delivered(person["email"])
             assert await _mails_to(stack, person["email"]) == (1 if result["status"] == 201 else 0)
+
+
+async def test_a_mailbox_is_counted_whatever_its_tag_and_through_every_partner_of_the_enterprise(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    """Register, deactivate, register again with `ceo+1@`, `CEO+2@`: each registration
+    mails the first admin, and the mailbox's count holds across the partners."""
+    async with running_stack(dev_env, pool, mail, recipient_daily_limit=2) as stack:
+        enterprise, domain = new_enterprise(), unique_domain()
+        for n, admin in enumerate((f"ceo@{domain}", f"ceo+1@{domain}")):
+            created = await stack.register(enterprise, domain, admin=admin)
+            assert created.status_code == 201, created.text
+            await stack.delivered(admin)
+            gone = await stack.http.post(f"/v1/partners/{created.json()['id']}/deactivate", headers=holder(enterprise))
+            assert gone.status_code == 200, (n, gone.text)
+        refused = _refused(
+            await stack.register(enterprise, domain, admin=f"CEO+2@{domain}"), 429, "too_many_invitations"
+        )
+        assert refused["limit"] == 2
+        assert await pool.fetchval("SELECT count(*) FROM partners WHERE enterprise_id = $1", enterprise) == 2
+        assert len(stack.mail.mails_to(f"ceo@{domain}")) + len(stack.mail.mails_to(f"ceo+1@{domain}")) == 2
+
+
+async def test_an_enterprise_registers_a_bounded_number_of_partners_a_day(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    async with running_stack(dev_env, pool, mail, enterprise_daily_registration_limit=2) as stack:
+        enterprise = new_enterprise()
+        for _ in range(2):
+            created = await stack.register(enterprise, unique_domain())
+            assert created.status_code == 201, created.text
+            gone = await stack.http.post(f"/v1/partners/{created.json()['id']}/deactivate", headers=holder(enterprise))
+            assert gone.status_code == 200, gone.text
+        third = unique_domain()
+        refused = await stack.register(enterprise, third)
+        _refused(refused, 429, "too_many_registrations")
+        assert 23 * 3600 < int(refused.headers["Retry-After"]) <= 24 * 3600
+        assert await pool.fetchval("SELECT count(*) FROM partners WHERE enterprise_id = $1", enterprise) == 2
+        assert stack.mail.mails_to(f"ada@{third}") == []
+        # Another enterprise is not held by this one's count.
+        assert (await stack.register(new_enterprise(), unique_domain())).status_code == 201
+
+
+async def test_one_enterprise_mails_a_domain_a_bounded_number_of_times_a_day(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    async with running_stack(dev_env, pool, mail, domain_daily_invitation_limit=3) as stack:
+        partner = await stack.active_partner()  # its first admin: one mail to the domain
+        for name in ("bea", "cai"):
+            invited = await stack.invite(partner, f"{name}@{partner.domain}")
+            assert invited.status_code == 201, invited.text
+        refused = _refused(await stack.invite(partner, f"dan@{partner.domain}"), 429, "too_many_invitations")
+        assert partner.domain in refused["detail"]
+        assert stack.mail.mails_to(f"dan@{partner.domain}") == []

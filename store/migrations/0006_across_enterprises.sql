@@ -30,3 +30,14 @@ CREATE INDEX console_links_by_person ON console_links (lower(actor_email)) WHERE
 -- The operators' readiness: the relay's refusals among the pending invitations, indexed
 -- (a table of millions of invitations holds a handful with an error).
 CREATE INDEX invitations_mail_faults ON invitations (created_at DESC) WHERE state = 'pending' AND last_error IS NOT NULL;
+
+-- R24: the mail quotas count mailboxes (the local part without its +tag, case-folded),
+-- per enterprise however many partners it registers and deactivates, and the mails to
+-- one domain from one enterprise. Claims from before count for their partner's enterprise.
+ALTER TABLE mail_quota ADD COLUMN enterprise_id text, ADD COLUMN domain text;
+UPDATE mail_quota q SET enterprise_id = p.enterprise_id FROM partners p WHERE p.id = q.partner_id;
+CREATE INDEX mail_quota_by_enterprise_recipient ON mail_quota (enterprise_id, email_hash, at);
+CREATE INDEX mail_quota_by_enterprise_domain ON mail_quota (enterprise_id, domain, at);
+
+-- Registrations per enterprise per day (ENTERPRISE_DAILY_REGISTRATION_LIMIT).
+CREATE INDEX partners_by_enterprise_created ON partners (enterprise_id, created_at);
