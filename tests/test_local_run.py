@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from devstack.net import free_port
 from partners.settings import Settings
+from tests.helpers.stack import start_console
 
 pytestmark = pytest.mark.servers  # it starts the whole local run
 
@@ -93,7 +94,8 @@ async def test_make_runs_ui_decodes_through_the_operators_listener(tmp_path: Pat
                 said += await run.stdout.readline()
             link = (await run.stdout.readline()).decode().strip()
         async with httpx.AsyncClient(timeout=10) as http:
-            opened = await http.get(link, follow_redirects=True)
+            assert (await start_console(http, link)).status_code == 303
+            opened = await http.get(f"{link.split('/console/')[0]}/console")
             assert opened.status_code == 200 and 'id="slots"' in opened.text, opened.text[:500]
         # Temporal's retention set explicitly, and the retention schedule there (R17).
         temporal = await Client.connect(f"127.0.0.1:{FIXED['Temporal']}")

@@ -152,7 +152,7 @@ async def test_the_holders_removal_ends_access_and_cancels_a_pending_admin_repla
     audit = await dev_stack.pool.fetchrow(
         "SELECT actor, details FROM audit_log WHERE partner_id = $1::uuid AND action = 'member_removed'", partner.id
     )
-    assert audit is not None and audit["actor"] == partner.admin
+    assert audit is not None and audit["actor"] == holder(partner.enterprise)["X-Actor-Email"]
     assert audit["details"] == {"email": member, "reason": "removed", "cancelled_invitations": [replaced.json()["id"]]}
     # Removed, not banned: invited again, a new membership; the ended one is kept.
     await _member(dev_stack, partner, member, mails_before=2)

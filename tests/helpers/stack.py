@@ -92,6 +92,8 @@ class Stack:
     # The operators' listener: /codec and readiness in detail.
     operator: httpx.AsyncClient
     operator_url: str
+    # The service layer the API and the console call, for tests that drive it directly.
+    services: Services
 
     async def result(self, handle: WorkflowHandle[Any, T], timeout: float = 60) -> T:
         """The workflow's result; on the time-skipping server, timers are skipped meanwhile."""
@@ -216,7 +218,9 @@ async def running_stack(
                 httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http,
                 httpx.AsyncClient(base_url=operator_url, timeout=30, limits=limits) as operator,
             ):
-                yield Stack(env, settings, client, services.stores, pool, mail, http, base_url, operator, operator_url)
+                yield Stack(
+                    env, settings, client, services.stores, pool, mail, http, base_url, operator, operator_url, services
+                )
         finally:
             for server in listeners:
                 server.should_exit = True
