@@ -222,7 +222,7 @@ class InvitationStore:
                 " VALUES ($1, $2, $3, $4, $5)"
                 # Already a member (an admin invitation of a Member): the same membership.
                 " ON CONFLICT (partner_id, email) WHERE active DO UPDATE"
-                # R7: an acceptance never lowers an active Admin's role.
+                # R5, R8: an acceptance never lowers an active Admin's role.
                 " SET role = CASE WHEN members.role = 'admin' THEN 'admin' ELSE EXCLUDED.role END"
                 " RETURNING xmax = 0",  # true: a new membership, not a Member made Admin
                 row["partner_id"],

@@ -353,7 +353,7 @@ class _Levels:
     """The backlog (events committed, not yet delivered) and lag (how long ago the oldest
     of them committed; 0 when none waits) of the endpoints this process serves, exported
     as two gauges without an endpoint label: the backlog summed, the lag the largest.
-    One series each however many endpoints come and go (R17: a label per endpoint would
+    One series each however many endpoints come and go (R18: a label per endpoint would
     grow for as long as the process runs); a single endpoint's figures are in its
     workflow's current details and its deliveries. An endpoint not heard of for
     `STALE_SECONDS` (deleted, or served by another process now) no longer counts."""

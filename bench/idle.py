@@ -1,4 +1,4 @@
-"""`make bench-idle`: what waiting costs in Temporal Actions (issue 29), counted by the
+"""`make bench-idle`: what waiting costs in Temporal Actions, counted by the
 dev server's own `action` metric (`--metrics-port`), by type.
 
 1. Idle webhook endpoints: `--endpoints` endpoints of as many enterprises, asleep, for
@@ -36,7 +36,8 @@ from partners.settings import Settings
 from partners.temporal_client import connect_client
 from store.sql import audit
 
-HISTORIES = Path(__file__).parent.parent / "tests" / "histories"
+# The released history of an invitation that expired unanswered (frozen with 1.0.0).
+HISTORY = Path(__file__).parent.parent / "tests" / "histories" / "1.0.0" / "invitation-expired.json"
 # The history events the server bills an Action for (Temporal's pricing: a workflow start,
 # each activity scheduled or local activity run, each timer, signal, update and upsert).
 BILLED = {
@@ -66,7 +67,7 @@ async def total(port: int) -> float:
 
 
 async def asleep(local: LocalStack) -> int:
-    """Endpoints asleep; before issue 29 no endpoint slept (they waited in an activity):
+    """Endpoints asleep; before endpoints slept on a timer (they waited in an activity):
     there, every endpoint counts as settled, so the same benchmark measures the old code."""
     try:
         return int(await local.pool.fetchval("SELECT count(*) FROM webhook_endpoints WHERE sleeping") or 0)
@@ -139,7 +140,7 @@ async def idle_endpoints(
 
 def invitation_actions() -> dict[str, Any]:
     """Billed events of a member invitation nobody accepts, from start to expiry."""
-    recorded = json.loads((HISTORIES / "invitation-expired.json").read_text())
+    recorded = json.loads(HISTORY.read_text())
     events = recorded["history"]["events"]
     kinds: dict[str, int] = {}
     for event in events:
@@ -155,7 +156,7 @@ def invitation_actions() -> dict[str, Any]:
     sends = kinds.get("activity", 0)
     billed = sum(kinds.values())
     return {
-        "history": "tests/histories/invitation-expired.json",
+        "history": str(HISTORY.relative_to(HISTORY.parents[3])),
         "life_days": round(days, 2),
         "actions": billed,
         "by_kind": kinds,

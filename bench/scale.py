@@ -1,4 +1,4 @@
-"""`make bench-scale`: the curve as the work grows (issue 29). The system is filled with
+"""`make bench-scale`: the curve as the work grows. The system is filled with
 `--sizes` waiting invitations (each a partner whose first admin has not clicked yet,
 across 1,000 enterprises), and at each size:
 

@@ -78,10 +78,6 @@ class EncryptionCodec(PayloadCodec):
         self._current = next(iter(keys))
 
     @property
-    def key_ids(self) -> list[str]:
-        return list(self._ciphers)
-
-    @property
     def current_key_id(self) -> str:
         return self._current
 

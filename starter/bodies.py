@@ -26,7 +26,7 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 JSON_BODY_LIMIT = 64 * 1024
 # The console's partner form carries the logo: a logo too large by up to this much is
-# refused beside its field (starter/console.py); beyond it, here.
+# refused beside its field (starter/console/register.py); beyond it, here.
 CONSOLE_LOGO_FORM_LIMIT = 2 * 1024 * 1024
 _LOGO = re.compile(r"^/v1/partners/[^/]+/logo$")
 

@@ -1,4 +1,4 @@
-"""Temporal is no back door (issue 25, item 5): whoever reaches the Temporal frontend
+"""Temporal is no back door: whoever reaches the Temporal frontend
 without a payload key cannot start, update or signal our workflows, and an operator who
 holds a key still cannot make an activity act across enterprises."""
 

@@ -74,3 +74,20 @@ def test_a_rate_stepped_three_times_counts_its_median_step() -> None:
         "unanswered": 1,
         "p99_each": [601.3, 203.3, 282.8],
     }
+
+
+def test_every_benchmark_imports_and_every_repository_file_it_names_exists() -> None:
+    """A benchmark runs for minutes before it reads a file: a file moved since (a history
+    frozen with a release, say) is found here in a second, not at the end of a run."""
+    import importlib
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    for source in sorted((root / "bench").glob("*.py")):
+        module = importlib.import_module(f"bench.{source.stem}")
+        for name, value in vars(module).items():
+            if isinstance(value, Path) and value.is_relative_to(root) and value.suffix:
+                assert value.exists(), f"bench/{source.name}: {name} = {value}"
+        for named in re.findall(r"[\"']((?:tests|bench|docs|deploy)/[\w./-]+\.\w+)[\"']", source.read_text()):
+            assert (root / named).exists(), f"bench/{source.name} names {named}"

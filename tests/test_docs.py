@@ -33,3 +33,18 @@ def _resolves(document: Path, target: str) -> bool:
 def test_every_link_of_a_document_resolves_inside_the_repository(document: Path) -> None:
     broken = [target for target in LINK.findall(document.read_text()) if not _resolves(document, target)]
     assert broken == []
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_headings_go_down_one_level_at_a_time(document: Path) -> None:
+    """A reader's outline (and a screen reader's) has no holes: `#` then `##`, never `###`."""
+    level, jumps, fenced = 0, [], False
+    for line in document.read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (heading := re.match(r"^(#+) ", line)):
+            depth = len(heading.group(1))
+            if depth > level + 1:
+                jumps.append(line)
+            level = depth
+    assert jumps == []

@@ -1,6 +1,6 @@
-"""An idle webhook endpoint costs nothing, and one enterprise's events wake no other's
-(issue 29): the endpoint's workflow sleeps on a day's timer, flagged in its row, and the
-worker's LISTEN wakes only the sleeping endpoints of the enterprise that committed."""
+"""An idle webhook endpoint costs nothing, and one enterprise's events wake no other's:
+the endpoint's workflow sleeps on a day's timer, flagged in its row, and the worker's
+LISTEN wakes only the sleeping endpoints of the enterprise that committed."""
 
 from __future__ import annotations
 

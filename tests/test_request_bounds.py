@@ -1,5 +1,5 @@
 """R18: what one caller sends is bounded before it is routed, and logging it costs time
-linear in what was sent, so that no request can stall another's (issue 25, items 1-2)."""
+linear in what was sent, so that no request can stall another's."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tracing (issue 30): one trace joins a registration's HTTP request, its workflow, the
+"""Tracing: one trace joins a registration's HTTP request, its workflow, the
 registration step and the mail, down to PostgreSQL and SMTP; no span names a person.
 The SDK's in-memory exporter stands in for a collector."""
 

@@ -229,7 +229,7 @@ async def test_operators_see_the_backlog_and_the_lag_in_the_metrics(
         await _webhook(stack, enterprise, receiver)
         await receiver.stop()  # down: the events wait
         await _onboard(stack, enterprise)
-        labels: dict[str, str] = {}  # one series, whatever the endpoints (R17); this worker serves one
+        labels: dict[str, str] = {}  # one series, whatever the endpoints (R18); this worker serves one
         async with asyncio.timeout(30):  # the SDK exports on its own schedule
             while value(metrics := await scrape(port), "partners_webhook_backlog", **labels) < len(ONBOARDING) - 1:
                 await asyncio.sleep(0.5)

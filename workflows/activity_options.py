@@ -1,4 +1,5 @@
-"""Timeouts and retry policies of the activities, one place for every workflow."""
+"""Timeouts and retry policies of the activities, one place for every workflow (the webhook
+delivery's too, which follow its endpoint's settings)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,32 @@ PRUNE_STEP: dict[str, Any] = {
     "heartbeat_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=5)),
 }
+
+# The webhook delivery's look for its next events: a read of a few rows.
+WEBHOOK_LOOKUP: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=30)),
+}
+
+
+def webhook_delivery(batch_seconds: float, attempt_seconds: float, retry_for_seconds: int) -> dict[str, Any]:
+    """A batch of POSTs for up to `batch_seconds`, each at most `attempt_seconds` (the
+    endpoint's WEBHOOK_TIMEOUT and a margin), retried with backoff for
+    `retry_for_seconds` (WEBHOOK_RETRY_FOR). The activity heartbeats after each POST: a
+    worker lost mid-POST is noticed when the attempt's time is up."""
+    from activities.webhook_delivery import BATCH_SECONDS
+
+    return {
+        "start_to_close_timeout": timedelta(seconds=BATCH_SECONDS + attempt_seconds),
+        "heartbeat_timeout": timedelta(seconds=attempt_seconds),
+        "schedule_to_close_timeout": timedelta(seconds=retry_for_seconds),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(minutes=10),
+        ),
+    }
+
 
 Store = TypeVar("Store")
 Input = TypeVar("Input")

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from temporalio import workflow
 from temporalio.client import Client
-from temporalio.common import RetryPolicy, VersioningBehavior, WorkflowIDConflictPolicy
+from temporalio.common import VersioningBehavior, WorkflowIDConflictPolicy
 from temporalio.exceptions import ActivityError, RetryState
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from partners.ids import WEBHOOK_WAKE_SIGNAL, webhook_workflow_id
     from partners.settings import Settings
 
-from workflows.activity_options import DATABASE_STEP
+from workflows.activity_options import DATABASE_STEP, WEBHOOK_LOOKUP, webhook_delivery
 
 # Rounds of waiting and delivering before a new run carries on from the database cursor.
 _ROUNDS_PER_RUN = 500
@@ -59,8 +59,7 @@ class WebhookDeliveryWorkflow:
             found = await workflow.execute_activity_method(
                 WebhookDelivery.next_events,
                 NextEventsInput(endpoint_id=input.endpoint_id),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+                **WEBHOOK_LOOKUP,
                 summary="next events",
                 task_queue=webhook_task_queue(workflow.info().task_queue),
             )
@@ -109,16 +108,7 @@ class WebhookDeliveryWorkflow:
                         backlog=backlog,
                         earlier_attempts=earlier_attempts,
                     ),
-                    # A POST takes at most WEBHOOK_TIMEOUT and the activity heartbeats after
-                    # each: a worker lost mid-POST is noticed when the attempt's time is up.
-                    start_to_close_timeout=timedelta(seconds=BATCH_SECONDS + self._input.attempt_seconds),
-                    heartbeat_timeout=timedelta(seconds=self._input.attempt_seconds),
-                    schedule_to_close_timeout=timedelta(seconds=self._input.retry_for_seconds),
-                    retry_policy=RetryPolicy(
-                        initial_interval=timedelta(seconds=1),
-                        backoff_coefficient=2.0,
-                        maximum_interval=timedelta(minutes=10),
-                    ),
+                    **webhook_delivery(BATCH_SECONDS, self._input.attempt_seconds, self._input.retry_for_seconds),
                     summary=f"deliver events {seqs[0]}" + (f" to {seqs[-1]}" if len(seqs) > 1 else ""),
                     task_queue=webhook_task_queue(workflow.info().task_queue),
                 )
