@@ -208,7 +208,8 @@ def run() -> None:
 def run_process(main: Coroutine[Any, Any, None]) -> None:
     """A worker process's loop and collector, the floor's too (bench/floor.py): uvloop,
     ~10% less CPU per registration than asyncio's loop; what was imported at start left
-    out of the collector's walks, and collections of young objects rarer (BENCHMARKS.md)."""
+    out of the collector's walks, and collections of young objects rarer
+    (bench/HISTORY.md#the-fifth-round-2026-12-04-evening)."""
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
     uvloop.run(main)

@@ -118,8 +118,8 @@ class Mailer:
             "logo": f"{self._link_base}/partners/{ticket.partner_id}/logo" if ticket.has_logo else None,
         }
         # email's legacy (compat32) classes: the modern EmailMessage parses every header
-        # it is given and refolds it when sent, four times the CPU of this (measured in
-        # BENCHMARKS.md). Addresses are ASCII (normalize_email); names and subjects that
+        # it is given and refolds it when sent, four times the CPU of this
+        # (bench/HISTORY.md#its-cuts). Addresses are ASCII (normalize_email); names and subjects that
         # are not are encoded here (RFC 2047).
         message = MIMEMultipart("alternative")
         message["From"] = self._smtp.mail_from

@@ -152,7 +152,7 @@ class Settings(BaseSettings):
     # Prometheus endpoints; 0 turns one off.
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
     api_metrics_port: int = Field(default=9465, ge=0, le=65535)
-    # Worker tuning (see docs/operations.md, "Running in production"; measured in BENCHMARKS.md: more
+    # Worker tuning (see docs/operations.md, "Running in production"; measured in bench/HISTORY.md#earlier-harness-2026-11-23-to-25: more
     # slots than one Python process can serve only queue work inside it, where workflow
     # tasks and heartbeats run late, instead of at the server).
     worker_max_concurrent_activities: int = Field(default=20, ge=1)
@@ -162,12 +162,12 @@ class Settings(BaseSettings):
     # A full garbage collection this often (0: only the collector's own): workflows
     # evicted from the cache leave cycles that the tuned collector (worker.run_process)
     # reaches only in its rare oldest-generation passes, so without it the worker's memory
-    # grows with every workflow it ever held (BENCHMARKS.md, the curve).
+    # grows with every workflow it ever held (BENCHMARKS.md#the-workers-pause).
     worker_gc_interval: float = Field(default=60.0, ge=0, description="seconds")
     # The SDK's sandbox re-imports the workflow modules for every run and refuses a
     # non-deterministic call from them: the suite runs with it (conftest.py), on every
     # path it takes; production saves the worker that cost (a fifth of its CPU per
-    # onboarding, BENCHMARKS.md). The committed histories replay under both.
+    # onboarding, bench/HISTORY.md#its-cut-productions-worker-runs-the-workflows-without-the-sandbox). The committed histories replay under both.
     workflow_sandbox: bool = False
     # Worker Versioning (docs/operations.md, "Upgrading"): the worker polls as a build of
     # a deployment, and only the deployment's current build receives workflow tasks; an

@@ -203,7 +203,7 @@ def run() -> None:
     settings = Settings()
     logs.configure(settings.log_format, settings.log_level)
     # uvloop, as uvicorn.run chose it for us before the API served two listeners of its own
-    # (a profile found it missing: BENCHMARKS.md, "The CPU question").
+    # (a profile found it missing: bench/HISTORY.md#notes-of-2026-12-07-the-seventh-and-eighth-rounds).
     with collector.timed():  # each full collection logged with how long it held the loop
         uvloop.run(serve(settings))
     logs.exit_after_clean_shutdown()

@@ -36,7 +36,7 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     SET, no cursor; LISTEN only on the worker's listening connection, which UNLISTENs
     before it is released; a session lock only around migrations, released in
     `finally`), so asyncpg's default reset (advisory unlock, CLOSE ALL, UNLISTEN, RESET
-    ALL) would cost a round trip per transaction for nothing (measured in BENCHMARKS.md)."""
+    ALL) would cost a round trip per transaction for nothing (bench/HISTORY.md#its-cuts)."""
 
 
 async def create_pool(dsn: str, *, size: int = 10) -> asyncpg.Pool:

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-DOCUMENTS = [ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCUMENTS = [
+    ROOT / "README.md",
+    ROOT / "CHANGELOG.md",
+    ROOT / "BENCHMARKS.md",
+    ROOT / "bench" / "HISTORY.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -48,3 +54,23 @@ def test_headings_go_down_one_level_at_a_time(document: Path) -> None:
                 jumps.append(line)
             level = depth
     assert jumps == []
+
+
+CITATION = re.compile(r"(BENCHMARKS\.md|bench/HISTORY\.md)(#[\w-]+)?")
+
+
+def test_every_figure_the_code_cites_names_a_section_that_exists() -> None:
+    """A comment that leans on a measurement says where it is: a section of BENCHMARKS.md
+    (the current figures) or of bench/HISTORY.md (the rounds), and that section exists."""
+    sources = [
+        path
+        for pattern in ("*.py", "*.toml", "Makefile")
+        for path in ROOT.rglob(pattern)
+        if not path.is_relative_to(ROOT / ".venv") and "tests" not in path.relative_to(ROOT).parts[:1]
+    ]
+    wrong = []
+    for source in sources:
+        for document, anchor in CITATION.findall(source.read_text()):
+            if not anchor or anchor[1:] not in _anchors(ROOT / document):
+                wrong.append(f"{source.relative_to(ROOT)}: {document}{anchor}")
+    assert wrong == []

@@ -81,12 +81,12 @@ async def database_step(
     """One short transaction, run as a local activity: it executes in the worker that
     holds the workflow task and its result lands in that task's completion, which saves
     three server round trips (schedule, poll, complete) and a workflow task per step
-    (measured in BENCHMARKS.md). Only for steps of a few milliseconds: a long local
+    (bench/HISTORY.md#earlier-harness-2026-11-23-to-25). Only for steps of a few milliseconds: a long local
     activity holds the workflow task. A refusal arrives as the `ApplicationError` itself
     (no `ActivityError` around it): `Refused.found_in` reads it.
 
     `summary`: what the operator reads beside the step in the Temporal UI, where the
     activity's name does not say it. Each one is a payload the worker converts and
-    encrypts at every schedule (about 0.7 ms, measured in BENCHMARKS.md), so the
+    encrypts at every schedule (about 0.7 ms: bench/HISTORY.md#its-cuts), so the
     onboarding's two steps (`register_partner`, `accept_invitation`) go without."""
     return await workflow.execute_local_activity_method(method, arg, summary=summary, **DATABASE_STEP)
