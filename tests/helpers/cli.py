@@ -34,8 +34,9 @@ async def temporal(address: str, *args: str, codec: str | None = None) -> tuple[
 
 async def set_current_build(address: str, deployment: str, build_id: str, *, within: float = 30) -> None:
     """The operator's rollout step (docs/operations.md, "Upgrading"), with the real CLI:
-    `build_id` current for `deployment`, once its workers have polled (before, the server
-    does not know the build and the command fails)."""
+    `build_id` current for `deployment`, once its workers have polled every task queue
+    (before, the server does not know the build, or would leave a queue unversioned, and
+    the command fails)."""
     async with asyncio.timeout(within):
         while True:
             code, _, err = await temporal(
@@ -45,5 +46,8 @@ async def set_current_build(address: str, deployment: str, build_id: str, *, wit
             )
             if code == 0:
                 return
-            assert "not found" in err.lower() or "no pollers" in err.lower(), err
+            # Not yet: the server has not seen the build poll, or not on every task queue
+            # the current build polls (the webhook queue's first poll may come a moment later).
+            transient = ("not found", "no pollers", "missing active task queues")
+            assert any(words in err.lower() for words in transient), err
             await asyncio.sleep(0.2)
