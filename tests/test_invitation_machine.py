@@ -299,3 +299,17 @@ async def test_a_long_history_continues_as_new_with_the_invitation_as_it_was(mac
     history = await machine.env.client.get_workflow_handle(handle.id, run_id=first_run).fetch_history()
     assert history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
     assert len(history.events) < 80, "the history stayed bounded"
+
+
+def test_every_field_of_an_invitations_state_is_carried_or_said_to_belong_to_one_run() -> None:
+    """Continue-as-new hands the state over in CarriedInvitation, copied field by field:
+    a field added to InvitationData and to neither list would be reset without a word."""
+    import dataclasses
+
+    from partners.models import CarriedInvitation
+    from workflows.invitation_data import RUN_ONLY, InvitationData
+
+    state = {f.name for f in dataclasses.fields(InvitationData)}
+    carried = set(CarriedInvitation.model_fields) - {"invitation_id"}
+    assert carried <= state, carried - state
+    assert state - carried == RUN_ONLY

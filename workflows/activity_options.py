@@ -70,6 +70,13 @@ def webhook_delivery(batch_seconds: float, attempt_seconds: float, retry_for_sec
     }
 
 
+def history_is_long(limit: int) -> bool:
+    """Whether the running workflow hands over to a new run (continue-as-new): the server
+    suggests it, or its history reached `limit` events (replaying it stays cheap)."""
+    info = workflow.info()
+    return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
+
+
 Store = TypeVar("Store")
 Input = TypeVar("Input")
 Output = TypeVar("Output")

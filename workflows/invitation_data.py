@@ -29,6 +29,13 @@ class Sending(Enum):
     IN_FLIGHT = "in_flight"
 
 
+# The fields of InvitationData that belong to one run and start anew in the next
+# (continue-as-new); every other field is carried in CarriedInvitation, field by field
+# (`Invitation.carry()`). tests/test_invitation_machine.py fails when a field is in
+# neither: a new field cannot be reset without a word when a run continues as new.
+RUN_ONLY = frozenset({"state", "ready", "refusal", "sending", "requested_by", "revival_unanswered"})
+
+
 @dataclass
 class InvitationData:
     """Everything an invitation's run knows, in one place."""

@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from partners.rules import resend_limit_refusal
 
-from workflows.activity_options import MAIL_STEP, database_step
+from workflows.activity_options import MAIL_STEP, database_step, history_is_long
 from workflows.invitation_data import IndexedWith, InvitationData, Sending, indexed_alone
 
 
@@ -172,8 +172,7 @@ class Invitation:
         return InvitationResult(state=data.state, sends=data.sends)
 
     def _history_is_long(self) -> bool:
-        info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._input.history_limit
+        return history_is_long(self._input.history_limit)
 
     def _changed_meanwhile(self) -> bool:
         """Closed, or a send asked for, while the timer fired."""

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from partners.rules import is_actor
 
-from workflows.activity_options import database_step
+from workflows.activity_options import database_step, history_is_long
 from workflows.invitation import InvitationWorkflow, tell_closed
 
 
@@ -81,8 +81,7 @@ class AdminReplacementWorkflow:
         return waited in self._closed or self._current != waited or self._history_is_long()
 
     def _history_is_long(self) -> bool:
-        info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._input.history_limit
+        return history_is_long(self._input.history_limit)
 
     @workflow.signal
     def invitation_closed(self, closed: InvitationClosed) -> None:

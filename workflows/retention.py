@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from partners.models import PruneKind, RetentionInput, RetentionResult
     from partners.settings import Settings
 
-from workflows.activity_options import PRUNE_STEP
+from workflows.activity_options import PRUNE_STEP, history_is_long
 
 RETENTION_SCHEDULE_ID = "partners-retention"
 
@@ -63,8 +63,7 @@ class RetentionWorkflow:
 
     @staticmethod
     def _history_long(input: RetentionInput) -> bool:
-        info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= input.history_limit
+        return history_is_long(input.history_limit)
 
 
 def _details(pruned: dict[PruneKind, int], current: PruneKind | None) -> str:
