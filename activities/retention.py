@@ -36,5 +36,6 @@ class RetentionActivities:
             if not done.full or time.monotonic() >= deadline:
                 return PruneOutput(rows=totals, more=done.full)
             # As long again as the batch took, idle: the database's requests come first
-            # (bench/HISTORY.md#retention-pruning-while-the-portal-reads-2026-12-06: half the rate, and requests' p99 well within twice idle's).
+            # (half the rate, and requests' p99 well within twice idle's:
+            # bench/HISTORY.md#retention-pruning-while-the-portal-reads-2026-12-06).
             await asyncio.sleep(time.monotonic() - began)

@@ -165,7 +165,8 @@ class PayloadConverter(CompositePayloadConverter):
     """The SDK's pydantic payload converter, sharing one JSON converter. The SDK builds
     a payload converter for each workflow run (and one for each activation it decodes);
     the SDK's own class would build a type adapter for each payload type anew with
-    each, and a cached run would keep them (about 3 KB of a run's footprint, BENCHMARKS.md#memory-per-cached-invitation)."""
+    each, and a cached run would keep them (about 3 KB of a run's footprint:
+    BENCHMARKS.md#memory-per-cached-invitation)."""
 
     def __init__(self) -> None:
         super().__init__(

@@ -97,9 +97,12 @@ class InviteMemberRequest(PersonIn):
     )
 
 
+# A product's or API's id in the Service Catalog, as a grant names it and the access
+# question asks for it.
+GRANT_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$"
 GrantRef = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$"),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=GRANT_REF_PATTERN),
 ]
 
 

@@ -152,9 +152,10 @@ class Settings(BaseSettings):
     # Prometheus endpoints; 0 turns one off.
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
     api_metrics_port: int = Field(default=9465, ge=0, le=65535)
-    # Worker tuning (see docs/operations.md, "Running in production"; measured in bench/HISTORY.md#earlier-harness-2026-11-23-to-25: more
-    # slots than one Python process can serve only queue work inside it, where workflow
-    # tasks and heartbeats run late, instead of at the server).
+    # Worker tuning (see docs/operations.md, "Running in production"; measured in
+    # bench/HISTORY.md#earlier-harness-2026-11-23-to-25: more slots than one Python process
+    # can serve only queue work inside it, where workflow tasks and heartbeats run late,
+    # instead of at the server).
     worker_max_concurrent_activities: int = Field(default=20, ge=1)
     worker_max_concurrent_workflow_tasks: int = Field(default=5, ge=2)
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
@@ -166,8 +167,9 @@ class Settings(BaseSettings):
     worker_gc_interval: float = Field(default=60.0, ge=0, description="seconds")
     # The SDK's sandbox re-imports the workflow modules for every run and refuses a
     # non-deterministic call from them: the suite runs with it (conftest.py), on every
-    # path it takes; production saves the worker that cost (a fifth of its CPU per
-    # onboarding, bench/HISTORY.md#its-cut-productions-worker-runs-the-workflows-without-the-sandbox). The committed histories replay under both.
+    # path it takes; production saves the worker that cost (a fifth of its CPU per onboarding:
+    # bench/HISTORY.md#its-cut-productions-worker-runs-the-workflows-without-the-sandbox).
+    # The committed histories replay under both.
     workflow_sandbox: bool = False
     # Worker Versioning (docs/operations.md, "Upgrading"): the worker polls as a build of
     # a deployment, and only the deployment's current build receives workflow tasks; an

@@ -12,6 +12,7 @@ from partners.errors import ErrorCode, Refused
 from partners.ids import ENTERPRISE_ID_PATTERN
 from partners.models import GrantKind, InvitationState
 from partners.requests import (
+    GRANT_REF_PATTERN,
     AcceptRequestBody,
     BatchInviteRequest,
     ConsoleSessionRequest,
@@ -182,7 +183,9 @@ async def access_check(
         ),
     ],
     kind: Annotated[GrantKind, Query(description="`product` or `api`.")],
-    ref: Annotated[str, Query(min_length=1, max_length=200, description="The Service Catalog id.")],
+    ref: Annotated[
+        str, Query(min_length=1, max_length=200, pattern=GRANT_REF_PATTERN, description="The Service Catalog id.")
+    ],
 ) -> AccessCheck:
     """Whether the acting person may use this product or API of `enterprise_id`'s catalog
     (R14, R21), and through which partner and role. Only that enterprise's partners

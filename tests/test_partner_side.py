@@ -480,6 +480,9 @@ async def test_the_access_question_is_answered_for_the_catalog_that_asks(dev_sta
     assert await check(other.enterprise, as_other) == {"allowed": True, "partner_id": other.id, "role": "admin"}
     # Without the catalog's owner, the question is incomplete: refused, not answered.
     _problem(await _get(dev_stack, "/v1/access/check?kind=api&ref=acme-payments", as_other), 422, "invalid_input")
+    # A ref no grant can have (a NUL byte, which PostgreSQL refuses in text): refused too.
+    nul = f"/v1/access/check?enterprise_id={owner.enterprise}&kind=api&ref=%C3%BC%00"
+    _problem(await _get(dev_stack, nul, as_other), 422, "invalid_input")
     # The owner's own grant answers for the owner's catalog only.
     await _grant(dev_stack, owner, "api", "acme-payments")
     as_owner = partner_user(owner.admin)
