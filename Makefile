@@ -22,10 +22,12 @@ run: $(STAMP)
 	$(COMPILE)
 	$(BIN)/python -m devstack
 
+# Test processes side by side (pytest-xdist; each starts its own servers).
+TEST_PROCESSES ?= 3
 # Chromium is checked (and, as root, installed) before anything else, in its first second:
 # without it the browser tests would fail minutes in.
 test: check-chromium $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES)
 
 check-chromium:
 	@bash .ci/chromium

@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -149,9 +150,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.servers)
 
 
+# The simulated lives of every test process (pytest-xdist's workers send theirs along).
+_LIVES_REPORTED: list[tuple[int, float]] = []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    days = sum(SIMULATED_LIVES.values(), timedelta()) / timedelta(days=1)
+    if hasattr(session.config, "workeroutput"):  # a worker: to the controller
+        session.config.workeroutput["simulated_lives"] = (len(SIMULATED_LIVES), days)
+    elif SIMULATED_LIVES:
+        _LIVES_REPORTED.append((len(SIMULATED_LIVES), days))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: a worker finished; its simulated lives join the report."""
+    if lives := getattr(node, "workeroutput", {}).get("simulated_lives"):
+        _LIVES_REPORTED.append(tuple(lives))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if SIMULATED_LIVES:
-        days = sum(SIMULATED_LIVES.values(), timedelta()) / timedelta(days=1)
+    if _LIVES_REPORTED:
+        workflows, days = sum(n for n, _ in _LIVES_REPORTED), sum(d for _, d in _LIVES_REPORTED)
         terminalreporter.write_line(
-            f"time-skipping: the {len(SIMULATED_LIVES)} workflows the tests waited for lived {days:.1f} simulated days"
+            f"time-skipping: the {workflows} workflows the tests waited for lived {days:.1f} simulated days"
         )
