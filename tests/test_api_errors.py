@@ -23,6 +23,7 @@ from tests.helpers.stack import (
     running_stack,
     unique_domain,
 )
+from tests.helpers.waiting import eventually
 
 
 async def _footprint(pool: asyncpg.Pool, enterprise: str) -> tuple[int, ...]:
@@ -254,9 +255,9 @@ async def test_openapi_and_health(dev_stack: Stack) -> None:
     health = await dev_stack.http.get("/healthz")
     # Ready once the server lists the worker's poll, as an orchestrator's probe finds it: a
     # versioned worker's first poll waits for its build to be registered (a fraction of a second).
-    async with asyncio.timeout(10):
-        while (ready := await dev_stack.operator.get("/readyz")).json()["workers"] != "ok":
-            await asyncio.sleep(0.1)
+    ready = await eventually(
+        lambda: dev_stack.operator.get("/readyz"), lambda r: r.json()["workers"] == "ok", timeout=10, interval=0.1
+    )
 
     assert "/v1/enterprises/{enterprise_id}/partners" in openapi["paths"]
     assert "/invitations/{token}/accept" in openapi["paths"]

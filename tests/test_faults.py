@@ -29,6 +29,7 @@ from partners.settings import Settings
 from partners.temporal_client import connect_client
 from store.database import create_pool, migrate
 from tests.helpers.stack import holder, new_enterprise, running_stack, unique_domain
+from tests.helpers.waiting import eventually, now
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
 
@@ -50,11 +51,11 @@ async def test_smtp_down_then_back_delivers_each_send_once(time_env: WorkflowEnv
         enterprise, domain = new_enterprise(), unique_domain()
         created = (await stack.register(enterprise, domain)).json()
         admin = f"ada@{domain}"
-        async with asyncio.timeout(20):  # the first attempt fails and says why
-            while not getattr(
-                await stack.stores.reads.get_invitation(created["admin_invitation"]["id"]), "last_error", None
-            ):
-                await asyncio.sleep(0.1)
+        await eventually(  # the first attempt fails and says why
+            lambda: stack.stores.reads.get_invitation(created["admin_invitation"]["id"]),
+            lambda found: getattr(found, "last_error", None),
+            interval=0.1,
+        )
 
         down.start()
         try:
@@ -114,9 +115,7 @@ async def test_worker_killed_mid_send_then_replaced(
         mail.delay_next(5)
         conversations = mail.conversations
         created = (await api.register(enterprise, domain)).json()
-        async with asyncio.timeout(20):
-            while mail.conversations == conversations:
-                await asyncio.sleep(0.05)
+        await eventually(now(lambda: mail.conversations), lambda seen: seen != conversations)
         worker.kill()
         await worker.wait()
         await mail.wait_for(admin)  # the server finished the conversation it had begun
@@ -124,9 +123,7 @@ async def test_worker_killed_mid_send_then_replaced(
     async with running_stack(dev_env, pool, mail, temporal_task_queue=api.settings.temporal_task_queue) as stack:
         # The killed attempt misses its heartbeats (10 s) and is retried here.
         mails = await stack.mail.wait_for(admin, 2, timeout=40)
-        async with asyncio.timeout(10):
-            while await _ledger(pool, admin) != [(1, "sent", 2)]:
-                await asyncio.sleep(0.1)
+        await eventually(lambda: _ledger(pool, admin), lambda ledger: ledger == [(1, "sent", 2)], timeout=10)
         assert len(mails) == 2, "one duplicate at most"
         assert mails[0].message["Message-ID"] == mails[1].message["Message-ID"], "recognisably the same mail"
         for mail_ in mails:  # both links work: the duplicate is as good as the first
@@ -232,9 +229,7 @@ async def test_attempt_cancelled_after_the_mail_went_out_still_records_it(
         await first.mail.wait_for(admin)
     # The worker stopped and cancelled the attempt while it was recording the send.
     async with running_stack(dev_env, pool, mail, temporal_task_queue=first.settings.temporal_task_queue):
-        async with asyncio.timeout(20):
-            while await _ledger(pool, admin) != [(1, "sent", 1)]:
-                await asyncio.sleep(0.2)
+        await eventually(lambda: _ledger(pool, admin), lambda ledger: ledger == [(1, "sent", 1)], interval=0.2)
         await asyncio.sleep(8)  # the cancelled attempt is retried after 5 s: it must not mail again
         assert len(mail.mails_to(admin)) == 1
         assert await _ledger(pool, admin) == [(1, "sent", 1)]

@@ -25,6 +25,7 @@ from store.sql import audit
 from tests.helpers.codec import converter_for_tests
 from tests.helpers.receiver import receiving
 from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
+from tests.helpers.waiting import eventually
 
 
 async def _asleep(stack: Stack, enterprise: str, url: str) -> UUID:
@@ -34,12 +35,11 @@ async def _asleep(stack: Stack, enterprise: str, url: str) -> UUID:
     )
     assert created.status_code == 201, created.text
     endpoint = UUID(created.json()["id"])
-    async with asyncio.timeout(20):
-        while not await stack.pool.fetchval("SELECT sleeping FROM webhook_endpoints WHERE id = $1", endpoint):
-            await asyncio.sleep(0.05)
-        # ...and the workflow task that starts its timer is recorded: its history at rest.
-        while not (await _events(stack.client, endpoint))[-1].HasField("timer_started_event_attributes"):
-            await asyncio.sleep(0.05)
+    await eventually(lambda: stack.pool.fetchval("SELECT sleeping FROM webhook_endpoints WHERE id = $1", endpoint))
+    # ...and the workflow task that starts its timer is recorded: its history at rest.
+    await eventually(
+        lambda: _events(stack.client, endpoint), lambda events: events[-1].HasField("timer_started_event_attributes")
+    )
     return endpoint
 
 
@@ -75,11 +75,9 @@ async def test_one_enterprises_burst_wakes_its_endpoint_and_no_other(dev_stack: 
         for _ in range(3):
             assert (await dev_stack.register(busy, unique_domain())).status_code == 201
         await busy_receiver.wait_for(6, timeout=30)  # registered and invitation.sent, three times
-        async with asyncio.timeout(20):  # asleep again once delivered
-            while not await dev_stack.pool.fetchval(
-                "SELECT sleeping FROM webhook_endpoints WHERE id = $1", busy_endpoint
-            ):
-                await asyncio.sleep(0.05)
+        await eventually(  # asleep again once delivered
+            lambda: dev_stack.pool.fetchval("SELECT sleeping FROM webhook_endpoints WHERE id = $1", busy_endpoint)
+        )
         assert await _events(dev_stack.client, quiet_endpoint) == quiet_before, "the other enterprise's slept on"
         assert quiet_receiver.receipts == []
         assert await dev_stack.pool.fetchval("SELECT sleeping FROM webhook_endpoints WHERE id = $1", quiet_endpoint)
@@ -128,9 +126,7 @@ async def test_a_wake_up_lost_while_temporal_is_down_is_retried_until_it_lands(
             hooks = f"/v1/enterprises/{enterprise}/webhooks"
             hook = (await stack.http.post(hooks, json={"url": receiver.url}, headers=holder(enterprise))).json()
             asleep = "SELECT sleeping FROM webhook_endpoints WHERE id = $1::uuid"
-            async with asyncio.timeout(20):
-                while not await pool.fetchval(asleep, hook["id"]):
-                    await asyncio.sleep(0.1)
+            await eventually(lambda: pool.fetchval(asleep, hook["id"]), interval=0.1)
             await first.shutdown()
             async with pool.acquire() as db, db.transaction():
                 await audit(

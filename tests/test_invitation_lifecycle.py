@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +10,7 @@ from temporalio.client import WorkflowHandle
 from partners.ids import invitation_workflow_id, onboarding_workflow_id
 from partners.models import InvitationState, InvitationStatus, OnboardingPhase, OnboardingResult
 from tests.helpers.stack import ActivePartner, Stack, holder, new_enterprise, partner_user, unique_domain
+from tests.helpers.waiting import eventually
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
 
@@ -164,9 +164,9 @@ async def test_permanent_smtp_error_not_about_the_recipient_is_retried(time_stac
     time_stack.mail.refuse_next_senders(1_000)
     try:
         invitation_id = await _member_invitation(time_stack, partner, email)
-        async with asyncio.timeout(20):  # the first attempt fails: readiness says why
-            while (ready := (await time_stack.operator.get("/readyz")).json())["mail"] == "ok":
-                await asyncio.sleep(0.1)
+        ready = (  # the first attempt fails: readiness says why
+            await eventually(lambda: time_stack.operator.get("/readyz"), lambda r: r.json()["mail"] != "ok")
+        ).json()
         assert ready["mail"].startswith("degraded") and "553" in ready["mail"]
         stored = await time_stack.pool.fetchval("SELECT last_error FROM invitations WHERE id = $1::uuid", invitation_id)
         assert stored.startswith("553")

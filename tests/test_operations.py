@@ -32,6 +32,7 @@ from partners.temporal_client import connect_client, metrics_runtime
 from tests.helpers.cli import ROOT, run, temporal
 from tests.helpers.metrics import scrape, value
 from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
+from tests.helpers.waiting import eventually, now
 from workflows.onboarding import PartnerOnboardingWorkflow
 
 
@@ -87,14 +88,13 @@ async def test_operator_finds_workflows_by_search_attributes_and_reads_their_sum
     for where in (text, history):
         assert token not in where, "no token, ever"
     assert 'data-outcome="accepted"' in (await dev_stack.http.post(f"{mail.link}/accept")).text
-    async with asyncio.timeout(30):
-        while (
-            await _temporal(
-                dev_env, "workflow", "list", "--query", f'PartnerId="{partner["id"]}" AND InvitationState="accepted"'
-            )
-            == []
-        ):
-            await asyncio.sleep(0.5)
+    await eventually(  # visibility is eventually consistent
+        lambda: _temporal(
+            dev_env, "workflow", "list", "--query", f'PartnerId="{partner["id"]}" AND InvitationState="accepted"'
+        ),
+        timeout=30,
+        interval=0.5,
+    )
 
 
 def _decoded(value: Any) -> str:
@@ -305,9 +305,7 @@ async def test_sigterm_lets_the_activity_under_way_finish(
         conversations = mail.conversations
         created = await stack.register(enterprise, domain)
         assert created.status_code == 201, created.text
-        async with asyncio.timeout(20):
-            while mail.conversations == conversations:
-                await asyncio.sleep(0.05)
+        await eventually(now(lambda: mail.conversations), lambda seen: seen != conversations)
 
         worker.send_signal(signal.SIGTERM)  # in the middle of the mail activity
         async with asyncio.timeout(30):

@@ -3,7 +3,6 @@ and a person's data is exported and erased on request (LGPD art. 18)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import dataclasses
@@ -27,6 +26,7 @@ from partners.settings import Settings
 from tests.helpers.cli import run, temporal
 from tests.helpers.codec import TEST_PAYLOAD_KEYS, converter_for_tests
 from tests.helpers.stack import Stack, holder, new_enterprise, partner_user, running_stack, unique_domain
+from tests.helpers.waiting import eventually
 
 CODEC_TOKEN = "test-codec-token"
 
@@ -191,9 +191,7 @@ async def test_an_smtp_refusal_is_stored_without_the_address(dev_stack: Stack, p
     dev_stack.mail.refuse_recipient(admin, f"550 5.1.1 <{admin}>: Recipient address rejected")
     created = (await dev_stack.register(enterprise, domain, admin=admin)).json()
     invitation_id = created["admin_invitation"]["id"]
-    async with asyncio.timeout(20):
-        while not (error := await pool.fetchval("SELECT last_error FROM invitations WHERE id = $1", invitation_id)):
-            await asyncio.sleep(0.1)
+    error = await eventually(lambda: pool.fetchval("SELECT last_error FROM invitations WHERE id = $1", invitation_id))
     assert "550" in error and admin not in error and "ghost.writer" not in error
     view = (await dev_stack.http.get(f"/v1/partners/{created['id']}", headers=holder(enterprise))).json()
     # The account holder sees whom they invited (R12), and why the mail failed, unquoted.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import asyncpg
@@ -35,6 +35,7 @@ from tests.helpers.stack import (
     start_console,
     unique_domain,
 )
+from tests.helpers.waiting import eventually
 from workflows.retention import RETENTION_SCHEDULE_ID, RetentionWorkflow
 
 HOUR = 3600
@@ -93,6 +94,10 @@ async def age(pool: asyncpg.Pool, partner: ActivePartner, hours: float = 2) -> N
             uuid.UUID(partner.id),
             hours * 3600,
         )
+
+
+async def _json(response: Awaitable[httpx.Response]) -> Any:
+    return (await response).json()
 
 
 async def counts(pool: asyncpg.Pool, partner: ActivePartner) -> dict[str, int]:
@@ -301,9 +306,10 @@ async def test_a_pruned_event_cannot_be_redelivered_and_its_attempts_go_with_it(
         ).json()
         await stack.register(enterprise, f"p{uuid.uuid4().hex[:8]}.example")
         deliveries = f"/v1/enterprises/{enterprise}/webhooks/{hook['id']}/deliveries"
-        async with asyncio.timeout(20):
-            while not (listed := (await stack.http.get(deliveries, headers=headers)).json()["deliveries"]):
-                await asyncio.sleep(0.1)
+        listed = await eventually(
+            lambda: _json(stack.http.get(deliveries, headers=headers)), lambda page: page["deliveries"]
+        )
+        listed = listed["deliveries"]
         delivery = listed[0]["id"]
         await pool.execute(
             "UPDATE events SET created_at = created_at - interval '2 hours' WHERE enterprise_id = $1", enterprise
@@ -373,9 +379,12 @@ async def test_the_schedule_exists_once_a_worker_starts_and_an_operator_triggers
         address = stack.client.service_client.config.target_host
         code, out, err = await temporal(address, "schedule", "trigger", "--schedule-id", RETENTION_SCHEDULE_ID)
         assert code == 0, out + err
-        async with asyncio.timeout(30):
-            while await pool.fetchval("SELECT count(*) FROM events WHERE enterprise_id = $1", partner.enterprise):
-                await asyncio.sleep(0.2)
+        await eventually(
+            lambda: pool.fetchval("SELECT count(*) FROM events WHERE enterprise_id = $1", partner.enterprise),
+            lambda left: left == 0,
+            timeout=30,
+            interval=0.2,
+        )
 
 
 @pytest.mark.parametrize("kind", list(PruneKind))

@@ -3,7 +3,6 @@ is no back door: each test here failed before its fix."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +17,7 @@ from partners.ids import invitation_workflow_id, onboarding_workflow_id, replace
 from partners.models import AcceptRequest, InvitationState, Invitee, ReplaceAdminRequest
 from tests.helpers.cli import temporal
 from tests.helpers.stack import Stack, holder, new_enterprise, partner_user, running_stack, unique_domain
+from tests.helpers.waiting import eventually
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
 from workflows.replacement import AdminReplacementWorkflow
@@ -277,9 +277,8 @@ async def test_an_accept_made_up_in_temporal_activates_nothing(dev_stack: Stack,
         dev_stack, "workflow", "signal", "--workflow-id", workflow_id, "--name", "closed_elsewhere",
         "--input", json.dumps({"reason": "made up"}),
     )  # fmt: skip
-    async with asyncio.timeout(10):  # the signal was handled: it read the stored state
-        while await _markers(handle) == markers:
-            await asyncio.sleep(0.1)
+    # The signal was handled: it read the stored state.
+    await eventually(lambda: _markers(handle), lambda now: now != markers, timeout=10, interval=0.1)
 
     assert code != 0 and "invalid_link" in out
     assert malformed != 0 and "token_hash" in said, "the validator rejects it before the history records it"

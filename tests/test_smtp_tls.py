@@ -3,7 +3,6 @@ required, implicit TLS, and a relay that offers no STARTTLS when it is required.
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from devstack.mailcatcher import MailCatcher
 from tests.helpers.stack import new_enterprise, running_stack, unique_domain
+from tests.helpers.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +71,12 @@ async def test_required_starttls_against_a_plain_relay_sends_nothing_in_clear(
     async with running_stack(dev_env, pool, mail, smtp_tls="starttls") as stack:
         enterprise, domain = new_enterprise(), unique_domain()
         created = (await stack.register(enterprise, domain)).json()
-        async with asyncio.timeout(20):  # the attempt fails, is retried, and says why
-            while not (
-                error := await stack.pool.fetchval(
-                    "SELECT last_error FROM invitations WHERE id = $1::uuid", created["admin_invitation"]["id"]
-                )
-            ):
-                await asyncio.sleep(0.1)
+        error = await eventually(  # the attempt fails, is retried, and says why
+            lambda: stack.pool.fetchval(
+                "SELECT last_error FROM invitations WHERE id = $1::uuid", created["admin_invitation"]["id"]
+            ),
+            interval=0.1,
+        )
 
         assert "STARTTLS" in error.upper() or "TLS" in error.upper(), error
         assert mail.mails_to(f"ada@{domain}") == []

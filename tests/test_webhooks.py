@@ -34,6 +34,7 @@ from tests.helpers.codec import TEST_PAYLOAD_KEYS
 from tests.helpers.metrics import scrape, value
 from tests.helpers.receiver import Receiver, receiving
 from tests.helpers.stack import Stack, holder, new_enterprise, partner_user, running_stack, unique_domain
+from tests.helpers.waiting import eventually, now
 
 ONBOARDING = ["partner.registered", "invitation.sent", "invitation.accepted", "member.added", "partner.activated"]
 
@@ -196,9 +197,8 @@ async def test_a_worker_killed_mid_delivery_is_replaced_and_the_event_delivered_
             hook = await _webhook(api, enterprise, receiver)
             domain = unique_domain()
             assert (await api.register(enterprise, domain)).status_code == 201
-            async with asyncio.timeout(30):
-                while not receiver.receipts:  # the first POST is being held
-                    await asyncio.sleep(0.02)
+            # The first POST is being held.
+            await eventually(now(lambda: receiver.receipts), timeout=30, interval=0.02)
         finally:
             worker.kill()
             await worker.wait()
@@ -531,13 +531,11 @@ async def test_a_destination_whose_dns_stalls_fails_its_attempt_and_holds_no_one
 
         await start_delivery(stack.client, stack.settings, view.id, enterprise)
         await _onboard(stack, enterprise)
-        async with asyncio.timeout(30):
-            while not (
-                failed := await pool.fetch(
-                    "SELECT status, error FROM webhook_deliveries WHERE endpoint_id = $1", view.id
-                )
-            ):
-                await asyncio.sleep(0.2)
+        failed = await eventually(
+            lambda: pool.fetch("SELECT status, error FROM webhook_deliveries WHERE endpoint_id = $1", view.id),
+            timeout=30,
+            interval=0.2,
+        )
         assert failed[0]["status"] == "retrying" and "did not resolve within" in failed[0]["error"]
 
 

@@ -34,3 +34,12 @@ async def eventually(
             name = what or getattr(check, "__qualname__", repr(check))
             raise AssertionError(f"{name}: still {answer!r} after {timeout:g} s")
         await asyncio.sleep(interval)
+
+
+def now(read: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+    """A plain read (an attribute another thread keeps, say) as a check for `eventually`."""
+
+    async def check() -> T:
+        return read()
+
+    return check
