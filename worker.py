@@ -93,7 +93,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=list(WORKFLOWS),
-        activities=[*stores.activities(), mailer.send_invitation, stores.webhooks.give_up],
+        activities=[*stores.activities(), mailer.send_invitation, stores.webhook_delivery.give_up],
         **worker_tuning(settings),
         deployment_config=deployment(settings),
         # SIGTERM: stop polling, let the activities under way finish within this bound.
@@ -107,7 +107,7 @@ def build_webhook_worker(client: Client, settings: Settings, stores: Stores) -> 
     return Worker(
         client,
         task_queue=webhook_task_queue(settings.temporal_task_queue),
-        activities=[stores.webhooks.next_events, stores.webhooks.deliver],
+        activities=[stores.webhook_delivery.next_events, stores.webhook_delivery.deliver],
         max_concurrent_activities=settings.webhook_max_endpoints,
         # Its queue is the deployment's too: a build made current is current for both.
         deployment_config=deployment(settings),
@@ -142,7 +142,7 @@ async def running_workers(
                 with contextlib.suppress(asyncio.CancelledError):
                     await wakeups
     finally:
-        await stores.webhooks.close()
+        await stores.webhook_delivery.close()
         await mailer.close()
 
 

@@ -38,7 +38,7 @@ class Stores:
     reads: ReadModel
     access: AccessReads
     events: EventStore
-    webhooks: WebhookDelivery
+    webhook_delivery: WebhookDelivery  # the HTTP deliverer (endpoints and the feed: `events`)
     link_attempts: LinkAttempts
     idempotency: IdempotencyKeys
     mail_quota: MailQuota
@@ -83,7 +83,7 @@ class Stores:
             reads=reads(pool),
             access=AccessReads(pool),
             events=EventStore(pool, codec, endpoint_limit=settings.webhook_endpoint_limit),
-            webhooks=WebhookDelivery(
+            webhook_delivery=WebhookDelivery(
                 pool,
                 codec,
                 timeout=settings.webhook_timeout,

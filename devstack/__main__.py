@@ -29,7 +29,7 @@ from partners.codec import new_key_entry
 from partners.settings import Settings
 from partners.temporal_client import metrics_runtime
 from starter.api import servers
-from starter.services import open_services
+from starter.wiring import open_services
 from store.database import migrate_database
 
 log = logging.getLogger("devstack")

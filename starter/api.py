@@ -20,12 +20,11 @@ from partners import collector, logs, tracing
 from partners.settings import Settings
 from partners.version import package_version
 from starter import codec_api, console, docs, events_api, pages, portal, problems
-from starter.bodies import BoundedBodies
-from starter.bounds import BoundedRequests, KnownHosts
 from starter.metrics import ApiMetrics
 from starter.problems import problem_responses
 from starter.readiness import PublicReadiness, readiness
-from starter.services import Services, open_services
+from starter.request_limits import BoundedBodies, BoundedRequests, KnownHosts
+from starter.wiring import Wiring, open_services
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ _NO_NATIVE_TELEMETRY: dict[str, Any] = (
 )
 
 
-def create_app(services: Services | None = None, settings: Settings | None = None) -> FastAPI:
+def create_app(services: Wiring | None = None, settings: Settings | None = None) -> FastAPI:
     """With `services`, the caller owns the connections (tests, the local run); without,
     the app opens them from `settings` on start-up and closes them on shutdown."""
     metrics = ApiMetrics()
@@ -98,7 +97,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     app.include_router(console.router)
     docs.install(app)
 
-    # Any route may answer 414 or 431 (starter/bounds.py) and 405 to another method.
+    # Any route may answer 414 or 431 (starter/request_limits.py) and 405 to another method.
     bounded = problem_responses(405, 414, 431)
 
     @app.get("/healthz", tags=["operations"], responses=bounded)
@@ -123,7 +122,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     return app
 
 
-def create_operator_app(services: Services) -> FastAPI:
+def create_operator_app(services: Wiring) -> FastAPI:
     """The operators' listener (OPERATOR_HOST:OPERATOR_PORT, loopback by default): the
     codec endpoint the Temporal UI and CLI decode payloads through, and readiness in
     detail. With CODEC_AUTH_TOKEN set (required beyond loopback), every call bears it."""
@@ -166,7 +165,7 @@ class QuietServer(uvicorn.Server):
         yield
 
 
-def servers(services: Services, **config: Any) -> list[QuietServer]:
+def servers(services: Wiring, **config: Any) -> list[QuietServer]:
     """The public listener and the operators', over one set of connections. log_config
     None: uvicorn's loggers, its access log included, go through our redacting handler."""
     settings = services.settings

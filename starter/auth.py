@@ -40,6 +40,14 @@ class Actor(BaseModel):
             raise Refused(ErrorCode.FORBIDDEN, "Only an account holder of this enterprise may do this.")
 
 
+def bearer_matches(given: str | bytes, expected: str | bytes) -> bool:
+    """The one comparison of a bearer token (the portal's, the operators'): in constant
+    time, and never a match where no token is set."""
+    given = given.encode() if isinstance(given, str) else given
+    expected = expected.encode() if isinstance(expected, str) else expected
+    return bool(expected) and hmac.compare_digest(given.strip(), expected)
+
+
 async def actor(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -49,9 +57,7 @@ async def actor(
         str | None, Header(description="For account holders: the enterprise they hold.")
     ] = None,
 ) -> Actor:
-    expected: bytes = request.app.state.services.api_token
-    given = credentials.credentials.encode() if credentials else b""
-    if not expected or not hmac.compare_digest(given, expected):
+    if not bearer_matches(credentials.credentials if credentials else "", request.app.state.services.api_token):
         raise Refused(ErrorCode.UNAUTHORIZED, "A valid bearer token is required.")
     problems = []
     email = ""

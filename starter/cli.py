@@ -25,7 +25,7 @@ from starter.auth import Actor, ActorRole
 from starter.service.invitations import Invitations
 from starter.service.members import Members
 from starter.service.partners import Partners
-from starter.services import open_services
+from starter.wiring import open_services
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 1, 2, 3, 4
 LOCAL_ENV = ".data/local.env"

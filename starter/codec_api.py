@@ -10,7 +10,6 @@ from CODEC_CORS_ORIGINS (the Temporal UI's origin) only.
 from __future__ import annotations
 
 import base64
-import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -22,8 +21,9 @@ from temporalio.api.common.v1 import Payload
 
 from partners.codec import EncryptionCodec, PayloadKeyError
 from partners.errors import ErrorCode, Refused
+from starter.auth import bearer_matches
 from starter.problems import problem_responses
-from starter.services import Services
+from starter.wiring import Wiring
 
 
 class CodecPayload(BaseModel):
@@ -43,12 +43,11 @@ async def operator_token(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     """Every call to the operators' listener, where CODEC_AUTH_TOKEN is set."""
-    services: Services = request.app.state.services
+    services: Wiring = request.app.state.services
     token = services.settings.codec_auth_token
     if token is None:
         return
-    given = credentials.credentials if credentials is not None else ""
-    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+    if not bearer_matches(credentials.credentials if credentials is not None else "", token.get_secret_value()):
         raise Refused(ErrorCode.UNAUTHORIZED, "The operators' listener needs its bearer token (CODEC_AUTH_TOKEN).")
 
 
@@ -59,7 +58,7 @@ _SECURITY: dict[str, Any] = {"security": [{}]}
 
 
 def _codec(request: Request) -> EncryptionCodec:
-    services: Services = request.app.state.services
+    services: Wiring = request.app.state.services
     codec = services.client.data_converter.payload_codec
     assert isinstance(codec, EncryptionCodec)
     return codec

@@ -1,5 +1,5 @@
 """The services as FastAPI dependencies: one per aggregate, built per request over the
-process's `Services` (cheap: no connection is opened)."""
+process's `Wiring` (cheap: no connection is opened)."""
 
 from __future__ import annotations
 

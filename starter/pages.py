@@ -25,7 +25,7 @@ from partners.models import InvitationState, PartnerStatus
 from partners.settings import link_for
 from partners.views import InvitationLinkView
 from starter.service.invitations import Invitations
-from starter.services import Services
+from starter.wiring import Wiring
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ async def public_logo(request: Request, partner_id: UUID) -> Response:
     return await logo_response(request.app.state.services, partner_id)
 
 
-async def logo_response(services: Services, partner_id: UUID) -> Response:
+async def logo_response(services: Wiring, partner_id: UUID) -> Response:
     found = await services.stores.reads.get_logo(partner_id)
     if found is None:
         raise Refused(ErrorCode.NOT_FOUND, "The partner has no logo.")

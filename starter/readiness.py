@@ -18,13 +18,13 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
-from starter.services import Services
+from starter.wiring import Wiring
 
 # The public answer is at most this old.
 FRESH_FOR_SECONDS = 1.0
 
 
-async def readiness(services: Services, *, mail: bool = True) -> tuple[bool, dict[str, str]]:
+async def readiness(services: Wiring, *, mail: bool = True) -> tuple[bool, dict[str, str]]:
     """Whether this process can serve, and each part's state with its reason; `mail`:
     also whether the relay refuses us (an indexed query), which never makes it unready."""
     checks = {
@@ -43,7 +43,7 @@ class PublicReadiness:
     """Ready or not, as last checked: one check in flight at a time, started when the
     state is older than FRESH_FOR_SECONDS; only the very first request waits for it."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Wiring) -> None:
         self._services = services
         self._ready: bool | None = None
         self._checked_at = 0.0
@@ -73,7 +73,7 @@ async def _check(call: Awaitable[Any]) -> str:
         return f"failing: {type(err).__name__}: {err}"[:200]
 
 
-async def _has_poller(services: Services) -> None:
+async def _has_poller(services: Wiring) -> None:
     described = await services.client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=services.client.namespace,

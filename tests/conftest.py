@@ -165,7 +165,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: object) -> None:
     """pytest-xdist: a worker finished; its simulated lives join the report."""
-    if lives := getattr(node, "workeroutput", {}).get("simulated_lives"):
+    if (lives := getattr(node, "workeroutput", {}).get("simulated_lives")) and lives[0]:
         _LIVES_REPORTED.append(tuple(lives))
 
 

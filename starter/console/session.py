@@ -31,7 +31,7 @@ from starter.service.console import Console, actor_of
 from starter.service.invitations import Invitations
 from starter.service.members import Members
 from starter.service.partners import Partners
-from starter.services import Services
+from starter.wiring import Wiring
 from store.console import ConsoleSession
 
 log = logging.getLogger(__name__)
@@ -42,12 +42,12 @@ STYLESHEET = _STARTER / "static" / "console.css"
 COOKIE = "partners_console"
 
 
-def cookie_name(services: Services) -> str:
+def cookie_name(services: Wiring) -> str:
     """`__Host-` where the console is served over https: bound to our host, path and TLS."""
     return f"__Host-{COOKIE}" if services.settings.link_base.startswith("https://") else COOKIE
 
 
-def _headers(services: Services) -> dict[str, str]:
+def _headers(services: Wiring) -> dict[str, str]:
     ancestors = services.settings.console_frame_ancestors.strip() or "'none'"
     headers = {
         "Cache-Control": "no-store",
@@ -71,7 +71,7 @@ class Page:
 
     request: Request
     session: ConsoleSession
-    services: Services
+    services: Wiring
     actor: Actor = field(init=False)
     locale: Locale = field(init=False)
 
@@ -101,7 +101,7 @@ class Page:
 
 
 def _render(
-    request: Request, services: Services, locale: Locale, template: str, status: int, **context: Any
+    request: Request, services: Wiring, locale: Locale, template: str, status: int, **context: Any
 ) -> HTMLResponse:
     page: Page | None = context.get("page")
     return templates.TemplateResponse(
@@ -128,7 +128,7 @@ def _date(value: datetime | None, locale: Locale) -> str:
 
 
 def message(request: Request, key: str, status: int, locale: Locale | None = None) -> HTMLResponse:
-    services: Services = request.app.state.services
+    services: Wiring = request.app.state.services
     locale = locale or services.settings.default_locale
     return _render(request, services, locale, "message.html", status, key=key)
 
@@ -137,7 +137,7 @@ def see(url: str, **query: str) -> RedirectResponse:
     return RedirectResponse(f"{url}?{urlencode(query)}" if query else url, status_code=303)
 
 
-def _same_origin(request: Request, services: Services) -> bool:
+def _same_origin(request: Request, services: Wiring) -> bool:
     """A change comes from a page of ours: the browser says so (Sec-Fetch-Site), and an
     Origin it sends is ours."""
     site = request.headers.get("sec-fetch-site")
@@ -156,8 +156,8 @@ def _same_origin(request: Request, services: Services) -> bool:
 Handler = Callable[[Page], Awaitable[Response]]
 
 
-async def _session(request: Request) -> tuple[Services, ConsoleSession | None]:
-    services: Services = request.app.state.services
+async def _session(request: Request) -> tuple[Wiring, ConsoleSession | None]:
+    services: Wiring = request.app.state.services
     session = await Console(services).session(request.cookies.get(cookie_name(services)))
     return services, session
 
@@ -225,7 +225,7 @@ async def start(request: Request, token: str = "") -> Response:
     opens it harmlessly, and a link of someone else's planted in a browser starts nothing
     until its owner's name is confirmed. A used, expired or unknown link gets one page
     that says to start again from the portal."""
-    services: Services = request.app.state.services
+    services: Wiring = request.app.state.services
     found = await Console(services).whom(token)
     if found is None:
         return message(request, "start_again", 410)
@@ -240,7 +240,7 @@ async def start(request: Request, token: str = "") -> Response:
 async def start_session(request: Request) -> Response:
     """The button of that page, from our own origin only: redeems the link, sets the
     session's cookie and goes to the console."""
-    services: Services = request.app.state.services
+    services: Wiring = request.app.state.services
     if not _same_origin(request, services):
         return message(request, "forbidden", 403)
     form = await request.form(max_files=0, max_fields=5)
@@ -309,7 +309,7 @@ def problem_page(request: Request, code: ErrorCode) -> HTMLResponse:
     """What a person reads where a program would get problem+json: a path that is not a
     page, a made-up id, a server that did not answer."""
     if code is ErrorCode.UNAVAILABLE:
-        services: Services = request.app.state.services
+        services: Wiring = request.app.state.services
         locale = services.settings.default_locale
         detail = TEXTS[locale]["err_unavailable"]
         return _render(request, services, locale, "message.html", 503, key="error", detail=detail)

@@ -1,5 +1,5 @@
 """The service layer: every operation of the portal API, the pages and the operator CLI,
-one class per aggregate, each built the same way over the process's `Services`.
+one class per aggregate, each built the same way over the process's `Wiring`.
 
 - `partners.py`: registration, the partner's view, admin replacement, grants, logo,
   deactivation and the audit trail (R1 to R4, R8 to R11);

@@ -17,7 +17,7 @@ from partners.errors import ErrorCode, Refused
 from partners.models import ClosedElsewhere, InvitationTiming, InvitationWorkflowRef
 from partners.views import InvitationDetail, PartnerView
 from starter.authorization import Authorization
-from starter.services import Services
+from starter.wiring import Wiring
 from workflows.invitation import InvitationWorkflow
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ In = TypeVar("In")  # its input
 
 
 class Service:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Wiring) -> None:
         self._services = services
         self._settings = services.settings
         self._client = services.client
@@ -71,7 +71,7 @@ class Service:
         )
 
     async def _decided(self, call: Awaitable[R]) -> R:
-        """An update's answer, bounded (`Services.temporal`); a refusal the workflow
+        """An update's answer, bounded (`Wiring.temporal`); a refusal the workflow
         raised comes back as the same `Refused`."""
         try:
             return await self._services.temporal(call)

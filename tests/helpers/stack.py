@@ -23,7 +23,7 @@ from devstack.mailcatcher import MailCatcher, ReceivedMail
 from devstack.net import free_port
 from partners.settings import Settings
 from starter.api import servers
-from starter.services import Services
+from starter.wiring import Wiring
 from worker import running_workers
 
 API_TOKEN = "test-portal-token"
@@ -93,7 +93,7 @@ class Stack:
     operator: httpx.AsyncClient
     operator_url: str
     # The service layer the API and the console call, for tests that drive it directly.
-    services: Services
+    services: Wiring
 
     async def result(self, handle: WorkflowHandle[Any, T], timeout: float = 60) -> T:
         """The workflow's result; on the time-skipping server, timers are skipped meanwhile."""
@@ -197,7 +197,7 @@ async def running_stack(
             **overrides,
         },
     )
-    services = Services.build(settings, client, pool, **(stores or {}))
+    services = Wiring.build(settings, client, pool, **(stores or {}))
     # As in production: both listeners; uvicorn's loggers, its access log too, go to the root.
     listeners = servers(services)
     async with contextlib.AsyncExitStack() as running:

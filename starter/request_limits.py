@@ -1,4 +1,5 @@
-"""Request bodies are bounded before they are read, and the bearer token is checked
+"""Every request is bounded before anything routes it (R18): its line and headers from
+their lengths alone, its body as it arrives; and the bearer token is checked
 before any body is read: an unauthenticated 300 MB POST costs neither memory nor time.
 
 A pure ASGI middleware: it answers 401 from the headers alone, 413 from a declared
@@ -9,13 +10,13 @@ disconnected client and whatever it answers is dropped.
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from partners.errors import ErrorCode
 from partners.rules import LOGO_MAX_BYTES
+from starter.auth import bearer_matches
 from starter.problems import problem_response
 
 Scope = MutableMapping[str, Any]
@@ -92,4 +93,54 @@ class BoundedBodies:
         services = getattr(state, "services", None)
         expected: bytes = getattr(services, "api_token", b"")
         scheme, _, token = authorization.partition(b" ")
-        return bool(expected) and scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), expected)
+        return scheme.lower() == b"bearer" and bearer_matches(token, expected)
+
+
+# --- the request line and headers (R18) ----------------------------------------------
+# uvicorn's parser lets a request line of about 64 KiB through, and every byte of it reaches
+# the access log and the router. This pure ASGI middleware answers from lengths alone,
+# before any route, body or authentication is looked at: 414 for a request target over
+# `TARGET_MAX_BYTES`, 431 for headers over `HEADERS_MAX_BYTES` in all.
+
+TARGET_MAX_BYTES = 8 * 1024
+HEADERS_MAX_BYTES = 16 * 1024
+
+
+class BoundedRequests:
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            target = len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b"")) + 1
+            if target > TARGET_MAX_BYTES:
+                detail = f"The request line's target may be {TARGET_MAX_BYTES // 1024} KiB at most."
+                await problem_answer(scope, receive, send, ErrorCode.URI_TOO_LONG, detail)
+                return
+            # Each header as it stands on the wire: name, ": ", value, CRLF.
+            headers = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if headers > HEADERS_MAX_BYTES:
+                detail = f"The request's headers may be {HEADERS_MAX_BYTES // 1024} KiB at most in all."
+                await problem_answer(scope, receive, send, ErrorCode.HEADERS_TOO_LARGE, detail)
+                return
+        await self._app(scope, receive, send)
+
+
+class KnownHosts:
+    """The operators' listener answers only requests that name it as one of `hosts` (421
+    otherwise): DNS rebinding points a name of an attacker's at 127.0.0.1, and the
+    browser then sends that name, so a page an operator opens cannot reach /codec."""
+
+    def __init__(self, app: App, hosts: frozenset[str]) -> None:
+        self._app = app
+        self._hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = next((value for name, value in scope["headers"] if name == b"host"), b"").decode("latin-1")
+            name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host.split(":", 1)[0]
+            if name.lower() not in self._hosts:
+                detail = "The operators' listener answers only its own names; see OPERATOR_ALLOWED_HOSTS."
+                await problem_answer(scope, receive, send, ErrorCode.UNKNOWN_HOST, detail)
+                return
+        await self._app(scope, receive, send)

@@ -24,14 +24,14 @@ RETRY_AFTER_SECONDS = 5  # what a 503 tells the portal to wait before trying aga
 
 
 @dataclass(frozen=True)
-class Services:
+class Wiring:
     settings: Settings
     client: Client
     stores: Stores
     api_token: bytes  # empty (the CLI) matches no bearer token: see starter.auth
 
     @classmethod
-    def build(cls, settings: Settings, client: Client, pool: asyncpg.Pool, **store_classes: Any) -> Services:
+    def build(cls, settings: Settings, client: Client, pool: asyncpg.Pool, **store_classes: Any) -> Wiring:
         token = settings.portal_api_token.get_secret_value().encode() if settings.portal_api_token else b""
         return cls(
             settings=settings, client=client, stores=Stores.build(pool, settings, **store_classes), api_token=token
@@ -55,10 +55,10 @@ class Services:
 @contextlib.asynccontextmanager
 async def open_services(
     settings: Settings, *, serving: bool = True, runtime: Runtime | None = None
-) -> AsyncIterator[Services]:
+) -> AsyncIterator[Wiring]:
     """The connections of a process, opened once and closed on the way out. `serving`: an
     API, which needs its token; the CLI does not serve."""
     if serving and settings.portal_api_token is None:
         raise SystemExit("PORTAL_API_TOKEN is required to serve the API.")
     async with open_pool(settings) as pool:
-        yield Services.build(settings, await connect_client(settings, runtime), pool)
+        yield Wiring.build(settings, await connect_client(settings, runtime), pool)
