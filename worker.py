@@ -8,6 +8,7 @@ import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -17,16 +18,20 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.invitations import InvitationActivities
 from activities.mail import Mailer
+from activities.partners import PartnerActivities
+from activities.retention import RetentionActivities
 from activities.smtp_pool import SmtpSettings
-from activities.stores import Stores
 from activities.wakeups import WakeUps
-from activities.webhook_delivery import webhook_task_queue
+from activities.webhook_delivery import WebhookDelivery, webhook_task_queue
 from partners import collector, logs, tracing
+from partners.codec import EncryptionCodec
 from partners.settings import Settings
 from partners.temporal_client import connect_client, metrics_runtime
 from store.database import open_pool
 from store.events import PORTAL_ENDPOINT_ID
+from store.stores import Stores
 from workflows.deactivation import PartnerDeactivationWorkflow
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
@@ -81,11 +86,62 @@ def deployment(settings: Settings) -> WorkerDeploymentConfig:
     return WorkerDeploymentConfig(version=version, use_worker_versioning=True)
 
 
+@dataclass(frozen=True)
+class Activities:
+    """Every activity class of the worker, built here alone over the process's stores:
+    thin `@activity.defn` wrappers of the stores, the mail and the webhook deliveries."""
+
+    partners: PartnerActivities
+    invitations: InvitationActivities
+    retention: RetentionActivities
+    mailer: Mailer
+    webhooks: WebhookDelivery
+
+    @classmethod
+    def build(cls, settings: Settings, stores: Stores) -> Activities:
+        return cls(
+            partners=PartnerActivities(stores.partners),
+            invitations=InvitationActivities(stores.invitations),
+            retention=RetentionActivities(stores.retention),
+            mailer=Mailer(
+                stores.ledger,
+                SmtpSettings.from_settings(settings),
+                link_base=settings.link_base,
+                accept_link=settings.accept_link_template,
+            ),
+            webhooks=WebhookDelivery(
+                stores.pool,
+                EncryptionCodec(settings.payload_key_map),  # opens the signing secrets sealed at rest
+                timeout=settings.webhook_timeout,
+                allow_http=settings.webhook_allow_http,
+                allow_private=settings.webhook_allow_private,
+            ),
+        )
+
+    def of_main_queue(self) -> list[Any]:
+        """The workflows' steps: the database's, the mail, a delivery given up."""
+        return [
+            self.partners.register_partner,
+            self.partners.deactivate_partner,
+            self.invitations.create_invitation,
+            self.invitations.reopen_invitation,
+            self.invitations.accept_invitation,
+            self.invitations.close_invitation,
+            self.invitations.stored_state,
+            self.retention.prune,
+            self.mailer.send_invitation,
+            self.webhooks.give_up,
+        ]
+
+    async def close(self) -> None:
+        await self.webhooks.close()
+        await self.mailer.close()
+
+
 def build_worker(
     client: Client,
     settings: Settings,
-    stores: Stores,
-    mailer: Mailer,
+    activities: Activities,
     *,
     task_queue: str | None = None,
 ) -> Worker:
@@ -93,7 +149,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=list(WORKFLOWS),
-        activities=[*stores.activities(), mailer.send_invitation, stores.webhook_delivery.give_up],
+        activities=activities.of_main_queue(),
         **worker_tuning(settings),
         deployment_config=deployment(settings),
         # SIGTERM: stop polling, let the activities under way finish within this bound.
@@ -101,13 +157,13 @@ def build_worker(
     )
 
 
-def build_webhook_worker(client: Client, settings: Settings, stores: Stores) -> Worker:
+def build_webhook_worker(client: Client, settings: Settings, activities: Activities) -> Worker:
     """The webhook activities' own worker: an endpoint waiting for events holds a slot
     while it sleeps, so there are many slots, and none is the mail's."""
     return Worker(
         client,
         task_queue=webhook_task_queue(settings.temporal_task_queue),
-        activities=[stores.webhook_delivery.next_events, stores.webhook_delivery.deliver],
+        activities=[activities.webhooks.next_events, activities.webhooks.deliver],
         max_concurrent_activities=settings.webhook_max_endpoints,
         # Its queue is the deployment's too: a build made current is current for both.
         deployment_config=deployment(settings),
@@ -121,14 +177,9 @@ async def running_workers(
 ) -> AsyncIterator[None]:
     """Every worker of the process, polling until the block ends; `schedules`: the
     service's schedules kept as the settings say (the time-skipping test server has none)."""
-    mailer = Mailer(
-        stores.ledger,
-        SmtpSettings.from_settings(settings),
-        link_base=settings.link_base,
-        accept_link=settings.accept_link_template,
-    )
+    activities = Activities.build(settings, stores)
     try:
-        async with build_worker(client, settings, stores, mailer), build_webhook_worker(client, settings, stores):
+        async with build_worker(client, settings, activities), build_webhook_worker(client, settings, activities):
             await stores.events.reseal_secrets()
             await ensure_portal_webhook(client, settings, stores)
             if schedules:
@@ -142,8 +193,7 @@ async def running_workers(
                 with contextlib.suppress(asyncio.CancelledError):
                     await wakeups
     finally:
-        await stores.webhook_delivery.close()
-        await mailer.close()
+        await activities.close()
 
 
 async def ensure_portal_webhook(client: Client, settings: Settings, stores: Stores) -> None:

@@ -1,19 +1,13 @@
-"""InvitationStore: the invitation aggregate's writes, each one transaction.
+"""InvitationActivities: the invitation aggregate's steps as the workflows run them.
 
-Every check an invitation must pass (R5 to R8) is made here, under the partner's row
-lock, whichever path created or revived it.
-"""
+Thin: each reads its input, calls the store (`store/invitations.py`, where every check
+and transaction is), and returns its output, as the money-transfer template's
+`BankingActivities` calls its banking service."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
-from uuid import UUID
-
-import asyncpg
 from temporalio import activity
 
-from activities.metrics import count
 from partners.activity_io import (
     AcceptInvitationInput,
     AcceptInvitationOutput,
@@ -25,352 +19,29 @@ from partners.activity_io import (
     ReopenInvitationInput,
     ReopenInvitationOutput,
 )
-from partners.errors import ErrorCode, Refused
-from partners.events import AuditAction
-from partners.ids import invitation_workflow_id
-from partners.messages import Locale
-from partners.models import InvitationPurpose, InvitationState, InvitationWorkflowRef, PartnerStatus, Role
-from partners.rules import TOKEN_HASH_PATTERN, resend_limit_refusal
-from store.mail_quota import MailQuota
-from store.sql import (
-    Db,
-    active_role,
-    audit,
-    audit_all,
-    close_pending_invitations,
-    is_active_admin,
-    lock_partner,
-    partner_domains,
-    refuse_if_deactivated,
-    require_active,
-    require_registered_domain,
-)
+from store.invitations import InvitationStore
 
 
-class InvitationStore:
-    def __init__(self, pool: asyncpg.Pool, *, default_locale: Locale, mail_quota: MailQuota | None = None) -> None:
-        """`mail_quota`: counts each new invitation's mail (None: not counted)."""
-        self._pool = pool
-        self._default_locale = default_locale
-        self._mail_quota = mail_quota
+class InvitationActivities:
+    def __init__(self, store: InvitationStore) -> None:
+        self._store = store
 
     @activity.defn
     async def create_invitation(self, input: CreateInvitationInput) -> CreateInvitationOutput:
-        """An invitation of a partner that exists, admitted (R5-R8) in one transaction."""
-        new = input.invitation
-        async with self._pool.acquire() as db, db.transaction():
-            # The partner row lock serialises invitations of one partner.
-            partner = await lock_partner(db, new.partner_id, input.enterprise_id)
-            existing = await db.fetchval("SELECT purpose FROM invitations WHERE id = $1", input.invitation_id)
-            if existing is not None:  # a retry after the commit
-                return CreateInvitationOutput(purpose=InvitationPurpose(existing))
-            purpose, superseded = await _admit(
-                db,
-                partner,
-                new.partner_id,
-                input.invitation_id,
-                new.invitee.email,
-                new.role,
-                actor=new.invited_by,
-                inviting_member=new.purpose is InvitationPurpose.MEMBER,
-            )
-            if self._mail_quota is not None:
-                await self._mail_quota.claim(db, new.partner_id, new.invitee.email)
-            await db.execute(
-                "INSERT INTO invitations (id, partner_id, email, first_name, last_name, role,"
-                " purpose, state, max_sends, invited_by, locale, workflow_id)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $11)",
-                input.invitation_id,
-                new.partner_id,
-                new.invitee.email,
-                new.invitee.first_name,
-                new.invitee.last_name,
-                new.role.value,
-                purpose.value,
-                input.max_sends,
-                new.invited_by,
-                new.locale or partner["locale"] or self._default_locale,
-                invitation_workflow_id(input.invitation_id),
-            )
-            await audit(
-                db,
-                partner["enterprise_id"],
-                new.partner_id,
-                new.invited_by,
-                AuditAction.INVITATION_CREATED,
-                invitation_id=str(input.invitation_id),
-                email=new.invitee.email,
-                role=new.role.value,
-                purpose=purpose.value,
-            )
-        return CreateInvitationOutput(purpose=purpose, superseded=superseded)
+        return await self._store.create_invitation(input)
 
     @activity.defn
     async def reopen_invitation(self, input: ReopenInvitationInput) -> ReopenInvitationOutput:
-        """A run takes the invitation over (its workflow is gone): adopts it while pending;
-        for a resend (`revive`) revives it when expired or undeliverable, as a new
-        invitation in every rule (R7), with new links only. Any other state is refused
-        with its code; so is a resend past the daily limit."""
-        take_over = input.take_over
-        async with self._pool.acquire() as db, db.transaction():
-            row = await db.fetchrow(
-                "SELECT i.state, i.sends, i.email, i.role, i.expires_at, i.partner_id,"
-                " p.enterprise_id, p.status"
-                " FROM invitations i JOIN partners p ON p.id = i.partner_id WHERE i.id = $1 FOR UPDATE OF i, p",
-                input.invitation_id,
-            )
-            if row is None:
-                raise Refused(ErrorCode.NOT_FOUND, "No such invitation.")
-            refuse_if_deactivated(row["status"])
-            manual = [
-                r["created_at"]
-                for r in await db.fetch(
-                    "SELECT created_at FROM invitation_sends WHERE invitation_id = $1 AND requested_by IS NOT NULL"
-                    " AND created_at > now() - interval '24 hours' ORDER BY created_at",
-                    input.invitation_id,
-                )
-            ]
-            if take_over.revive and (
-                refusal := resend_limit_refusal(manual, await db.fetchval("SELECT now()"), input.resend_daily_limit)
-            ):
-                raise refusal
-            state = InvitationState(row["state"])
-            if state is InvitationState.PENDING:
-                await db.execute(
-                    "UPDATE invitations SET workflow_id = $2 WHERE id = $1", input.invitation_id, input.workflow_id
-                )
-                return ReopenInvitationOutput(sends=row["sends"], expires_at=row["expires_at"], manual_sends=manual)
-            if not (take_over.revive and state in (InvitationState.EXPIRED, InvitationState.UNDELIVERABLE)):
-                raise Refused(ErrorCode.closed_invitation(state.value), f"The invitation is {state.value}.")
-            purpose, superseded = await _admit(
-                db, row, row["partner_id"], input.invitation_id, row["email"], Role(row["role"]), actor=take_over.actor
-            )
-            await db.execute(
-                "UPDATE invitations SET state = 'pending', purpose = $3, closed_at = NULL, last_error = NULL,"
-                " next_send_at = NULL, expires_at = NULL, workflow_id = $2, live_from_send = sends + 1 WHERE id = $1",
-                input.invitation_id,
-                input.workflow_id,
-                purpose.value,
-            )
-            await audit(
-                db,
-                row["enterprise_id"],
-                row["partner_id"],
-                take_over.actor,
-                AuditAction.INVITATION_REVIVED,
-                invitation_id=str(input.invitation_id),
-                sends=row["sends"],
-                was=state.value,
-            )
-        return ReopenInvitationOutput(sends=row["sends"], manual_sends=manual, superseded=superseded)
+        return await self._store.reopen_invitation(input)
 
     @activity.defn
     async def accept_invitation(self, input: AcceptInvitationInput) -> AcceptInvitationOutput:
-        """Acceptance and its effect in one transaction: the partner is never half-onboarded."""
-        async with self._pool.acquire() as db, db.transaction():
-            # Proof of the link: the hash of a token mailed for this invitation's current
-            # period. Access to Temporal alone accepts nothing.
-            token_hash = bytes.fromhex(input.token_hash) if TOKEN_HASH_PATTERN.fullmatch(input.token_hash) else None
-            row = await db.fetchrow(
-                "SELECT i.partner_id, i.email, i.first_name, i.last_name, i.role, i.purpose, i.state,"
-                " i.expires_at, i.sends, i.live_from_send, p.enterprise_id, p.status AS partner_status, now() AS now,"
-                " t.send_number"
-                " FROM invitations i JOIN partners p ON p.id = i.partner_id"
-                " LEFT JOIN invitation_tokens t ON t.token_hash = $2 AND t.invitation_id = i.id"
-                " WHERE i.id = $1 FOR UPDATE OF i, p",
-                input.invitation_id,
-                token_hash,
-            )
-            send_number = row["send_number"] if row is not None else None
-            if row is None or send_number is None or send_number < row["live_from_send"]:
-                raise Refused(ErrorCode.INVALID_LINK, "Not a valid link for this invitation.")
-            partner_status = PartnerStatus(row["partner_status"])
-            if row["state"] != InvitationState.PENDING:
-                # Already decided, by this activity's earlier attempt or by another path.
-                return AcceptInvitationOutput(state=InvitationState(row["state"]), partner_status=partner_status)
-            # R7: expiry is judged where the link is used, by when it was clicked (trusted
-            # within a minute: an acceptance under way when the timer fires still wins).
-            clicked_at = min(max(input.clicked_at, row["now"] - _CLICK_SKEW), row["now"])
-            if row["expires_at"] is not None and clicked_at >= row["expires_at"]:
-                await db.execute(
-                    "UPDATE invitations SET state = 'expired', closed_at = now(), next_send_at = NULL WHERE id = $1",
-                    input.invitation_id,
-                )
-                await audit(
-                    db,
-                    row["enterprise_id"],
-                    row["partner_id"],
-                    "system",
-                    AuditAction.INVITATION_EXPIRED,
-                    invitation_id=str(input.invitation_id),
-                    sends=row["sends"],
-                    reason="link used after the invitation expired",
-                )
-                return AcceptInvitationOutput(state=InvitationState.EXPIRED, partner_status=partner_status)
-            previous_admin = None
-            if row["role"] == Role.ADMIN:
-                # R8: in this one transaction the old Admin becomes Member, the new one Admin;
-                # demoted first, so the partner never has two Admins (unique index), nor none.
-                previous_admin = await db.fetchval(
-                    "UPDATE members SET role = 'member' WHERE partner_id = $1 AND role = 'admin' AND active"
-                    " AND email <> $2 RETURNING email",
-                    row["partner_id"],
-                    row["email"],
-                )
-            joined = await db.fetchval(
-                "INSERT INTO members (partner_id, email, first_name, last_name, role)"
-                " VALUES ($1, $2, $3, $4, $5)"
-                # Already a member (an admin invitation of a Member): the same membership.
-                " ON CONFLICT (partner_id, email) WHERE active DO UPDATE"
-                # R5, R8: an acceptance never lowers an active Admin's role.
-                " SET role = CASE WHEN members.role = 'admin' THEN 'admin' ELSE EXCLUDED.role END"
-                " RETURNING xmax = 0",  # true: a new membership, not a Member made Admin
-                row["partner_id"],
-                row["email"],
-                row["first_name"],
-                row["last_name"],
-                row["role"],
-            )
-            if row["role"] == Role.ADMIN and partner_status is PartnerStatus.PENDING:
-                await db.execute(
-                    "UPDATE partners SET status = 'active', activated_at = now() WHERE id = $1", row["partner_id"]
-                )
-                partner_status = PartnerStatus.ACTIVE
-            await db.execute(
-                "UPDATE invitations SET state = 'accepted', closed_at = now(), next_send_at = NULL WHERE id = $1",
-                input.invitation_id,
-            )
-            changes: list[tuple[AuditAction, dict[str, Any]]] = [
-                (
-                    AuditAction.INVITATION_ACCEPTED,
-                    {"invitation_id": str(input.invitation_id), "role": row["role"], "send_number": send_number},
-                )
-            ]
-            if joined:
-                changes.append((AuditAction.MEMBER_ADDED, {"email": row["email"], "role": row["role"]}))
-            if partner_status is not PartnerStatus(row["partner_status"]):
-                changes.append((AuditAction.PARTNER_ACTIVATED, {}))
-            if previous_admin is not None:
-                changes.append(
-                    (
-                        AuditAction.ADMIN_REPLACED,
-                        {
-                            "previous_admin": previous_admin,
-                            "new_admin": row["email"],
-                            "invitation_id": str(input.invitation_id),
-                        },
-                    )
-                )
-            await audit_all(db, row["enterprise_id"], row["partner_id"], row["email"], changes)
-        activity.logger.info(
-            "invitation accepted", extra={"invitation_id": input.invitation_id, "partner_id": row["partner_id"]}
-        )
-        count("partners_invitations_accepted", "Invitations accepted.", purpose=row["purpose"])
-        return AcceptInvitationOutput(state=InvitationState.ACCEPTED, partner_status=partner_status)
+        return await self._store.accept_invitation(input)
 
     @activity.defn
     async def stored_state(self, input: InvitationRef) -> CloseInvitationOutput:
-        """The state a transaction elsewhere left the invitation in."""
-        state = await self._pool.fetchval("SELECT state FROM invitations WHERE id = $1", input.invitation_id)
-        if state is None:
-            raise Refused(ErrorCode.NOT_FOUND, "No such invitation.")
-        return CloseInvitationOutput(state=InvitationState(state))
+        return await self._store.stored_state(input)
 
     @activity.defn
     async def close_invitation(self, input: CloseInvitationInput) -> CloseInvitationOutput:
-        """Only a pending invitation closes: an acceptance that committed first stands."""
-        async with self._pool.acquire() as db, db.transaction():
-            row = await db.fetchrow(
-                "UPDATE invitations i SET state = $2, closed_at = now(), next_send_at = NULL,"
-                " last_error = coalesce($3, i.last_error)"
-                " FROM partners p WHERE i.id = $1 AND p.id = i.partner_id AND i.state = 'pending'"
-                " RETURNING p.enterprise_id, i.partner_id, i.sends",
-                input.invitation_id,
-                input.state.value,
-                input.reason,
-            )
-            if row is None:
-                state = await db.fetchval("SELECT state FROM invitations WHERE id = $1", input.invitation_id)
-                return CloseInvitationOutput(state=InvitationState(state))
-            await audit(
-                db,
-                row["enterprise_id"],
-                row["partner_id"],
-                input.actor,
-                AuditAction.closing(input.state.value),
-                invitation_id=str(input.invitation_id),
-                sends=row["sends"],
-                reason=input.reason,
-            )
-        activity.logger.info(
-            "invitation %s",
-            input.state.value,
-            extra={"invitation_id": input.invitation_id, "partner_id": row["partner_id"]},
-        )
-        count(
-            "partners_invitations_closed", "Invitations closed without acceptance, by state.", state=input.state.value
-        )
-        return CloseInvitationOutput(state=input.state)
-
-
-_CLICK_SKEW = timedelta(minutes=1)
-
-
-async def _admit(
-    db: Db,
-    partner: asyncpg.Record,
-    partner_id: UUID,
-    invitation_id: UUID,
-    email: str,
-    role: Role,
-    *,
-    actor: str,
-    inviting_member: bool = False,
-) -> tuple[InvitationPurpose, list[InvitationWorkflowRef]]:
-    """Every check an invitation passes when it is created or revived, under the
-    partner's row lock (R5-R8); answers its purpose and the admin invitations it
-    supersedes (their links stop in this transaction)."""
-    if role is Role.ADMIN:
-        # For a pending partner, the first admin's invitation is re-targeted: the new one
-        # activates the partner on acceptance (R4); for an active one, a replacement (R8).
-        pending_partner = partner["status"] == PartnerStatus.PENDING
-        purpose = InvitationPurpose.FIRST_ADMIN if pending_partner else InvitationPurpose.ADMIN_REPLACEMENT
-    else:
-        require_active(partner["status"])
-        purpose = InvitationPurpose.MEMBER
-    if inviting_member and not await is_active_admin(db, partner_id, actor):
-        raise Refused(ErrorCode.FORBIDDEN, "Only the partner's Admin invites its members.")
-    require_registered_domain(email, await partner_domains(db, partner_id))
-    current = await active_role(db, partner_id, email)
-    if role is Role.ADMIN and current is Role.ADMIN:
-        raise Refused(ErrorCode.ALREADY_ADMIN, "This person is already the partner's Admin.")
-    if role is Role.MEMBER and current is not None:
-        raise Refused(ErrorCode.ALREADY_MEMBER, "This person is already a member of the partner.")
-    # Before any superseding: a replacement naming the person its pending admin invitation
-    # already names is refused like a repeated member invitation (resend that one instead),
-    # so repeating a replacement cannot mail someone again and again.
-    pending = await db.fetchval(
-        "SELECT id FROM invitations WHERE partner_id = $1 AND email = $2 AND state = 'pending' AND id <> $3",
-        partner_id,
-        email,
-        invitation_id,
-    )
-    if pending is not None:
-        raise Refused(
-            ErrorCode.ALREADY_INVITED, "A pending invitation exists for this address.", invitation_id=str(pending)
-        )
-    superseded: list[InvitationWorkflowRef] = []
-    if role is Role.ADMIN:
-        # R8: at most one live admin invitation; the newest request wins.
-        superseded = await close_pending_invitations(db, partner_id, "superseded", admin_only=True, keep=invitation_id)
-        for old in superseded:
-            await audit(
-                db,
-                partner["enterprise_id"],
-                partner_id,
-                actor,
-                AuditAction.INVITATION_SUPERSEDED,
-                invitation_id=str(old.invitation_id),
-                by=str(invitation_id),
-            )
-    return purpose, superseded
+        return await self._store.close_invitation(input)

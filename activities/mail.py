@@ -20,14 +20,14 @@ import jinja2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.ledger import SendLedger, SendTicket
-from activities.metrics import count
 from activities.smtp_pool import SmtpPool, SmtpSettings
 from partners import messages, tracing
 from partners.activity_io import SendFailure, SendInvitationInput, SendInvitationOutput, SendOutcome
 from partners.logs import redact
+from partners.metrics import count
 from partners.rules import mask_email, token_hash
 from partners.settings import link_for
+from store.sends import SendLedger, SendTicket
 
 # The error type of a refusal by the receiving server (5xx): sending again cannot help.
 UNDELIVERABLE = "undeliverable"

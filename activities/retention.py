@@ -7,8 +7,8 @@ import time
 
 from temporalio import activity
 
-from activities.metrics import count
 from partners.activity_io import PruneInput, PruneOutput
+from partners.metrics import count
 from partners.models import PruneKind
 from store.retention import Retention
 

@@ -26,12 +26,12 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.metrics import count, gauge
 from partners import destinations
 from partners.activity_io import DeliverInput, DeliverOutput, GiveUpInput, NextEventsInput, NextEventsOutput
 from partners.codec import EncryptionCodec, PayloadKeyError
 from partners.errors import Refused
 from partners.events import AuditAction
+from partners.metrics import count, gauge
 from store.events import clear_ended_overlaps, unseal_secret
 from store.sql import audit
 

@@ -13,11 +13,11 @@ import asyncpg
 from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.runtime import Runtime
 
-from activities.stores import Stores
 from partners.errors import ErrorCode, Refused
 from partners.settings import Settings
 from partners.temporal_client import connect_client
 from store.database import open_pool
+from store.stores import Stores
 
 T = TypeVar("T")
 RETRY_AFTER_SECONDS = 5  # what a 503 tells the portal to wait before trying again

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 
-from activities.invitations import InvitationStore
 from devstack.mailcatcher import MailCatcher
 from partners.activity_io import AcceptInvitationInput, AcceptInvitationOutput
 from partners.ids import invitation_workflow_id
 from partners.models import InvitationState
+from store.invitations import InvitationStore
 from tests.helpers.stack import holder, running_stack
 from workflows.invitation import InvitationWorkflow
 
@@ -22,7 +21,6 @@ SLOW = 3.0
 class SlowAcceptStore(InvitationStore):
     """The real acceptance, made slow: the expiry timer fires while it is under way."""
 
-    @activity.defn(name="accept_invitation")
     async def accept_invitation(self, input: AcceptInvitationInput) -> AcceptInvitationOutput:
         await asyncio.sleep(SLOW)
         return await super().accept_invitation(input)

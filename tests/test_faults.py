@@ -16,7 +16,6 @@ from uuid import UUID
 import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import SendLedger
 from devstack.deployment import make_current
 from devstack.mailcatcher import MailCatcher
 from devstack.net import free_port
@@ -28,6 +27,7 @@ from partners.models import InvitationState, ResendRequest
 from partners.settings import Settings
 from partners.temporal_client import connect_client
 from store.database import create_pool, migrate
+from store.sends import SendLedger
 from tests.helpers.stack import holder, new_enterprise, running_stack, unique_domain
 from tests.helpers.waiting import eventually, now
 from workflows.invitation import InvitationWorkflow

@@ -20,8 +20,11 @@ ROOT = Path(__file__).parent.parent
         ("starter.cli", {"worker", "uvloop"}),
         ("activities.smtp_pool", {"activities.mail"}),
         ("partners.temporal_client", {"worker", "starter", "activities", "store"}),
-        ("store.persons", {"activities", "starter", "workflows", "worker"}),
-        ("store.reads", {"activities", "starter", "workflows", "worker"}),
+        # Every SQL statement is in store/, which imports nothing above it.
+        *(
+            (f"store.{name}", {"activities", "starter", "workflows", "worker"})
+            for name in ("persons", "reads", "stores", "invitations", "partners", "sends", "events", "retention")
+        ),
         # The service layer serves the routes, the pages and the CLI: it imports none of them.
         *(
             (
@@ -43,3 +46,48 @@ def test_a_module_does_not_import_a_higher_layer(module: str, never: set[str]) -
     ).stdout.split()
     reached = sorted(set(loaded) & never)
     assert not reached, f"{module} imports {reached}"
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_api_and_the_cli_never_import_activities_and_only_the_worker_builds_them() -> None:
+    """The activity classes are thin wrappers of the stores that worker.py alone builds:
+    the API, the console and the CLI call the stores and the service layer. (They reach
+    the activity modules only through the workflow classes they start, which name their
+    activities; nothing there builds one.)"""
+    own = [p for folder in ("starter", "store", "partners") for p in (ROOT / folder).rglob("*.py")]
+    reaching = sorted(str(p.relative_to(ROOT)) for p in own if any(m.startswith("activities") for m in _imports(p)))
+    assert reaching == []
+    builders = []
+    for path in [*own, *(ROOT / "workflows").rglob("*.py"), *(ROOT / "activities").rglob("*.py")]:
+        text = path.read_text()
+        for name in ("PartnerActivities(", "InvitationActivities(", "RetentionActivities(", "WebhookDelivery("):
+            if name in text and f"class {name[:-1]}" not in text:
+                builders.append(f"{path.relative_to(ROOT)}: {name}")
+    assert builders == []
+    assert "Activities.build(settings, stores)" in (ROOT / "worker.py").read_text()
+
+
+def test_no_sql_outside_the_store() -> None:
+    """A statement is in store/: an activity, a route or a workflow holds none."""
+    import re
+
+    statement = re.compile(r"[\"'](?:SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM|WITH \w+ AS) ")
+    outside = [
+        str(path.relative_to(ROOT))
+        for folder in ("activities", "starter", "workflows", "partners")
+        for path in (ROOT / folder).rglob("*.py")
+        if statement.search(path.read_text())
+    ]
+    # Not yet: the webhook delivery's reads and records, and the wake-ups' flags.
+    assert sorted(outside) == ["activities/wakeups.py", "activities/webhook_delivery.py"]

@@ -56,10 +56,8 @@ def webhook_delivery(batch_seconds: float, attempt_seconds: float, retry_for_sec
     endpoint's WEBHOOK_TIMEOUT and a margin), retried with backoff for
     `retry_for_seconds` (WEBHOOK_RETRY_FOR). The activity heartbeats after each POST: a
     worker lost mid-POST is noticed when the attempt's time is up."""
-    from activities.webhook_delivery import BATCH_SECONDS
-
     return {
-        "start_to_close_timeout": timedelta(seconds=BATCH_SECONDS + attempt_seconds),
+        "start_to_close_timeout": timedelta(seconds=batch_seconds + attempt_seconds),
         "heartbeat_timeout": timedelta(seconds=attempt_seconds),
         "schedule_to_close_timeout": timedelta(seconds=retry_for_seconds),
         "retry_policy": RetryPolicy(

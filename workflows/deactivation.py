@@ -7,7 +7,7 @@ from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.partners import PartnerStore
+    from activities.partners import PartnerActivities
     from partners.activity_io import DeactivatePartnerInput
     from partners.errors import Refused
     from partners.models import DeactivationInput, DeactivationResult
@@ -34,7 +34,7 @@ class PartnerDeactivationWorkflow:
     async def run(self, input: DeactivationInput) -> DeactivationResult:
         try:
             done = await database_step(
-                PartnerStore.deactivate_partner,
+                PartnerActivities.deactivate_partner,
                 DeactivatePartnerInput(
                     partner_id=input.partner_id, enterprise_id=input.enterprise_id, actor=input.actor
                 ),

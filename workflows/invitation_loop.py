@@ -13,7 +13,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from activities.invitations import InvitationStore
+    from activities.invitations import InvitationActivities
     from activities.mail import UNDELIVERABLE, Mailer
     from partners import search
     from partners.activity_io import (
@@ -95,7 +95,7 @@ class Invitation:
         try:
             if input.create is not None:
                 await database_step(
-                    InvitationStore.create_invitation,
+                    InvitationActivities.create_invitation,
                     CreateInvitationInput(
                         invitation_id=input.invitation_id,
                         enterprise_id=input.enterprise_id,
@@ -106,7 +106,7 @@ class Invitation:
                 )
             elif input.take_over is not None:
                 taken = await database_step(
-                    InvitationStore.reopen_invitation,
+                    InvitationActivities.reopen_invitation,
                     ReopenInvitationInput(
                         invitation_id=input.invitation_id,
                         take_over=input.take_over,
@@ -194,7 +194,7 @@ class Invitation:
             if self._data.state is not InvitationState.PENDING:
                 return AcceptResult(state=self._data.state, newly_accepted=False)
             outcome = await database_step(
-                InvitationStore.accept_invitation,
+                InvitationActivities.accept_invitation,
                 AcceptInvitationInput(
                     invitation_id=self._input.invitation_id,
                     token_hash=request.token_hash,
@@ -265,7 +265,7 @@ class Invitation:
             # The transaction that closed it decided the state: read it, do not take the
             # signal's word for it (a made-up signal changes nothing).
             stored = await database_step(
-                InvitationStore.stored_state,
+                InvitationActivities.stored_state,
                 InvitationRef(invitation_id=self._input.invitation_id),
                 summary=f"read the state a transaction elsewhere left ({request.reason})",
             )
@@ -350,7 +350,7 @@ class Invitation:
         self._set_state(state)
         self._data.next_send_at = None
         recorded = await database_step(
-            InvitationStore.close_invitation,
+            InvitationActivities.close_invitation,
             CloseInvitationInput(invitation_id=self._input.invitation_id, state=state, reason=reason, actor=actor),
             summary=f"record: invitation {state.value}",
         )

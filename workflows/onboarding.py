@@ -9,7 +9,7 @@ from temporalio.common import SearchAttributeUpdate, VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.partners import PartnerStore
+    from activities.partners import PartnerActivities
     from partners import search
     from partners.activity_io import RegisterPartnerInput
     from partners.errors import Refused
@@ -96,7 +96,7 @@ class PartnerOnboardingWorkflow(InvitationHandlers):
         """Stores the partner and its first admin's invitation; the result of a refusal."""
         try:
             await database_step(
-                PartnerStore.register_partner,
+                PartnerActivities.register_partner,
                 RegisterPartnerInput(
                     partner_id=input.partner_id,
                     invitation_id=self._invitation_id,

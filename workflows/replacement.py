@@ -11,7 +11,7 @@ from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.invitations import InvitationStore
+    from activities.invitations import InvitationActivities
     from partners import search
     from partners.activity_io import CreateInvitationInput
     from partners.errors import Refused
@@ -112,7 +112,7 @@ class AdminReplacementWorkflow:
         input, invitation_id = self._input, workflow.uuid4()
         try:
             created = await database_step(
-                InvitationStore.create_invitation,
+                InvitationActivities.create_invitation,
                 CreateInvitationInput(
                     invitation_id=invitation_id,
                     enterprise_id=input.enterprise_id,

@@ -17,13 +17,13 @@ from pydantic import SecretStr
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.stores import Stores
 from devstack.deployment import make_current
 from devstack.mailcatcher import MailCatcher, ReceivedMail
 from devstack.net import free_port
 from partners.settings import Settings
 from starter.api import servers
 from starter.wiring import Wiring
+from store.stores import Stores
 from worker import running_workers
 
 API_TOKEN = "test-portal-token"

@@ -1,4 +1,6 @@
-"""Business counters, exported with the SDK's own metrics on the worker's Prometheus port."""
+"""Business counters, exported with the SDK's own metrics on the worker's Prometheus port:
+counted by the activity running now (a store's write that a workflow's step makes, a
+delivery), on its meter."""
 
 from __future__ import annotations
 

@@ -1,17 +1,13 @@
-"""Every store of one process, built once over one pool."""
+"""Every store of one process, built once over one pool: what the API, the CLI and the
+worker's activities call. Only SQL lives behind them; the activities that run a
+workflow's steps are built over them by worker.py alone."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
-from activities.invitations import InvitationStore
-from activities.ledger import SendLedger
-from activities.partners import PartnerStore
-from activities.retention import RetentionActivities
-from activities.webhook_delivery import WebhookDelivery
 from partners.codec import EncryptionCodec
 from partners.settings import Settings
 from store.access import AccessReads
@@ -19,12 +15,15 @@ from store.console import ConsoleSessions
 from store.events import EventStore
 from store.grants import GrantStore
 from store.idempotency import IdempotencyKeys
+from store.invitations import InvitationStore
 from store.link_attempts import LinkAttempts
 from store.mail_quota import MailQuota
 from store.memberships import MembershipStore
+from store.partners import PartnerStore
 from store.persons import PersonStore
 from store.reads import ReadModel
 from store.retention import Retention
+from store.sends import SendLedger
 
 
 @dataclass(frozen=True)
@@ -38,11 +37,10 @@ class Stores:
     reads: ReadModel
     access: AccessReads
     events: EventStore
-    webhook_delivery: WebhookDelivery  # the HTTP deliverer (endpoints and the feed: `events`)
     link_attempts: LinkAttempts
     idempotency: IdempotencyKeys
     mail_quota: MailQuota
-    retention: RetentionActivities
+    retention: Retention
     console: ConsoleSessions
     pool: asyncpg.Pool  # for what is no store's: the worker's LISTEN (activities/wakeups.py)
 
@@ -83,19 +81,12 @@ class Stores:
             reads=reads(pool),
             access=AccessReads(pool),
             events=EventStore(pool, codec, endpoint_limit=settings.webhook_endpoint_limit),
-            webhook_delivery=WebhookDelivery(
-                pool,
-                codec,
-                timeout=settings.webhook_timeout,
-                allow_http=settings.webhook_allow_http,
-                allow_private=settings.webhook_allow_private,
-            ),
             link_attempts=LinkAttempts(
                 pool, limit=settings.link_attempt_limit, window_seconds=settings.link_attempt_window
             ),
             idempotency=IdempotencyKeys(pool, window_seconds=settings.idempotency_retention),
             mail_quota=mail_quota,
-            retention=RetentionActivities(Retention(pool, settings)),
+            retention=Retention(pool, settings),
             pool=pool,
             console=ConsoleSessions(
                 pool,
@@ -104,16 +95,3 @@ class Stores:
                 absolute=settings.console_session_max,
             ),
         )
-
-    def activities(self) -> list[Any]:
-        """The database steps the workflows run."""
-        return [
-            self.partners.register_partner,
-            self.partners.deactivate_partner,
-            self.invitations.create_invitation,
-            self.invitations.reopen_invitation,
-            self.invitations.accept_invitation,
-            self.invitations.close_invitation,
-            self.invitations.stored_state,
-            self.retention.prune,
-        ]
