@@ -110,7 +110,7 @@ class Activities:
                 accept_link=settings.accept_link_template,
             ),
             webhooks=WebhookDelivery(
-                stores.pool,
+                stores.webhook_deliveries,
                 EncryptionCodec(settings.payload_key_map),  # opens the signing secrets sealed at rest
                 timeout=settings.webhook_timeout,
                 allow_http=settings.webhook_allow_http,
@@ -185,7 +185,7 @@ async def running_workers(
             if schedules:
                 await ensure_retention_schedule(client, settings)
             # Sleeping webhook endpoints woken by their enterprise's commits (activities/wakeups.py).
-            wakeups = asyncio.create_task(WakeUps(stores.pool, client).run())
+            wakeups = asyncio.create_task(WakeUps(stores.pool, stores.webhook_deliveries, client).run())
             try:
                 yield
             finally:

@@ -19,8 +19,8 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.webhook_delivery import portal_unread
 from partners.ids import WEBHOOK_WAKE_SIGNAL, webhook_workflow_id
+from store.webhook_deliveries import WebhookDeliveries
 
 log = logging.getLogger(__name__)
 # Notifications arriving within this long are woken together: one statement for a burst.
@@ -34,18 +34,11 @@ RETRY_AT_MOST = 60.0
 # often: one indexed statement, no Action unless one is found.
 RECHECK_SECONDS = 300.0
 
-_WAITING_SLEEPERS = (
-    "UPDATE webhook_endpoints w SET sleeping = false WHERE sleeping AND status = 'enabled' AND CASE"  # noqa: S608
-    " WHEN w.enterprise_id IS NULL"
-    f" THEN EXISTS (SELECT 1 FROM events WHERE {portal_unread('w.delivered_xid', 'w.delivered_through')})"
-    " ELSE EXISTS (SELECT 1 FROM events e WHERE e.enterprise_id = w.enterprise_id AND e.seq > w.delivered_through)"
-    " END RETURNING id"
-)
-
 
 class WakeUps:
-    def __init__(self, pool: asyncpg.Pool, client: Client) -> None:
-        self._pool, self._client = pool, client
+    def __init__(self, pool: asyncpg.Pool, store: WebhookDeliveries, client: Client) -> None:
+        """`pool`: where the listening connection comes from; `store`: the flags."""
+        self._pool, self._store, self._client = pool, store, client
         self._pending: set[str] = set()
         self._arrived = asyncio.Event()
         self._connection: asyncpg.pool.PoolConnectionProxy | None = None
@@ -112,20 +105,13 @@ class WakeUps:
         self._arrived.set()
 
     async def _wake_enterprises(self, enterprises: set[str]) -> None:
-        rows = await self._pool.fetch(
-            "UPDATE webhook_endpoints SET sleeping = false"
-            " WHERE sleeping AND status = 'enabled' AND (enterprise_id = ANY($1::text[]) OR enterprise_id IS NULL)"
-            " RETURNING id",
-            sorted(enterprises),
-        )
-        await self._signal([r["id"] for r in rows])
+        await self._signal(await self._store.wake_sleepers_of(enterprises))
 
     async def _wake_behind(self) -> None:
         """Wakes every sleeping endpoint that has events waiting: at (re)connection, after
         a signal failed, and every RECHECK_SECONDS (a transaction of another enterprise
         that held the portal-wide endpoint back and then rolled back notifies no one)."""
-        rows = await self._pool.fetch(_WAITING_SLEEPERS)
-        await self._signal([r["id"] for r in rows])
+        await self._signal(await self._store.wake_sleepers_behind())
 
     async def _signal(self, endpoints: list[UUID]) -> None:
         """One signal each. One that fails (Temporal unreachable for a moment) puts the
@@ -143,7 +129,7 @@ class WakeUps:
                 if isinstance(err, RPCError) and err.status is RPCStatusCode.NOT_FOUND:
                     continue  # no delivery runs for it: nothing to wake
                 log.warning("webhook endpoint %s not woken (%r); trying again shortly", endpoint_id, err)
-                await self._pool.execute("UPDATE webhook_endpoints SET sleeping = true WHERE id = $1", endpoint_id)
+                await self._store.flag_asleep(endpoint_id, True)
                 failed = True
         if failed:
             self._retry_in = min(self._retry_in * 2, RETRY_AT_MOST) if self._retry_in else RETRY_FIRST

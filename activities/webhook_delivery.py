@@ -30,40 +30,14 @@ from partners import destinations
 from partners.activity_io import DeliverInput, DeliverOutput, GiveUpInput, NextEventsInput, NextEventsOutput
 from partners.codec import EncryptionCodec, PayloadKeyError
 from partners.errors import Refused
-from partners.events import AuditAction
 from partners.metrics import count, gauge
-from store.events import clear_ended_overlaps, unseal_secret
-from store.sql import audit
+from store.events import unseal_secret
+from store.webhook_deliveries import WebhookDeliveries
 
 RESPONSE_LIMIT = 64 * 1024
 _CLIENTS_KEPT = 64
 # One delivery activity posts events for up to this long, then hands back to the workflow.
 BATCH_SECONDS = 20.0
-
-
-_AGE = "extract(epoch FROM now() - created_at)::float8 AS age"
-
-
-def portal_unread(delivered_xid: str, delivered_through: str) -> str:
-    """The portal-wide endpoint's unread events (R22), given the SQL of its position:
-    past it in (xid, seq) order, of transactions older than any still in flight. Each of
-    those committed or rolled back, so no commit can add an event below the position."""
-    return (
-        f"(xid, seq) > ({delivered_xid}::xid8, {delivered_through}::bigint)"
-        " AND xid < pg_snapshot_xmin(pg_current_snapshot())"
-    )
-
-
-# Past a final attempt ($2 the event's seq, $3 its xid): an enterprise's endpoint by seq,
-# the portal-wide one by (xid, seq); never backwards (a redelivery by hand is of the past).
-_MOVE_CURSOR = (
-    "UPDATE webhook_endpoints SET"
-    " delivered_through = CASE WHEN enterprise_id IS NOT NULL THEN greatest(delivered_through, $2)"
-    " WHEN (delivered_xid, delivered_through) < ($3::xid8, $2::bigint) THEN $2 ELSE delivered_through END,"
-    " delivered_xid = CASE WHEN enterprise_id IS NULL AND (delivered_xid, delivered_through) < ($3::xid8, $2::bigint)"
-    " THEN $3::xid8 ELSE delivered_xid END"
-    " WHERE id = $1"
-)
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -75,10 +49,17 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 
 class WebhookDelivery:
     def __init__(
-        self, pool: asyncpg.Pool, codec: EncryptionCodec, *, timeout: float, allow_http: bool, allow_private: bool
+        self,
+        store: WebhookDeliveries,
+        codec: EncryptionCodec,
+        *,
+        timeout: float,
+        allow_http: bool,
+        allow_private: bool,
     ) -> None:
-        """`codec`: the payload keys, which open the signing secrets sealed at rest."""
-        self._pool = pool
+        """`store`: what the deliveries read and record; `codec`: the payload keys, which
+        open the signing secrets sealed at rest."""
+        self._store = store
         self._codec = codec
         self._timeout = timeout
         self._allow_http = allow_http
@@ -95,84 +76,29 @@ class WebhookDelivery:
         """The endpoint's next events; none, and it is flagged asleep. The flag is set
         before the second look, so an event committed meanwhile is either seen here or
         finds the flag and wakes the workflow: no wake-up lost."""
-        # A rotation's previous secret is kept for its overlap only, idle endpoints' too.
-        await clear_ended_overlaps(self._pool, input.endpoint_id)
-        found = await self._pending(input)
+        await self._store.clear_ended_overlap(input.endpoint_id)
+        found = await self._store.pending(input.endpoint_id, input.limit)
         if not found.seqs and not found.stopped:
-            await self._pool.execute(
-                "UPDATE webhook_endpoints SET sleeping = true WHERE id = $1 AND status = 'enabled'", input.endpoint_id
-            )
-            found = await self._pending(input)
+            await self._store.flag_asleep(input.endpoint_id, True)
+            found = await self._store.pending(input.endpoint_id, input.limit)
             if found.seqs or found.stopped:
-                await self._pool.execute(
-                    "UPDATE webhook_endpoints SET sleeping = false WHERE id = $1", input.endpoint_id
-                )
+                await self._store.flag_asleep(input.endpoint_id, False)
             else:
                 found = found.model_copy(update={"sleeping": True})
         self._levels.report(input.endpoint_id, backlog=found.backlog, lag=found.oldest_age, gone=found.stopped)
         return found
-
-    async def _pending(self, input: NextEventsInput) -> NextEventsOutput:
-        endpoint = await self._pool.fetchrow(
-            "SELECT enterprise_id, event_types, status, delivered_through, delivered_xid FROM webhook_endpoints"
-            " WHERE id = $1",
-            input.endpoint_id,
-        )
-        if endpoint is None or endpoint["status"] != "enabled":
-            return NextEventsOutput(seqs=[], stopped=True)
-        if endpoint["enterprise_id"] is None:
-            # Every enterprise's: only what no transaction still in flight can add to (R22).
-            rows = await self._pool.fetch(
-                f"SELECT seq, count(*) OVER () AS backlog, {_AGE} FROM events"  # noqa: S608 (constants)
-                f" WHERE {portal_unread('$1', '$2')} AND ($3::text[] IS NULL OR type = ANY($3))"
-                " ORDER BY xid, seq LIMIT $4",
-                endpoint["delivered_xid"],
-                endpoint["delivered_through"],
-                endpoint["event_types"],
-                input.limit,
-            )
-        else:
-            rows = await self._pool.fetch(
-                f"SELECT seq, count(*) OVER () AS backlog, {_AGE} FROM events"  # noqa: S608 (a constant)
-                " WHERE seq > $1 AND enterprise_id = $2 AND ($3::text[] IS NULL OR type = ANY($3))"
-                " ORDER BY seq LIMIT $4",
-                endpoint["delivered_through"],
-                endpoint["enterprise_id"],
-                endpoint["event_types"],
-                input.limit,
-            )
-        if not rows:
-            return NextEventsOutput(seqs=[])
-        return NextEventsOutput(seqs=[r["seq"] for r in rows], backlog=rows[0]["backlog"], oldest_age=rows[0]["age"])
 
     @activity.defn
     async def deliver(self, input: DeliverInput) -> DeliverOutput:
         """POSTs the events in order, one at a time, for up to BATCH_SECONDS. The first
         one's failure (to retry) fails the activity: Temporal retries it with backoff. A
         later one's ends the batch there; the workflow asks again from that event."""
-        endpoint = await self._pool.fetchrow(
-            "SELECT url, secret, secret_key_id, CASE WHEN previous_expires_at > now() THEN previous_secret END"
-            " AS previous, previous_key_id, delivered_through, delivered_xid, enterprise_id FROM webhook_endpoints"
-            " WHERE id = $1",
-            input.endpoint_id,
-        )
+        endpoint = await self._store.endpoint(input.endpoint_id)
         if endpoint is None:
             raise ApplicationError("the endpoint is gone", non_retryable=True)
         signing = self._secrets(input.endpoint_id, endpoint)
-        # Only the endpoint's enterprise's events, whatever seqs the workflow was given, in
-        # the order it was given them (the portal-wide endpoint's is not seq order). Each
-        # says whether the endpoint's cursor is past it already.
-        events = await self._pool.fetch(
-            "SELECT seq, xid, id, type, created_at, enterprise_id, partner_id, data,"
-            " extract(epoch FROM now() - created_at)::float8 AS age,"
-            " CASE WHEN $2::text IS NULL THEN (xid, seq) <= ($3::xid8, $4::bigint) ELSE seq <= $4 END AS passed"
-            " FROM events WHERE seq = ANY($1) AND ($2::text IS NULL OR enterprise_id = $2)"
-            " ORDER BY array_position($1, seq)",
-            input.seqs,
-            endpoint["enterprise_id"],
-            endpoint["delivered_xid"],
-            endpoint["delivered_through"],
-        )
+        # Only the endpoint's enterprise's events, whatever seqs the workflow was given.
+        events = await self._store.events(input.seqs, endpoint)
         if input.backlog is None and not events:
             # A redelivery by hand of an event that is not this endpoint's (or is gone):
             # nothing to send; the workflow goes on with its own events.
@@ -189,10 +115,10 @@ class WebhookDelivery:
             status, error, duration_ms = await self._attempt(endpoint, signing, event)
             retry = error is not None and (status is None or status == 429 or status >= 500)
             outcome = "delivered" if error is None else ("retrying" if retry else "failed")
-            await self._record(input.endpoint_id, event, attempt, outcome, status, duration_ms, error)
+            await self._store.record(input.endpoint_id, event, attempt, outcome, status, duration_ms, error)
             count("partners_webhook_attempts", "Webhook delivery attempts, by outcome.", outcome=outcome)
             if retry:  # stuck here: what waits behind, counted anew (attempts are spaced by backoff)
-                waiting = await self._pending(NextEventsInput(endpoint_id=input.endpoint_id, limit=1))
+                waiting = await self._store.pending(input.endpoint_id, 1)
                 self._levels.report(input.endpoint_id, backlog=waiting.backlog, lag=waiting.oldest_age)
                 if position == skipped:
                     raise ApplicationError(error or "failed", type="WebhookAttemptFailed")
@@ -289,63 +215,10 @@ class WebhookDelivery:
             await self._clients.pop(oldest).aclose()
         return client
 
-    async def _record(
-        self,
-        endpoint_id: UUID,
-        event: asyncpg.Record,
-        attempt: int,
-        status: str,
-        http_status: int | None,
-        duration_ms: int,
-        error: str | None,
-    ) -> None:
-        """The attempt, listed for the portal; once it is final, the endpoint's cursor moves
-        past the event in the same transaction."""
-        async with self._pool.acquire() as db, db.transaction():
-            await db.execute(
-                # An event pruned meanwhile (R17) has no attempts to list.
-                "INSERT INTO webhook_deliveries (endpoint_id, event_seq, attempt, status, http_status, duration_ms,"
-                " error) SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM events WHERE seq = $2)",
-                endpoint_id,
-                event["seq"],
-                attempt,
-                status,
-                http_status,
-                duration_ms,
-                error,
-            )
-            if status != "retrying":
-                await db.execute(_MOVE_CURSOR, endpoint_id, event["seq"], event["xid"])
-
     @activity.defn
     async def give_up(self, input: GiveUpInput) -> None:
         """After WEBHOOK_RETRY_FOR: the delivery failed, and the endpoint is disabled."""
-        async with self._pool.acquire() as db, db.transaction():
-            endpoint = await db.fetchrow(
-                "UPDATE webhook_endpoints SET status = 'disabled', disabled_at = now(), disabled_reason = $2"
-                " WHERE id = $1 AND status = 'enabled' RETURNING enterprise_id",
-                input.endpoint_id,
-                f"failing since the retry period ran out: {input.error}"[:300],
-            )
-            xid = await db.fetchval("SELECT xid FROM events WHERE seq = $1", input.seq)
-            if xid is not None:
-                await db.execute(_MOVE_CURSOR, input.endpoint_id, input.seq, xid)
-            await db.execute(
-                "INSERT INTO webhook_deliveries (endpoint_id, event_seq, attempt, status, duration_ms, error)"
-                " SELECT $1, $2, 0, 'failed', 0, $3 WHERE EXISTS (SELECT 1 FROM events WHERE seq = $2)",
-                input.endpoint_id,
-                input.seq,
-                f"gave up: {input.error}"[:300],
-            )
-            if endpoint is not None and endpoint["enterprise_id"] is not None:
-                await audit(
-                    db,
-                    endpoint["enterprise_id"],
-                    None,
-                    "system",
-                    AuditAction.WEBHOOK_DISABLED,
-                    webhook_id=str(input.endpoint_id),
-                )
+        await self._store.give_up(input.endpoint_id, input.seq, input.error)
         count("partners_webhook_endpoints_disabled", "Webhook endpoints disabled after failing too long.")
 
 

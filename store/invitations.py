@@ -263,9 +263,7 @@ class InvitationStore:
                     )
                 )
             await audit_all(db, row["enterprise_id"], row["partner_id"], row["email"], changes)
-        log.info(
-            "invitation accepted", extra={"invitation_id": input.invitation_id, "partner_id": row["partner_id"]}
-        )
+        log.info("invitation accepted", extra={"invitation_id": input.invitation_id, "partner_id": row["partner_id"]})
         count("partners_invitations_accepted", "Invitations accepted.", purpose=row["purpose"])
         return AcceptInvitationOutput(state=InvitationState.ACCEPTED, partner_status=partner_status)
 

@@ -24,6 +24,7 @@ from store.persons import PersonStore
 from store.reads import ReadModel
 from store.retention import Retention
 from store.sends import SendLedger
+from store.webhook_deliveries import WebhookDeliveries
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Stores:
     mail_quota: MailQuota
     retention: Retention
     console: ConsoleSessions
+    webhook_deliveries: WebhookDeliveries
     pool: asyncpg.Pool  # for what is no store's: the worker's LISTEN (activities/wakeups.py)
 
     @classmethod
@@ -88,6 +90,7 @@ class Stores:
             mail_quota=mail_quota,
             retention=Retention(pool, settings),
             pool=pool,
+            webhook_deliveries=WebhookDeliveries(pool),
             console=ConsoleSessions(
                 pool,
                 link_ttl=settings.console_link_ttl,

@@ -30,6 +30,7 @@ from partners.settings import Settings
 from partners.temporal_client import connect_client, metrics_runtime
 from store.events import EventStore
 from store.sql import audit
+from store.webhook_deliveries import WebhookDeliveries
 from tests.helpers.codec import TEST_PAYLOAD_KEYS
 from tests.helpers.metrics import scrape, value
 from tests.helpers.receiver import Receiver, receiving
@@ -256,7 +257,7 @@ async def test_a_batch_retried_after_a_crash_skips_what_it_delivered(pool: async
     enterprise = new_enterprise()
     codec = EncryptionCodec(parse_keys(TEST_PAYLOAD_KEYS))
     store = EventStore(pool, codec)
-    delivery = WebhookDelivery(pool, codec, timeout=5, allow_http=True, allow_private=True)
+    delivery = WebhookDelivery(WebhookDeliveries(pool), codec, timeout=5, allow_http=True, allow_private=True)
     async with receiving() as receiver:
         view, secret = await store.create_endpoint(enterprise, receiver.url, None, "test")
         receiver.secrets.append(secret)
