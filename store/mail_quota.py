@@ -101,16 +101,21 @@ class MailQuota:
 
 
 def _refuse_past(freed_in: float | None, limit: int, to_whom: str) -> None:
+    refuse_past_daily_limit(
+        ErrorCode.TOO_MANY_INVITATIONS,
+        freed_in,
+        limit,
+        f"{limit} invitations or resends have gone to {to_whom} in the last 24 hours, the most allowed",
+    )
+
+
+def refuse_past_daily_limit(code: ErrorCode, freed_in: float | None, limit: int, what: str) -> None:
+    """A daily limit reached (`freed_in` seconds until the oldest counted leaves the 24
+    hours; None: not reached): 429 `code` with `Retry-After`, saying `what` and when."""
     if freed_in is None:
         return
     wait = max(1, math.ceil(freed_in))
-    raise Refused(
-        ErrorCode.TOO_MANY_INVITATIONS,
-        f"{limit} invitations or resends have gone to {to_whom} in the last 24 hours, the most allowed;"
-        f" try again in {_in_words(wait)}.",
-        retry_after=wait,
-        limit=limit,
-    )
+    raise Refused(code, f"{what}; try again in {_in_words(wait)}.", retry_after=wait, limit=limit)
 
 
 def _in_words(seconds: int) -> str:

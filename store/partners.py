@@ -4,7 +4,6 @@ workflows' steps: activities/partners.py runs them)."""
 from __future__ import annotations
 
 import logging
-import math
 
 import asyncpg
 
@@ -15,7 +14,7 @@ from partners.messages import Locale
 from partners.metrics import count
 from partners.models import PartnerStatus, Registration
 from partners.rules import public_mail_domains
-from store.mail_quota import MailQuota
+from store.mail_quota import MailQuota, refuse_past_daily_limit
 from store.sql import (
     PARTNERS_COUNTED,
     Db,
@@ -153,15 +152,8 @@ class PartnerStore:
             enterprise_id,
             limit - 1,
         )
-        if freed_in is not None:
-            wait = max(1, math.ceil(freed_in))
-            raise Refused(
-                ErrorCode.TOO_MANY_REGISTRATIONS,
-                f"The enterprise registered {limit} partners in the last 24 hours, the most allowed;"
-                f" try again in {math.ceil(wait / 60)} min.",
-                retry_after=wait,
-                limit=limit,
-            )
+        what = f"The enterprise registered {limit} partners in the last 24 hours, the most allowed"
+        refuse_past_daily_limit(ErrorCode.TOO_MANY_REGISTRATIONS, freed_in, limit, what)
 
     async def deactivate_partner(self, input: DeactivatePartnerInput) -> DeactivatePartnerOutput:
         """R10 in one transaction under the partner's row lock, the lock grants take too:
