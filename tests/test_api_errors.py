@@ -467,7 +467,7 @@ async def test_a_flood_of_public_readiness_checks_costs_one_check_a_second(
         async with asyncio.timeout(60):
             answers = await asyncio.gather(*(ask() for _ in range(600)))
         elapsed = loop.time() - started
-        assert set(answers) <= {200, 503} and answers[-1] == 200
+        assert set(answers) <= {200, 503} and 200 in answers
         assert checks <= elapsed + 2, (checks, elapsed)
         # The operators' listener still checks at each call, in detail.
         before = checks

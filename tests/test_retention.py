@@ -460,7 +460,8 @@ async def test_a_deleted_endpoint_goes_with_its_attempts_its_retention_after_its
         await stack.register(enterprise, unique_domain())
         await receiver.wait_for(1)
         attempts = "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1::uuid"
-        assert await pool.fetchval(attempts, hook["id"]) >= 1
+        # The attempt is recorded once the receiver has answered: a moment after it has the event.
+        await eventually(lambda: pool.fetchval(attempts, hook["id"]), lambda n: n >= 1)
         deleted = await stack.http.delete(f"{hooks}/{hook['id']}", headers=headers)
         assert deleted.status_code == 200, deleted.text
         # Deleted now: kept for its retention.

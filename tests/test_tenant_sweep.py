@@ -20,6 +20,7 @@ import httpx
 from tests.helpers.images import image
 from tests.helpers.receiver import receiving
 from tests.helpers.stack import ActivePartner, Stack, holder, partner_user, unique_domain
+from tests.helpers.waiting import eventually
 
 # Operations about the acting person only, with no id of anyone else's: checked apart.
 _OWN = {
@@ -117,9 +118,14 @@ async def test_no_operation_lets_an_outsider_read_or_change_another_enterprises_
         await stack.http.post(f"/v1/partners/{a.id}/grants", json={"kind": "product", "ref": "maps", "name": "Maps"},
                               headers=holder(a.enterprise))  # fmt: skip
         await receiver.wait_for(1)
-        delivery = (await stack.http.get(f"{hooks}/{webhook}/deliveries", headers=holder(a.enterprise))).json()[
-            "deliveries"
-        ][0]["id"]
+
+        async def deliveries() -> list[dict[str, Any]]:  # recorded a moment after the receiver answered
+            listed: list[dict[str, Any]] = (
+                await stack.http.get(f"{hooks}/{webhook}/deliveries", headers=holder(a.enterprise))
+            ).json()["deliveries"]
+            return listed
+
+        delivery = (await eventually(deliveries))[0]["id"]
         b: ActivePartner = await stack.active_partner()
         # B grants its own partner the ref A's API has: it must open nothing in A's catalog.
         granted = await stack.http.post(
