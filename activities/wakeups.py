@@ -131,7 +131,5 @@ class WakeUps:
                 log.warning("webhook endpoint %s not woken (%r); trying again shortly", endpoint_id, err)
                 await self._store.flag_asleep(endpoint_id, True)
                 failed = True
-        if failed:
-            self._retry_in = min(self._retry_in * 2, RETRY_AT_MOST) if self._retry_in else RETRY_FIRST
-        elif endpoints:
-            self._retry_in = 0.0
+        # A failure backs off; a round that failed nothing (none left to wake) ends the retries.
+        self._retry_in = (min(self._retry_in * 2, RETRY_AT_MOST) if self._retry_in else RETRY_FIRST) if failed else 0.0

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
@@ -27,7 +27,7 @@ from partners.messages import Locale
 from partners.rules import normalize_domain
 from starter.auth import Actor, ActorRole
 from starter.console_texts import TEXTS, refusal_text, translator
-from starter.service.console import Console, actor_of
+from starter.service.console import Console, actor_of, same_origin
 from starter.service.invitations import Invitations
 from starter.service.members import Members
 from starter.service.partners import Partners
@@ -148,9 +148,7 @@ def _same_origin(request: Request, services: Wiring) -> bool:
         return True
     if origin == "null":  # an opaque origin: only a browser that says it is ours
         return site == "same-origin"
-    ours = urlsplit(services.settings.link_base)
-    given = urlsplit(origin)
-    return (given.scheme, given.netloc) == (ours.scheme, ours.netloc)
+    return same_origin(origin, services.settings.link_base)
 
 
 Handler = Callable[[Page], Awaitable[Response]]
