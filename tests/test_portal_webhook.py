@@ -117,12 +117,15 @@ async def test_an_event_numbered_first_and_committed_last_still_reaches_the_port
                 numbered = await held.fetchval("SELECT max(seq) FROM events WHERE enterprise_id = $1", first)
                 # ...while B's commits, numbered after it, and the endpoint wakes and reads.
                 wakes = await _wakes(stack)
-                assert (await stack.register(second, unique_domain())).status_code == 201
+                domain = unique_domain()
+                assert (await stack.register(second, domain)).status_code == 201
                 later = await stack.pool.fetchval("SELECT min(seq) FROM events WHERE enterprise_id = $1", second)
                 assert later > numbered
                 await _looked_again_since(stack, wakes)
             finally:
                 await transaction.commit()
+        # B's onboarding goes on committing (the mail's `invitation.sent`): counted once it is sent.
+        await stack.delivered(f"ada@{domain}")
         await _received_exactly(receiver, await _every_event(stack.pool, [first, second]))
         # Each enterprise's events in its own commit order.
         order = [(r.event["enterprise_id"], r.id) for r in receiver.delivered()]
