@@ -21,7 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.smtp_pool import SmtpPool, SmtpSettings
-from partners import messages, tracing
+from partners import texts, tracing
 from partners.activity_io import SendFailure, SendInvitationInput, SendInvitationOutput, SendOutcome
 from partners.logs import redact
 from partners.metrics import count
@@ -108,11 +108,11 @@ class Mailer:
         context = {
             "first_name": ticket.first_name,
             "role": ticket.role.value,
-            "role_name": messages.text(locale, f"role_{ticket.role.value}"),
+            "role_name": texts.text(locale, f"role_{ticket.role.value}"),
             "partner_name": ticket.partner_name,
             "enterprise_name": ticket.enterprise_name,
             "invited_by": ticket.invited_by,
-            "expires": messages.when(ticket.expires_at or input.expires_at, locale),
+            "expires": texts.when(ticket.expires_at or input.expires_at, locale),
             "link": link,
             "lang": locale.value,
             "logo": f"{self._link_base}/partners/{ticket.partner_id}/logo" if ticket.has_logo else None,
@@ -124,9 +124,9 @@ class Mailer:
         message = MIMEMultipart("alternative")
         message["From"] = self._smtp.mail_from
         message["To"] = formataddr((f"{ticket.first_name} {ticket.last_name}", ticket.email), charset="utf-8")
-        subject = messages.text(locale, "subject", enterprise=ticket.enterprise_name, partner=ticket.partner_name)
+        subject = texts.text(locale, "subject", enterprise=ticket.enterprise_name, partner=ticket.partner_name)
         if input.send_number > 1:
-            subject = messages.text(locale, "reminder", subject=subject)
+            subject = texts.text(locale, "reminder", subject=subject)
         message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8", header_name="Subject").encode()
         message["Date"] = format_datetime(datetime.now(UTC))
         # One Message-ID per send: a duplicate after a crash is recognisably the same mail.
@@ -135,9 +135,9 @@ class Mailer:
         message["Content-Language"] = locale.value
         text = self._templates.get_template("invitation.txt")
         html = self._templates.get_template("invitation.html")
-        message.attach(_text_part("plain", text.render(context, t=functools.partial(messages.text, locale))))
+        message.attach(_text_part("plain", text.render(context, t=functools.partial(texts.text, locale))))
         message.attach(
-            _text_part("html", html.render(context, t=functools.partial(messages.html, locale), strong=messages.strong))
+            _text_part("html", html.render(context, t=functools.partial(texts.html, locale), strong=texts.strong))
         )
         return message
 

@@ -16,7 +16,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from partners.errors import ErrorCode
-from partners.messages import Locale
+from partners.texts import Locale
 
 
 class Role(StrEnum):

@@ -22,9 +22,9 @@ from pydantic import (
 )
 
 from partners.events import EVENT_TYPES
-from partners.messages import Locale
 from partners.models import GrantKind, Invitee, NewPartner
 from partners.rules import has_control_characters, normalize_domain, normalize_email
+from partners.texts import Locale
 
 
 def _no_control_characters(value: object) -> object:

@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from partners.codec import parse_keys
-from partners.messages import Locale
+from partners.texts import Locale
 from partners.version import package_version
 
 _DAY = 24 * 3600

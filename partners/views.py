@@ -8,8 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from partners.messages import Locale
 from partners.models import GrantKind, InvitationPurpose, InvitationState, InvitationStatus, PartnerStatus, Role
+from partners.texts import Locale
 
 
 class PersonView(BaseModel):

@@ -76,6 +76,7 @@ def create_app(services: Wiring | None = None, settings: Settings | None = None)
     )
     metrics.install(app)
     problems.install(app, pages={"/console": console.session.problem_page})
+    console.session.install(app)
     app.add_middleware(BoundedBodies)
     # The client's address from X-Forwarded-For only when the peer is a trusted proxy
     # (FORWARDED_ALLOW_IPS); uvicorn's own handling is off (proxy_headers=False).

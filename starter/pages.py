@@ -18,11 +18,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from partners import messages
+from partners import texts
 from partners.errors import ErrorCode, Refused
-from partners.messages import Locale
 from partners.models import InvitationState, PartnerStatus
 from partners.settings import link_for
+from partners.texts import Locale
 from partners.views import InvitationLinkView
 from starter.service.invitations import Invitations
 from starter.wiring import Wiring
@@ -68,16 +68,16 @@ def _render(
 ) -> HTMLResponse:
     locale = page.locale if page is not None else Locale.PT_BR
     if page is not None:
-        context["role_name"] = messages.text(locale, f"role_{page.role.value}")
-        context.setdefault("title", messages.text(locale, "page_title", partner=page.partner_name))
+        context["role_name"] = texts.text(locale, f"role_{page.role.value}")
+        context.setdefault("title", texts.text(locale, "page_title", partner=page.partner_name))
     return templates.TemplateResponse(
         request,
         template,
         {
             "page": page,
             "lang": locale.value,
-            "t": functools.partial(messages.html, locale),
-            "strong": messages.strong,
+            "t": functools.partial(texts.html, locale),
+            "strong": texts.strong,
             # After an acceptance, where the person goes next (PORTAL_URL; none: no link).
             "portal_url": request.app.state.services.settings.portal_url or None,
             **context,
@@ -104,9 +104,9 @@ def _bilingual(request: Request, template: str, title: str, status: int) -> HTML
         template,
         None,
         status=status,
-        title=messages.text(Locale.PT_BR, title),
-        pt=functools.partial(messages.html, Locale.PT_BR),
-        en=functools.partial(messages.html, Locale.EN),
+        title=texts.text(Locale.PT_BR, title),
+        pt=functools.partial(texts.html, Locale.PT_BR),
+        en=functools.partial(texts.html, Locale.EN),
     )
 
 

@@ -74,7 +74,7 @@ def validation_detail(err: ValidationError) -> str:
 
 
 # An answer for people rather than programs: an HTML page for a refusal under a path prefix.
-PageFor = Callable[[Request, ErrorCode], Response]
+PageFor = Callable[[Request, Refused], Response]
 
 
 def install(app: FastAPI, pages: Mapping[str, PageFor] | None = None) -> None:
@@ -108,13 +108,13 @@ def install(app: FastAPI, pages: Mapping[str, PageFor] | None = None) -> None:
     @app.exception_handler(Refused)
     async def _refused(request: Request, err: Refused) -> Response:
         if page := page_for(request):
-            return page(request, err.code)
+            return page(request, err)
         return problem_response(err.code, err.detail, **err.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, err: RequestValidationError) -> Response:
         if page := page_for(request):  # a made-up path parameter: what a missing page gets
-            return page(request, ErrorCode.NOT_FOUND)
+            return page(request, Refused(ErrorCode.NOT_FOUND, "No such page."))
         return problem_response(ErrorCode.INVALID_INPUT, "The request is not valid.", errors=_validation_errors(err))
 
     @app.exception_handler(StarletteHTTPException)
@@ -123,7 +123,7 @@ def install(app: FastAPI, pages: Mapping[str, PageFor] | None = None) -> None:
             err.status_code, ErrorCode.INVALID_INPUT
         )
         if page := page_for(request):
-            return page(request, code)
+            return page(request, Refused(code, str(err.detail)))
         headers = err.headers
         if err.status_code == 405:
             # RFC 9110: Allow lists every method of the resource; Starlette names only
@@ -145,12 +145,12 @@ def install(app: FastAPI, pages: Mapping[str, PageFor] | None = None) -> None:
     async def _database(request: Request, err: Exception) -> Response:
         log.warning("a server did not answer: %s", type(err).__name__)
         if page := page_for(request):
-            return page(request, ErrorCode.UNAVAILABLE)
+            return page(request, Refused(ErrorCode.UNAVAILABLE, "A server did not answer."))
         return problem_response(ErrorCode.UNAVAILABLE, "A server did not answer; try again.", retry_after=5)
 
     @app.exception_handler(RPCError)
     async def _temporal(request: Request, err: RPCError) -> Response:
         log.warning("Temporal call failed: %s %s", err.status, err.message)
         if page := page_for(request):
-            return page(request, ErrorCode.UNAVAILABLE)
+            return page(request, Refused(ErrorCode.UNAVAILABLE, "A server did not answer."))
         return problem_response(ErrorCode.UNAVAILABLE, "The workflow service did not answer; try again.", retry_after=5)

@@ -27,10 +27,10 @@ from partners.activity_io import (
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
 from partners.ids import invitation_workflow_id
-from partners.messages import Locale
 from partners.metrics import count
 from partners.models import InvitationPurpose, InvitationState, InvitationWorkflowRef, PartnerStatus, Role
 from partners.rules import TOKEN_HASH_PATTERN, resend_limit_refusal
+from partners.texts import Locale
 from store.mail_quota import MailQuota
 from store.sql import (
     Db,

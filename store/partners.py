@@ -10,10 +10,10 @@ import asyncpg
 from partners.activity_io import DeactivatePartnerInput, DeactivatePartnerOutput, RegisterPartnerInput
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
-from partners.messages import Locale
 from partners.metrics import count
 from partners.models import PartnerStatus, Registration
 from partners.rules import public_mail_domains
+from partners.texts import Locale
 from store.mail_quota import MailQuota, refuse_past_daily_limit
 from store.sql import (
     PARTNERS_COUNTED,

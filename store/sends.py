@@ -15,8 +15,8 @@ import asyncpg
 from partners.activity_io import SendFailure
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
-from partners.messages import Locale
 from partners.models import InvitationState, Role
+from partners.texts import Locale
 from store.sql import audit
 
 

@@ -14,8 +14,7 @@ from tests.helpers.stack import Stack, holder, new_enterprise, partner_body, uni
 EXPECTED = {
     "pt-BR": {
         "join": "Participe de Globex Corporation",
-        "intro": "ACME Corp convida você a participar de Globex Corporation no portal de desenvolvedores"
-        " como Administrador(a).",
+        "intro": "ACME Corp convida você a participar de Globex Corporation no portal de desenvolvedores como Admin.",
         "welcome": "Boas-vindas a Globex Corporation",
         "subject": "ACME Corp convida você para Globex Corporation",
     },

@@ -403,9 +403,9 @@ async def test_a_bad_console_request_is_refused_clearly(dev_stack: Stack, body: 
 
 
 def test_every_console_text_is_in_both_languages() -> None:
-    from starter.console_texts import TEXTS
+    from partners.texts import CATALOG
 
-    pt, en = (set(texts) for texts in TEXTS.values())
+    pt, en = (set(texts) for texts in CATALOG.values())
     assert pt == en, f"only in one: {pt ^ en}"
 
 

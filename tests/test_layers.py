@@ -100,3 +100,23 @@ def test_no_sql_outside_the_store() -> None:
         if statement.search(path.read_text())
     ]
     assert outside == []
+
+
+def test_every_console_route_takes_its_page_as_a_dependency() -> None:
+    """One way to build a console page: a page takes `SignedIn`, a form `Posted` (origin
+    and CSRF checked); only the link's pages, the stylesheet and a redirect take neither."""
+    from fastapi.routing import APIRoute
+
+    from starter.console import partner, register, session
+    from starter.console.session import posted, signed_in
+
+    without = {"/console/start", "/console/static/console.css", "/console/register"}
+    routes = [*session.router.routes, *register.router.routes, *partner.router.routes]
+    assert len(routes) > 20
+    for route in routes:
+        assert isinstance(route, APIRoute)
+        calls = {dependency.call for dependency in route.dependant.dependencies}
+        if route.path in without:
+            continue
+        wanted = posted if "POST" in (route.methods or ()) else signed_in
+        assert wanted in calls, f"{route.methods} {route.path} does not take its page through {wanted.__name__}"

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from partners.messages import CATALOG, Locale
 from partners.rules import email_domain_is_registered, mask_email, normalize_domain, normalize_email
+from partners.texts import CATALOG, Locale
 
 REGISTERED = [normalize_domain("partner.com"), normalize_domain("bücher.example")]
 

@@ -12,21 +12,19 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
 from partners.errors import ErrorCode, Refused
-from partners.messages import Locale
 from partners.rules import normalize_domain
+from partners.texts import CATALOG, Locale, refusal_text, translator, when
 from starter.auth import Actor, ActorRole
-from starter.console_texts import TEXTS, refusal_text, translator
 from starter.service.console import Console, actor_of, same_origin
 from starter.service.invitations import Invitations
 from starter.service.members import Members
@@ -74,6 +72,7 @@ class Page:
     services: Wiring
     actor: Actor = field(init=False)
     locale: Locale = field(init=False)
+    form: FormData = field(init=False, default_factory=FormData)  # a form's fields, once checked
 
     def __post_init__(self) -> None:
         self.actor = actor_of(self.session)
@@ -93,7 +92,7 @@ class Page:
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         done = self.request.query_params.get("done", "")
-        context.setdefault("notice", TEXTS[self.locale].get(f"done_{done}") if done else None)
+        context.setdefault("notice", CATALOG[self.locale].get(f"done_{done}") if done else None)
         return _render(self.request, self.services, self.locale, template, status, page=self, **context)
 
     def refusal(self, err: Refused) -> str:
@@ -113,18 +112,12 @@ def _render(
             "csrf": page.session.csrf if page else "",
             "actor": page.actor if page else None,
             "return_to": page.session.return_to if page else None,
-            "date": lambda value: _date(value, locale),
+            "date": lambda value: when(value, locale),
             **context,
         },
         status_code=status,
         headers=_headers(services),
     )
-
-
-def _date(value: datetime | None, locale: Locale) -> str:
-    if value is None:
-        return ""
-    return value.strftime("%d/%m/%Y %H:%M" if locale is Locale.PT_BR else "%Y-%m-%d %H:%M") + " UTC"
 
 
 def message(request: Request, key: str, status: int, locale: Locale | None = None) -> HTMLResponse:
@@ -151,47 +144,97 @@ def _same_origin(request: Request, services: Wiring) -> bool:
     return same_origin(origin, services.settings.link_base)
 
 
-Handler = Callable[[Page], Awaitable[Response]]
-
-
 async def _session(request: Request) -> tuple[Wiring, ConsoleSession | None]:
     services: Wiring = request.app.state.services
     session = await Console(services).session(request.cookies.get(cookie_name(services)))
     return services, session
 
 
-async def page_view(request: Request, handler: Handler) -> Response:
-    """A page of the console, for the person of the session; without one, the page that
-    says to start again from the portal."""
+class Stop(Exception):
+    """A console request that cannot go on (no session, a form not sent from our page):
+    the console's handler answers with the page that says what to do."""
+
+    def __init__(self, key: str, status: int, locale: Locale | None = None) -> None:
+        super().__init__(key)
+        self.key, self.status, self.locale = key, status, locale
+
+
+async def signed_in(request: Request) -> Page:
+    """The dependency of every console page: the person of the session; without one,
+    the page that says to start again from the portal."""
     services, session = await _session(request)
     if session is None:
-        return message(request, "start_again", 401)
+        raise Stop("start_again", 401)
     page = Page(request, session, services)
-    try:
-        return await handler(page)
-    except Refused as err:
-        return refused_page(page, err)
+    request.state.console_page = page  # for the handlers that render a refusal
+    return page
 
 
-async def form_action(request: Request, handler: Callable[[Page, FormData], Awaitable[Response]]) -> Response:
-    """A form's POST: a session, our origin and the session's CSRF token, then the action."""
+async def posted(request: Request) -> Page:
+    """The dependency of every console form: our origin, a session and the session's
+    CSRF token; the page then carries the form."""
     services, session = await _session(request)
     if not _same_origin(request, services):
-        return message(request, "forbidden", 403, Locale(session.locale) if session else None)
-    if session is None:
-        return message(request, "start_again", 401)
-    page = Page(request, session, services)
-    form = await request.form(max_files=1, max_fields=200, max_part_size=CONSOLE_PART_LIMIT)
-    given = form.get("csrf")
-    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), session.csrf.encode()):
-        return message(request, "forbidden", 403, page.locale)
-    try:
-        return await handler(page, form)
-    except Refused as err:
-        return refused_page(page, err)
+        raise Stop("forbidden", 403, Locale(session.locale) if session else None)
+    page = await signed_in(request)
+    page.form = await request.form(max_files=1, max_fields=200, max_part_size=CONSOLE_PART_LIMIT)
+    given = page.form.get("csrf")
+    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), page.session.csrf.encode()):
+        raise Stop("forbidden", 403, page.locale)
+    return page
 
 
+SignedIn = Annotated[Page, Depends(signed_in)]
+Posted = Annotated[Page, Depends(posted)]
 CONSOLE_PART_LIMIT = 2 * 1024 * 1024
+
+
+class Beside(Exception):
+    """A form's refusal shown beside its field on the page the form is on (`template`),
+    with what was typed: the console's handler redraws that page (see `redraws`)."""
+
+    def __init__(
+        self, template: str, status: int, errors: dict[str, str], typed: dict[str, str] | None = None, **context: Any
+    ) -> None:
+        super().__init__(template)
+        self.template, self.status, self.errors = template, status, errors
+        self.typed, self.context = typed or {}, context
+
+
+def beside(page: Page, err: Refused, template: str, field: str, typed: dict[str, str] | None = None) -> Exception:
+    """A refusal from the service layer, beside `field`; one that hides the partner from
+    this person (R12) stays what it is, and becomes what a missing partner gets."""
+    if err.code in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
+        return err
+    return Beside(template, err.code.http_status, {field: page.refusal(err)}, typed)
+
+
+Redraw = Callable[[Page, Beside], Awaitable[Response]]
+_REDRAWS: dict[str, Redraw] = {}
+
+
+def redraws(*templates: str) -> Callable[[Redraw], Redraw]:
+    """Registers how the pages of `templates` are drawn again around a form's refusal."""
+
+    def register(redraw: Redraw) -> Redraw:
+        _REDRAWS.update(dict.fromkeys(templates, redraw))
+        return redraw
+
+    return register
+
+
+def install(app: FastAPI) -> None:
+    """The console's handlers, as the API's problem+json ones: a stopped request's page,
+    and a refusal beside its field."""
+
+    @app.exception_handler(Stop)
+    async def _stopped(request: Request, stop: Stop) -> Response:
+        return message(request, stop.key, stop.status, stop.locale)
+
+    @app.exception_handler(Beside)
+    async def _beside(request: Request, refusal: Beside) -> Response:
+        page: Page = request.state.console_page
+        return await _REDRAWS[refusal.template](page, refusal)
 
 
 def refused_page(page: Page, err: Refused) -> HTMLResponse:
@@ -267,48 +310,45 @@ async def stylesheet() -> FileResponse:
 
 
 @router.post("/logout", response_class=HTMLResponse)
-async def logout(request: Request) -> Response:
-    async def out(page: Page, form: FormData) -> Response:
-        await Console(page.services).close(page.session)
-        answer = page.render("message.html", 200, key="logged_out")
-        answer.delete_cookie(cookie_name(page.services), path="/")
-        return answer
-
-    return await form_action(request, out)
+async def logout(page: Posted) -> Response:
+    await Console(page.services).close(page.session)
+    answer = page.render("message.html", 200, key="logged_out")
+    answer.delete_cookie(cookie_name(page.services), path="/")
+    return answer
 
 
 @router.get("", response_class=HTMLResponse)
-async def home(request: Request) -> Response:
+async def home(page: SignedIn) -> Response:
     """Account holders: their enterprise's partners. A partner's people: their partner."""
-
-    async def show(page: Page) -> Response:
-        actor = page.actor
-        if actor.role is ActorRole.ACCOUNT_HOLDER and actor.enterprise:
-            summaries = await page.partners.of_enterprise(actor, actor.enterprise)
-            views = [await page.partners.get(actor, s.id) for s in summaries]
-            slots = await page.partners.slots(actor, actor.enterprise)
-            return page.render("partners.html", partners=views, slots=slots)
-        memberships = (await page.members.access(actor)).memberships
-        if len(memberships) == 1:
-            return see(f"/console/partners/{memberships[0].partner_id}")
-        return page.render("memberships.html", memberships=memberships)
-
-    return await page_view(request, show)
+    actor = page.actor
+    if actor.role is ActorRole.ACCOUNT_HOLDER and actor.enterprise:
+        summaries = await page.partners.of_enterprise(actor, actor.enterprise)
+        views = [await page.partners.get(actor, s.id) for s in summaries]
+        slots = await page.partners.slots(actor, actor.enterprise)
+        return page.render("partners.html", partners=views, slots=slots)
+    memberships = (await page.members.access(actor)).memberships
+    if len(memberships) == 1:
+        return see(f"/console/partners/{memberships[0].partner_id}")
+    return page.render("memberships.html", memberships=memberships)
 
 
-async def holder(page: Page) -> str:
+def holder(page: Page) -> str:
     """The enterprise of an account holder; anyone else gets what a missing page gets."""
     if page.actor.role is not ActorRole.ACCOUNT_HOLDER or not page.actor.enterprise:
         raise Refused(ErrorCode.NOT_FOUND, "No such page.")
     return page.actor.enterprise
 
 
-def problem_page(request: Request, code: ErrorCode) -> HTMLResponse:
-    """What a person reads where a program would get problem+json: a path that is not a
-    page, a made-up id, a server that did not answer."""
-    if code is ErrorCode.UNAVAILABLE:
+def problem_page(request: Request, err: Refused) -> HTMLResponse:
+    """What a person reads where a program would get problem+json: a refusal of the
+    service layer on the page of the session, a path that is not a page, a made-up id, a
+    server that did not answer."""
+    page: Page | None = getattr(request.state, "console_page", None)
+    if err.code is ErrorCode.UNAVAILABLE:
         services: Wiring = request.app.state.services
         locale = services.settings.default_locale
-        detail = TEXTS[locale]["err_unavailable"]
+        detail = CATALOG[locale]["err_unavailable"]
         return _render(request, services, locale, "message.html", 503, key="error", detail=detail)
+    if page is not None:
+        return refused_page(page, err)
     return message(request, "not_found", 404)

@@ -7,8 +7,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from partners.errors import ErrorCode, Refused
-from partners.messages import Locale
 from partners.requests import ConsoleSessionRequest
+from partners.texts import Locale
 from partners.views import ConsoleLink, ConsoleSessionsEnded
 from starter.auth import Actor, ActorRole
 from starter.service.base import Service
