@@ -16,16 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 from uuid import UUID
 
-from temporalio.service import RPCError
-
-from partners import logs
-from partners.errors import Refused
-from partners.settings import Settings
-from starter.auth import Actor, ActorRole
-from starter.service.invitations import Invitations
-from starter.service.members import Members
-from starter.service.partners import Partners
-from starter.wiring import open_services
+# The services (Temporal, FastAPI's models, the stores) are imported once a command runs:
+# usage and `--help` answer in a tenth of a second instead of one and a half.
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 1, 2, 3, 4
 LOCAL_ENV = ".data/local.env"
@@ -99,6 +91,13 @@ def _text(result: Any) -> str:
 
 
 async def _run(args: argparse.Namespace) -> Any:
+    from partners.settings import Settings
+    from starter.auth import Actor, ActorRole
+    from starter.service.invitations import Invitations
+    from starter.service.members import Members
+    from starter.service.partners import Partners
+    from starter.wiring import open_services
+
     actor = Actor(email=f"operator:{args.actor}", role=ActorRole.OPERATOR, enterprise=None)
     # `make run` writes where its embedded servers listen to .data/local.env; only the CLI
     # reads it, and the environment wins over it.
@@ -121,11 +120,18 @@ async def _run(args: argparse.Namespace) -> Any:
 def run() -> NoReturn:
     """`partners`: `main`, then an exit that skips CPython's finalization (see
     `logs.exit_after_clean_shutdown`): the Temporal client's threads could abort it."""
-    logs.exit_after_clean_shutdown(main())
+    code = main()  # usage and --help have exited already, without importing the services
+    from partners import logs
+
+    logs.exit_after_clean_shutdown(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from temporalio.service import RPCError
+
+    from partners.errors import Refused
+
     try:
         result = asyncio.run(_run(args))
     except Refused as err:

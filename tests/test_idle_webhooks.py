@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -25,7 +26,7 @@ from store.sql import audit
 from tests.helpers.codec import converter_for_tests
 from tests.helpers.receiver import receiving
 from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
-from tests.helpers.waiting import eventually
+from tests.helpers.waiting import eventually, now
 
 
 async def _asleep(stack: Stack, enterprise: str, url: str) -> UUID:
@@ -102,7 +103,7 @@ async def test_events_committed_while_no_worker_listened_are_delivered_when_one_
 
 
 async def test_a_wake_up_lost_while_temporal_is_down_is_retried_until_it_lands(
-    pool: asyncpg.Pool, mail: MailCatcher, tmp_path: Path
+    pool: asyncpg.Pool, mail: MailCatcher, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Temporal stopped across a commit: the signal that would wake the sleeping endpoint
     fails; it is tried again until the server is back, and the event is delivered then,
@@ -132,8 +133,8 @@ async def test_a_wake_up_lost_while_temporal_is_down_is_retried_until_it_lands(
                 await audit(
                     db, enterprise, None, "holder@x.example", AuditAction.GRANT, grant_id="g", kind="api", ref="r"
                 )
-            # Down longer than the client's own retries of one call (10 s): the wake-up fails.
-            await asyncio.sleep(SIGNAL_TIMEOUT + 8)
+            # Down past the wake-up's bound (SIGNAL_TIMEOUT): the wake-up fails, and says so.
+            await eventually(now(lambda: "not woken" in caplog.text), timeout=SIGNAL_TIMEOUT + 20)
             assert receiver.delivered() == []
             second = await start_server()
             delivered = await receiver.wait_for(1, timeout=90)
