@@ -128,6 +128,7 @@ class Activities:
             self.invitations.accept_invitation,
             self.invitations.close_invitation,
             self.invitations.stored_state,
+            self.invitations.stored_schedule,
             self.retention.prune,
             self.mailer.send_invitation,
             self.webhooks.give_up,

@@ -18,6 +18,7 @@ from partners.activity_io import (
     InvitationRef,
     ReopenInvitationInput,
     ReopenInvitationOutput,
+    StoredSchedule,
 )
 from store.invitations import InvitationStore
 
@@ -41,6 +42,10 @@ class InvitationActivities:
     @activity.defn
     async def stored_state(self, input: InvitationRef) -> CloseInvitationOutput:
         return await self._store.stored_state(input)
+
+    @activity.defn
+    async def stored_schedule(self, input: InvitationRef) -> StoredSchedule:
+        return await self._store.stored_schedule(input)
 
     @activity.defn
     async def close_invitation(self, input: CloseInvitationInput) -> CloseInvitationOutput:

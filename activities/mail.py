@@ -75,6 +75,8 @@ class Mailer:
             return SendInvitationOutput(outcome=SendOutcome.CLOSED, state=ticket.state)
         if ticket.already_sent:
             return SendInvitationOutput(outcome=SendOutcome.ALREADY_SENT)
+        if ticket.held:
+            return SendInvitationOutput(outcome=SendOutcome.HELD)
         message = self._compose(ticket, link_for(self._accept_link, token), input)
         async with _heartbeating():
             try:

@@ -103,12 +103,24 @@ class CloseInvitationInput(BaseModel):
     state: InvitationState
     reason: str | None = None
     actor: str = "system"
+    hold_while_suspended: bool = False  # an expiry: not while the partner is suspended (R23)
 
 
 class CloseInvitationOutput(BaseModel):
-    """The state the invitation has: the one asked for, or the one it was already closed in."""
+    """The state the invitation has: the one asked for, or the one it was already closed in;
+    `held`: still pending, its partner suspended (nothing was recorded)."""
 
     state: InvitationState
+    held: bool = False
+
+
+class StoredSchedule(BaseModel):
+    """An invitation's state and schedule as stored, and whether its partner is suspended."""
+
+    state: InvitationState
+    next_send_at: datetime | None
+    expires_at: datetime | None
+    suspended: bool
 
 
 class SendInvitationInput(BaseModel):
@@ -123,6 +135,7 @@ class SendOutcome(StrEnum):
     SENT = "sent"
     ALREADY_SENT = "already_sent"
     CLOSED = "closed"
+    HELD = "held"  # the partner is suspended: nothing was sent or recorded (R23)
 
 
 class SendInvitationOutput(BaseModel):

@@ -43,6 +43,8 @@ class ErrorCode(StrEnum):
     ALREADY_MEMBER = ("already_member", 409, "Already a member of the partner")
     PARTNER_NOT_ACTIVE = ("partner_not_active", 409, "The partner is not active yet")
     PARTNER_DEACTIVATED = ("partner_deactivated", 409, "The partner is deactivated")
+    PARTNER_SUSPENDED = ("partner_suspended", 409, "The partner's access is suspended")
+    PARTNER_NOT_SUSPENDED = ("partner_not_suspended", 409, "The partner is not suspended")
     INVITATION_ACCEPTED = ("invitation_accepted", 409, "The invitation was accepted")
     INVITATION_EXPIRED = ("invitation_expired", 409, "The invitation expired")
     INVITATION_CANCELLED = ("invitation_cancelled", 409, "The invitation was cancelled")

@@ -28,6 +28,8 @@ class AuditAction(StrEnum):
     PARTNER_REGISTERED = ("partner_registered", "partner.registered", ("invitation_id",))
     PARTNER_ACTIVATED = ("partner_activated", "partner.activated")
     PARTNER_DEACTIVATED = ("partner_deactivated", "partner.deactivated", ("cancelled_invitations",))
+    PARTNER_SUSPENDED = ("partner_suspended", "partner.suspended", ("reason",))
+    PARTNER_RESUMED = ("partner_resumed", "partner.resumed", ("status",))
     LOGO_SET = ("logo_set", "partner.logo_updated", ("content_type", "size"))
     INVITATION_CREATED = ("invitation_created", "invitation.created", ("invitation_id", "role", "purpose"))
     INVITATION_REVIVED = ("invitation_revived", "invitation.revived", ("invitation_id", "was"))

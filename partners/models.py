@@ -25,8 +25,12 @@ class Role(StrEnum):
 
 
 class PartnerStatus(StrEnum):
+    """pending until its first admin accepts, then active; suspended and back (R23);
+    deactivated for good (R10)."""
+
     PENDING = "pending"
     ACTIVE = "active"
+    SUSPENDED = "suspended"  # R23: paused by its account holder, resumed as it was
     DEACTIVATED = "deactivated"
 
 

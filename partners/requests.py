@@ -140,6 +140,19 @@ class BatchInviteRequest(_Request):
     people: list[BatchPerson] = Field(min_length=1, max_length=50, description="Up to 50 people, in order.")
 
 
+# Why a partner is suspended: the account holder's words, shown to them and in the audit
+# trail (no one's personal data belongs there). Control characters are refused.
+SuspensionReason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    BeforeValidator(_no_control_characters),
+]
+
+
+class SuspendRequest(_Request):
+    reason: SuspensionReason | None = Field(default=None, description="Why, for the account holders (R23).")
+
+
 class AcceptRequestBody(_Request):
     token: str = Field(max_length=200, description="The token of the invitation link the person opened.")
 

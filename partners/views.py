@@ -93,6 +93,8 @@ class PartnerSummary(BaseModel):
     status: PartnerStatus
     domains: list[str]
     created_at: datetime
+    suspended_at: datetime | None = Field(default=None, description="Set while the partner is suspended (R23).")
+    suspension_reason: str | None = Field(default=None, description="The account holder's reason, if one was given.")
 
 
 # Who the actor is to a partner (R1, R12): the one type the API and its answers share.

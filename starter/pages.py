@@ -35,7 +35,7 @@ router = APIRouter(
     responses={
         404: {"description": "Not a valid link (one answer for every bad link)", **_HTML},
         405: {"description": "Method not allowed", "content": {"application/problem+json": {}}},
-        409: {"description": "The partner was deactivated", **_HTML},
+        409: {"description": "The partner was deactivated, or its access is suspended", **_HTML},
         422: {"description": "Invalid input", "content": {"application/problem+json": {}}},
         429: {"description": "Too many bad links from this client; see Retry-After", **_HTML},
     },
@@ -91,6 +91,11 @@ def _outcome(request: Request, page: InvitationLinkView, outcome: str) -> HTMLRe
     return _render(request, "outcome.html", page, outcome=outcome, kind=_KIND.get(outcome, "closed"))
 
 
+def _suspended(request: Request, page: InvitationLinkView) -> HTMLResponse:
+    """R23: the partner's access is paused; the invitation waits, and says whom to ask."""
+    return _render(request, "outcome.html", page, status=409, outcome="partner_suspended", kind="suspended")
+
+
 def _closed(request: Request, page: InvitationLinkView) -> HTMLResponse:
     if page.partner_status is PartnerStatus.DEACTIVATED:
         return _render(request, "outcome.html", page, status=409, outcome="partner_deactivated", kind="deactivated")
@@ -143,6 +148,8 @@ async def show_invitation(request: Request, token: str) -> HTMLResponse:
         return page
     if page.state is not InvitationState.PENDING:
         return _closed(request, page)
+    if page.partner_status is PartnerStatus.SUSPENDED:
+        return _suspended(request, page)
     return _pending(request, page, token)
 
 
@@ -161,9 +168,16 @@ async def accept_invitation(request: Request, token: str) -> HTMLResponse:
         return page
     if page.state is not InvitationState.PENDING:
         return _closed(request, page)
+    if page.partner_status is PartnerStatus.SUSPENDED:
+        return _suspended(request, page)
     if request.app.state.services.settings.accept_url:
         return _pending(request, page, token, status=403)  # accepted in the portal only
-    result = await Invitations(request.app.state.services).accept_link(page, token)
+    try:
+        result = await Invitations(request.app.state.services).accept_link(page, token)
+    except Refused as err:
+        if err.code is not ErrorCode.PARTNER_SUSPENDED:  # suspended since the page was read
+            raise
+        return _suspended(request, page)
     if result.newly_accepted:
         return _outcome(request, page, "accepted")
     return _closed(request, page.model_copy(update={"state": result.state}))

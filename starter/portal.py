@@ -20,6 +20,7 @@ from partners.requests import (
     InviteMemberRequest,
     PersonIn,
     RegisterPartnerRequest,
+    SuspendRequest,
 )
 from partners.rules import LOGO_MAX_BYTES
 from partners.views import (
@@ -260,6 +261,23 @@ async def revoke(partner_id: UUID, grant_id: UUID, actor: CurrentActor, partners
 async def deactivate(partner_id: UUID, actor: CurrentActor, partners: PartnersDep) -> PartnerView:
     """Deactivates the partner, irreversibly (R10): refused while an API is granted."""
     return await partners.deactivate(actor, partner_id)
+
+
+@router.post("/partners/{partner_id}/suspend", response_model=PartnerView)
+async def suspend(
+    partner_id: UUID, actor: CurrentActor, partners: PartnersDep, body: SuspendRequest | None = None
+) -> PartnerView:
+    """Suspends the partner now (R23): nothing grants access through it, its invitation
+    links accept no one and its mails wait; members, grants and invitations stay. Suspending
+    a suspended partner changes nothing."""
+    return await partners.suspend(actor, partner_id, body or SuspendRequest())
+
+
+@router.post("/partners/{partner_id}/resume", response_model=PartnerView)
+async def resume(partner_id: UUID, actor: CurrentActor, partners: PartnersDep) -> PartnerView:
+    """Resumes a suspended partner exactly as it was (R23); its pending invitations get
+    back the time they were suspended. 409 `partner_not_suspended` otherwise."""
+    return await partners.resume(actor, partner_id)
 
 
 @router.get("/partners/{partner_id}/audit", response_model=AuditPage)

@@ -23,6 +23,7 @@ from partners.activity_io import (
     InvitationRef,
     ReopenInvitationInput,
     ReopenInvitationOutput,
+    StoredSchedule,
 )
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
@@ -42,6 +43,7 @@ from store.sql import (
     lock_partner,
     partner_domains,
     refuse_if_deactivated,
+    refuse_if_suspended,
     require_active,
     require_registered_domain,
 )
@@ -124,6 +126,7 @@ class InvitationStore:
             if row is None:
                 raise Refused(ErrorCode.NOT_FOUND, "No such invitation.")
             refuse_if_deactivated(row["status"])
+            refuse_if_suspended(row["status"])
             manual = [
                 r["created_at"]
                 for r in await db.fetch(
@@ -189,6 +192,8 @@ class InvitationStore:
             if row["state"] != InvitationState.PENDING:
                 # Already decided, by this activity's earlier attempt or by another path.
                 return AcceptInvitationOutput(state=InvitationState(row["state"]), partner_status=partner_status)
+            # R23: a suspended partner admits no one; the invitation stays pending for after.
+            refuse_if_suspended(partner_status)
             # R7: expiry is judged where the link is used, by when it was clicked (trusted
             # within a minute: an acceptance under way when the timer fires still wins).
             clicked_at = min(max(input.clicked_at, row["now"] - _CLICK_SKEW), row["now"])
@@ -274,9 +279,32 @@ class InvitationStore:
             raise Refused(ErrorCode.NOT_FOUND, "No such invitation.")
         return CloseInvitationOutput(state=InvitationState(state))
 
+    async def stored_schedule(self, input: InvitationRef) -> StoredSchedule:
+        """The invitation's state and schedule as stored, and whether its partner is
+        suspended: what a workflow adopts when it hears that its partner resumed (R23)."""
+        row = await self._pool.fetchrow(
+            "SELECT i.state, i.next_send_at, i.expires_at, p.status = 'suspended' AS suspended"
+            " FROM invitations i JOIN partners p ON p.id = i.partner_id WHERE i.id = $1",
+            input.invitation_id,
+        )
+        if row is None:
+            raise Refused(ErrorCode.NOT_FOUND, "No such invitation.")
+        return StoredSchedule(**dict(row))
+
     async def close_invitation(self, input: CloseInvitationInput) -> CloseInvitationOutput:
-        """Only a pending invitation closes: an acceptance that committed first stands."""
+        """Only a pending invitation closes: an acceptance that committed first stands.
+        With `hold_while_suspended` (an expiry), an invitation of a suspended partner
+        stays pending and the answer says it is held (R23): its time resumes with it."""
         async with self._pool.acquire() as db, db.transaction():
+            if input.hold_while_suspended:
+                # Under the partner's lock (FOR SHARE): a resume committing meanwhile is seen.
+                suspended = await db.fetchval(
+                    "SELECT p.status = 'suspended' FROM partners p JOIN invitations i ON i.partner_id = p.id"
+                    " WHERE i.id = $1 AND i.state = 'pending' FOR SHARE OF p",
+                    input.invitation_id,
+                )
+                if suspended:
+                    return CloseInvitationOutput(state=InvitationState.PENDING, held=True)
             row = await db.fetchrow(
                 "UPDATE invitations i SET state = $2, closed_at = now(), next_send_at = NULL,"
                 " last_error = coalesce($3, i.last_error)"
@@ -327,6 +355,7 @@ async def _admit(
     """Every check an invitation passes when it is created or revived, under the
     partner's row lock (R5-R8); answers its purpose and the admin invitations it
     supersedes (their links stop in this transaction)."""
+    refuse_if_suspended(partner["status"])
     if role is Role.ADMIN:
         # For a pending partner, the first admin's invitation is re-targeted: the new one
         # activates the partner on acceptance (R4); for an active one, a replacement (R8).

@@ -178,7 +178,10 @@ class PartnerStore:
                     apis=[dict(r) for r in apis],
                 )
             await db.execute(
-                "UPDATE partners SET status = 'deactivated', deactivated_at = now() WHERE id = $1", input.partner_id
+                # R23: from suspended too, its suspension ending with it.
+                "UPDATE partners SET status = 'deactivated', deactivated_at = now(), suspended_at = NULL,"
+                " suspended_reason = NULL, suspended_from = NULL WHERE id = $1",
+                input.partner_id,
             )
             # The slot (R2) and the domains (R3) are free for a new partner.
             await db.execute("UPDATE partner_domains SET released = true WHERE partner_id = $1", input.partner_id)

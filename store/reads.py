@@ -127,7 +127,7 @@ class ReadModel:
                 email=admin.email,
                 status="active",
             )
-        elif admin_invitation is not None and found["status"] == PartnerStatus.PENDING:
+        elif admin_invitation is not None and found["status"] in (PartnerStatus.PENDING, PartnerStatus.SUSPENDED):
             admin_view = AdminView(
                 first_name=admin_invitation.first_name,
                 last_name=admin_invitation.last_name,
@@ -231,7 +231,7 @@ _INVITATION_COLUMNS = ", ".join(f"i.{name}" for name in InvitationView.model_fie
 PENDING_SHOWN = 50
 
 _SUMMARY_COLUMNS = (
-    "p.id, p.enterprise_id, p.name, p.status, p.created_at,"
+    "p.id, p.enterprise_id, p.name, p.status, p.created_at, p.suspended_at, p.suspended_reason AS suspension_reason,"
     " array(SELECT d.domain FROM partner_domains d WHERE d.partner_id = p.id ORDER BY d.domain)"
     " AS domains"
 )

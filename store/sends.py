@@ -15,7 +15,7 @@ import asyncpg
 from partners.activity_io import SendFailure
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
-from partners.models import InvitationState, Role
+from partners.models import InvitationState, PartnerStatus, Role
 from partners.texts import Locale
 from store.sql import audit
 
@@ -26,6 +26,7 @@ class SendTicket:
 
     closed: bool
     already_sent: bool
+    held: bool = False  # its partner is suspended: nothing is sent or recorded (R23)
     state: InvitationState = InvitationState.PENDING
     email: str = ""
     first_name: str = ""
@@ -57,7 +58,8 @@ class SendLedger:
             row = await db.fetchrow(
                 "SELECT i.email, i.first_name, i.last_name, i.role, i.state, i.invited_by, i.locale, i.partner_id,"
                 " p.logo IS NOT NULL AS has_logo,"
-                " p.name AS partner_name, coalesce(e.display_name, e.id) AS enterprise_name, s.status AS send_status"
+                " p.name AS partner_name, coalesce(e.display_name, e.id) AS enterprise_name, s.status AS send_status,"
+                " p.status AS partner_status"
                 " FROM invitations i JOIN partners p ON p.id = i.partner_id"
                 " JOIN enterprises e ON e.id = p.enterprise_id"
                 " LEFT JOIN invitation_sends s ON s.invitation_id = i.id AND s.send_number = $2"
@@ -71,6 +73,9 @@ class SendLedger:
                 return SendTicket(closed=True, already_sent=False, state=InvitationState(row["state"]))
             if row["send_status"] == "sent":
                 return SendTicket(closed=False, already_sent=True)
+            if row["partner_status"] == PartnerStatus.SUSPENDED:
+                # R23: its mails wait; the workflow holds this send until the resume.
+                return SendTicket(closed=False, already_sent=False, held=True)
             # The attempt, its link's token and the invitation's schedule: one round trip.
             await db.execute(
                 "WITH attempt AS (INSERT INTO invitation_sends (invitation_id, send_number, status, requested_by)"

@@ -79,13 +79,20 @@ def refuse_if_deactivated(status: str) -> None:
         raise Refused(ErrorCode.PARTNER_DEACTIVATED, "The partner is deactivated.")
 
 
+def refuse_if_suspended(status: str) -> None:
+    """R23: while suspended, no one is invited, resent to or admitted."""
+    if status == PartnerStatus.SUSPENDED:
+        raise Refused(ErrorCode.PARTNER_SUSPENDED, "The partner's access is suspended by its account holder.")
+
+
 def require_active(status: str) -> None:
     refuse_if_deactivated(status)
+    refuse_if_suspended(status)
     if status != PartnerStatus.ACTIVE:
         raise Refused(ErrorCode.PARTNER_NOT_ACTIVE, "The partner is not active yet.")
 
 
-# R2: the partners an enterprise ($1) has against its limit (pending and active ones).
+# R2: the partners an enterprise ($1) has against its limit (pending, active and suspended).
 PARTNERS_COUNTED = "(SELECT count(*) FROM partners WHERE enterprise_id = $1 AND status <> 'deactivated')"
 
 

@@ -24,6 +24,7 @@ from store.persons import PersonStore
 from store.reads import ReadModel
 from store.retention import Retention
 from store.sends import SendLedger
+from store.suspension import Suspensions
 from store.webhook_deliveries import WebhookDeliveries
 
 
@@ -33,6 +34,7 @@ class Stores:
     invitations: InvitationStore
     ledger: SendLedger
     grants: GrantStore
+    suspensions: Suspensions
     memberships: MembershipStore
     persons: PersonStore
     reads: ReadModel
@@ -78,6 +80,7 @@ class Stores:
             invitations=invitations(pool, default_locale=locale, mail_quota=mail_quota),
             ledger=ledger(pool),
             grants=GrantStore(pool),
+            suspensions=Suspensions(pool),
             memberships=MembershipStore(pool),
             persons=PersonStore(pool),
             reads=reads(pool),

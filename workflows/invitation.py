@@ -71,6 +71,11 @@ class InvitationHandlers:
         invitation, or the partner was deactivated), which already stopped its links."""
         await self._invitation.closed_elsewhere(request)
 
+    @workflow.signal
+    async def partner_resumed(self) -> None:
+        """Its partner was resumed (R23): the schedule moved on by the time it was suspended."""
+        await self._invitation.partner_resumed()
+
     @workflow.query
     def status(self) -> InvitationStatus:
         return self._invitation.status()

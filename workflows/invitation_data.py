@@ -27,13 +27,14 @@ class Sending(Enum):
     IDLE = "idle"
     DUE = "due"  # a send is to start at the loop's next turn
     IN_FLIGHT = "in_flight"
+    HELD = "held"  # its partner is suspended: nothing is mailed and it does not expire (R23)
 
 
 # The fields of InvitationData that belong to one run and start anew in the next
 # (continue-as-new); every other field is carried in CarriedInvitation, field by field
 # (`Invitation.carry()`). tests/test_invitation_machine.py fails when a field is in
 # neither: a new field cannot be reset without a word when a run continues as new.
-RUN_ONLY = frozenset({"state", "ready", "refusal", "sending", "requested_by", "revival_unanswered"})
+RUN_ONLY = frozenset({"state", "ready", "refusal", "sending", "requested_by", "revival_unanswered", "rescheduled"})
 
 
 @dataclass
@@ -54,3 +55,4 @@ class InvitationData:
     next_send_at: datetime | None = None
     expires_at: datetime | None = None
     last_error: str | None = None
+    rescheduled: bool = False  # the schedule was read anew (a resume): the wait starts again

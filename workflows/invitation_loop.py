@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         ReopenInvitationInput,
         SendInvitationInput,
         SendOutcome,
+        StoredSchedule,
     )
     from partners.errors import ErrorCode, Refused
     from partners.models import (
@@ -43,6 +44,12 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.activity_options import MAIL_STEP, database_step, history_is_long
 from workflows.invitation_data import IndexedWith, InvitationData, Sending, indexed_alone
+
+# R23: a suspended partner's invitation waits for the resume's signal; should that signal
+# be lost, it looks again this often (one timer and one read a day while suspended).
+HELD_RECHECK = timedelta(days=1)
+# The workflow.patched id of holding an expiry while the partner is suspended.
+HOLD_WHILE_SUSPENDED = "hold-while-suspended"
 
 
 class Invitation:
@@ -152,21 +159,25 @@ class Invitation:
                 if not self._changed_meanwhile():
                     return None
                 continue
+            if data.sending is Sending.HELD:
+                await self._held()
+                continue
             assert data.deadline is not None
+            data.rescheduled = False
             try:
                 await workflow.wait_condition(
-                    lambda: data.state is not InvitationState.PENDING or data.sending is Sending.DUE,
+                    lambda: (
+                        data.state is not InvitationState.PENDING or data.sending is Sending.DUE or data.rescheduled
+                    ),
                     timeout=max(data.deadline - workflow.now(), timedelta(0)),
                     timeout_summary="time-to-live of the last send",
                 )
             except TimeoutError:
                 async with self._lock:  # an acceptance or cancellation under way goes first
-                    if self._changed_meanwhile():
+                    if self._changed_meanwhile() or data.rescheduled:
                         continue
                     if data.round_sends >= self._input.timing.max_sends:
-                        await self._close(
-                            InvitationState.EXPIRED, reason=f"not accepted after {data.round_sends} sends"
-                        )
+                        await self._expire()
                     else:
                         data.sending = Sending.DUE
         return InvitationResult(state=data.state, sends=data.sends)
@@ -204,6 +215,14 @@ class Invitation:
             self._set_state(outcome.state)
         return AcceptResult(state=outcome.state, newly_accepted=outcome.state is InvitationState.ACCEPTED)
 
+    async def partner_resumed(self) -> None:
+        """R23: its partner resumed; the stored schedule, moved on by the time it was
+        suspended, is the one to keep (read, not taken from the signal)."""
+        await workflow.wait_condition(lambda: self._data.ready)
+        async with self._lock:
+            if self._data.refusal is None and self._data.state is InvitationState.PENDING:
+                await self._adopt_schedule()
+
     async def resend(self, request: ResendRequest) -> InvitationStatus:
         await self._pending_turn()
         data = self._data
@@ -223,7 +242,9 @@ class Invitation:
                 data.requested_by = request.actor
                 data.round_sends = 0
                 data.sending = Sending.DUE
-        await workflow.wait_condition(lambda: data.state is not InvitationState.PENDING or data.sending is Sending.IDLE)
+        await workflow.wait_condition(
+            lambda: data.state is not InvitationState.PENDING or data.sending in (Sending.IDLE, Sending.HELD)
+        )
         return self.status()
 
     def refuse_resend_early(self, request: ResendRequest) -> None:
@@ -300,6 +321,7 @@ class Invitation:
 
     async def _send(self, ttl: timedelta) -> None:
         data, max_sends = self._data, self._input.timing.max_sends
+        before = (data.sends, data.round_sends, data.deadline, data.next_send_at, data.expires_at, data.last_send_at)
         data.sends += 1
         data.round_sends += 1
         now = workflow.now()
@@ -342,6 +364,73 @@ class Invitation:
         if sent.outcome is SendOutcome.CLOSED:
             # Closed in the database by a transaction outside this workflow: mirror it.
             self._set_state(sent.state)
+        elif sent.outcome is SendOutcome.HELD and workflow.patched(HOLD_WHILE_SUSPENDED):
+            # R23: its partner is suspended; nothing went out. As it was before this send,
+            # to be sent once the partner resumes.
+            data.sends, data.round_sends, data.deadline, data.next_send_at, data.expires_at, data.last_send_at = before
+            data.requested_by = requested_by
+            data.sending = Sending.HELD
+            self._describe()
+
+    async def _expire(self) -> None:
+        """The last send's time-to-live ended unanswered: expired, unless its partner is
+        suspended (R23), which holds it until the resume gives its time back."""
+        data = self._data
+        reason = f"not accepted after {data.round_sends} sends"
+        if not workflow.patched(HOLD_WHILE_SUSPENDED):
+            await self._close(InvitationState.EXPIRED, reason=reason)
+            return
+        recorded = await database_step(
+            InvitationActivities.close_invitation,
+            CloseInvitationInput(
+                invitation_id=self._input.invitation_id,
+                state=InvitationState.EXPIRED,
+                reason=reason,
+                hold_while_suspended=True,
+            ),
+            summary="record: invitation expired (held while its partner is suspended)",
+        )
+        if recorded.held:
+            data.sending = Sending.HELD
+            self._describe()
+            return
+        data.next_send_at = None
+        self._set_state(recorded.state)
+
+    async def _held(self) -> None:
+        """Waits for the resume's signal; without one for a day, reads the schedule itself."""
+        data = self._data
+        try:
+            await workflow.wait_condition(
+                lambda: data.state is not InvitationState.PENDING or data.sending is not Sending.HELD,
+                timeout=HELD_RECHECK,
+                timeout_summary="partner suspended: look again",
+            )
+        except TimeoutError:
+            async with self._lock:
+                if data.state is InvitationState.PENDING and data.sending is Sending.HELD:
+                    await self._adopt_schedule()
+
+    async def _adopt_schedule(self) -> None:
+        """The stored state and schedule; the caller holds the lock. While the partner is
+        still suspended, nothing changes."""
+        data = self._data
+        stored: StoredSchedule = await database_step(
+            InvitationActivities.stored_schedule,
+            InvitationRef(invitation_id=self._input.invitation_id),
+            summary="read the schedule its partner's resume left",
+        )
+        if stored.state is not InvitationState.PENDING:
+            self._set_state(stored.state)
+            return
+        if stored.suspended:
+            return
+        data.next_send_at, data.expires_at = stored.next_send_at, stored.expires_at
+        data.deadline = stored.next_send_at or stored.expires_at or workflow.now()
+        if data.sending is Sending.HELD:
+            data.sending = Sending.IDLE
+        data.rescheduled = True
+        self._describe()
 
     async def _close(self, state: InvitationState, *, reason: str, actor: str = "system") -> None:
         """Records a decision of this workflow; the caller holds the lock."""
@@ -366,7 +455,9 @@ class Invitation:
 
     def _describe(self) -> None:
         data = self._data
-        if data.state is InvitationState.PENDING:
+        if data.state is InvitationState.PENDING and data.sending is Sending.HELD:
+            workflow.set_current_details("held: its partner is suspended; it continues when the partner resumes")
+        elif data.state is InvitationState.PENDING:
             expires = f"{data.expires_at:%Y-%m-%d %H:%M} UTC" if data.expires_at else "-"
             workflow.set_current_details(
                 f"waiting for acceptance by someone at {self._input.invitee_domain}, "

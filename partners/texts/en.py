@@ -38,6 +38,9 @@ WORDS: dict[str, str] = {
     "withdrawn_body": "{enterprise} withdrew this invitation to {partner}. Nothing was changed.",
     "closed_title": "This invitation can no longer be accepted",
     "closed_body": "Ask {enterprise} for a new invitation to {partner}.",
+    "suspended_title": "Access to {partner} is paused",
+    "suspended_body": "{enterprise} paused access to {partner}. Your invitation is kept: ask {enterprise} to"
+    " resume access, then open this link again.",
     "deactivated_title": "{partner} is no longer a partner",
     "deactivated_body": "{enterprise} ended its partnership with {partner}. This invitation no longer applies.",
     "too_many_title": "Too many attempts",

@@ -39,6 +39,9 @@ WORDS: dict[str, str] = {
     "withdrawn_body": "{enterprise} retirou este convite para {partner}. Nada foi alterado.",
     "closed_title": "Este convite não pode mais ser aceito",
     "closed_body": "Peça a {enterprise} um novo convite para {partner}.",
+    "suspended_title": "O acesso de {partner} está pausado",
+    "suspended_body": "{enterprise} pausou o acesso de {partner}. O seu convite continua guardado: peça a"
+    " {enterprise} para reativar o acesso e abra este link de novo.",
     "deactivated_title": "{partner} não é mais parceira",
     "deactivated_body": "{enterprise} encerrou a parceria com {partner}. Este convite não vale mais.",
     "too_many_title": "Tentativas demais",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
@@ -94,12 +94,15 @@ class Service:
         """Tells the workflows of invitations a committed transaction closed. Their links
         stopped with the commit; a workflow not told now (Temporal unreachable) finds the
         stored state at its next reminder or expiry."""
+        await self._tell(invitations, InvitationWorkflow.closed_elsewhere, "closed", ClosedElsewhere(reason=reason))
+
+    async def _tell(self, invitations: list[InvitationWorkflowRef], signal: Any, what: str, *args: Any) -> None:
+        """One signal to each invitation's workflow after a commit changed them; the
+        commit is the truth, so one that cannot be told now is logged, not refused."""
         for invitation in invitations:
             handle = self._client.get_workflow_handle(invitation.workflow_id)
             try:
-                await self._services.temporal(
-                    handle.signal(InvitationWorkflow.closed_elsewhere, ClosedElsewhere(reason=reason))
-                )
+                await self._services.temporal(handle.signal(signal, *args))
             except (RPCError, Refused) as err:
                 if not (isinstance(err, RPCError) and err.status is RPCStatusCode.NOT_FOUND):
-                    log.warning("invitation %s closed; its workflow was not told (%s)", invitation.invitation_id, err)
+                    log.warning("invitation %s %s; its workflow was not told (%s)", invitation.invitation_id, what, err)

@@ -27,6 +27,7 @@ from partners.models import (
     InvitationState,
     InvitationStatus,
     NewInvitation,
+    PartnerStatus,
     ResendRequest,
     Role,
     TakeOver,
@@ -154,6 +155,8 @@ class Invitations(Service):
         """Sends a new mail now; revives an expired invitation (R7). Its workflow decides;
         the invitee's daily mail quota is claimed first, and given back if it refuses."""
         detail = await self.authorize.invitation(actor, invitation_id)
+        if detail.partner_status is PartnerStatus.SUSPENDED:  # R23: its mails wait
+            raise Refused(ErrorCode.PARTNER_SUSPENDED, "The partner's access is suspended; resume it first.")
         async with self._stores.mail_quota.spending(detail.partner_id, detail.email):
             request = ResendRequest(actor=actor.email, operator=actor.role is ActorRole.OPERATOR)
             return await self._update(actor, detail, InvitationWorkflow.resend, request, revive=True)
@@ -259,6 +262,6 @@ class Invitations(Service):
                 raise
             fresh = await self.link(token)
             if fresh is None or fresh.state is InvitationState.PENDING:
-                raise
+                raise (Refused.found_in(err) if isinstance(err, WorkflowUpdateFailedError) else None) or err
             return AcceptResult(state=fresh.state, newly_accepted=False)
         return result

@@ -16,7 +16,7 @@ from partners.errors import ErrorCode, Refused
 from partners.ids import deactivation_workflow_id, onboarding_workflow_id, replacement_workflow_id
 from partners.logos import decode_logo
 from partners.models import DeactivationInput, OnboardingInput, ReplaceAdminRequest, ReplacementInput
-from partners.requests import GrantRequest, PersonIn, RegisterPartnerRequest
+from partners.requests import GrantRequest, PersonIn, RegisterPartnerRequest, SuspendRequest
 from partners.views import (
     AuditPage,
     GrantView,
@@ -30,6 +30,7 @@ from starter.auth import Actor
 from starter.service.base import Service
 from store.idempotency import idempotent_partner_id
 from workflows.deactivation import PartnerDeactivationWorkflow
+from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
 from workflows.replacement import AdminReplacementWorkflow
 
@@ -130,6 +131,21 @@ class Partners(Service):
                 PartnerDeactivationWorkflow.outcome, start_workflow_operation=start
             )
         )
+        return await self._partner(partner_id)
+
+    async def suspend(self, actor: Actor, partner_id: UUID, body: SuspendRequest) -> PartnerView:
+        """R23: access through the partner ends with the commit; its links accept no one
+        and its mails wait. Suspending a suspended partner changes nothing."""
+        partner = await self.authorize.held_partner(actor, partner_id)
+        await self._stores.suspensions.suspend(partner_id, partner.enterprise_id, actor.email, body.reason)
+        return await self._partner(partner_id)
+
+    async def resume(self, actor: Actor, partner_id: UUID) -> PartnerView:
+        """R23: the partner as it was; its pending invitations' time is given back, and
+        their workflows are told so (one that is not told looks again within a day)."""
+        partner = await self.authorize.held_partner(actor, partner_id)
+        pending = await self._stores.suspensions.resume(partner_id, partner.enterprise_id, actor.email)
+        await self._tell(pending, InvitationWorkflow.partner_resumed, "resumed")
         return await self._partner(partner_id)
 
     async def grant(self, actor: Actor, partner_id: UUID, body: GrantRequest) -> GrantView:
