@@ -191,6 +191,7 @@ class Membership(BaseModel):
     partner_name: str
     enterprise_id: str
     role: Role
+    partner_status: PartnerStatus = PartnerStatus.ACTIVE
     products: list[GrantedRef]
     apis: list[GrantedRef]
 

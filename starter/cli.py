@@ -37,13 +37,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     topics = parser.add_subparsers(dest="topic", required=True, metavar="{partners,members,invitations,person}")
 
-    partners = topics.add_parser("partners", help="list and show partners").add_subparsers(
+    partners = topics.add_parser("partners", help="list, show, suspend and resume partners").add_subparsers(
         dest="command", required=True
     )
     listing = partners.add_parser("list", help="the partners of an enterprise")
     listing.add_argument("--enterprise", required=True, help="the enterprise account's id")
     show = partners.add_parser("show", help="one partner: domains, admin, members, invitations, grants")
     show.add_argument("partner_id", type=UUID)
+    suspend = partners.add_parser("suspend", help="pause the partner's access now (an incident); resume restores it")
+    suspend.add_argument("partner_id", type=UUID)
+    suspend.add_argument("--reason", help="why, shown to the enterprise's account holders (500 characters at most)")
+    partners.add_parser("resume", help="restore a suspended partner exactly as it was").add_argument(
+        "partner_id", type=UUID
+    )
 
     members = topics.add_parser("members", help="list a partner's members, remove one").add_subparsers(
         dest="command", required=True
@@ -106,6 +112,8 @@ async def _run(args: argparse.Namespace) -> Any:
         calls: dict[tuple[str, str], Callable[[], Awaitable[Any]]] = {
             ("partners", "list"): lambda: partners.of_enterprise(actor, args.enterprise),
             ("partners", "show"): lambda: partners.get(actor, args.partner_id),
+            ("partners", "suspend"): lambda: partners.suspend(actor, args.partner_id, _suspension(args.reason)),
+            ("partners", "resume"): lambda: partners.resume(actor, args.partner_id),
             ("members", "list"): lambda: members.of_partner(actor, args.partner_id),
             ("members", "remove"): lambda: members.remove(actor, args.partner_id, args.email),
             ("invitations", "show"): lambda: invitations.get(actor, args.invitation_id, ask_workflow=True),
@@ -115,6 +123,18 @@ async def _run(args: argparse.Namespace) -> Any:
             ("person", "erase"): lambda: members.erase_person(actor, args.email),
         }
         return await calls[(args.topic, args.command)]()
+
+
+def _suspension(reason: str | None) -> Any:
+    from pydantic import ValidationError
+
+    from partners.errors import ErrorCode, Refused
+    from partners.requests import SuspendRequest
+
+    try:
+        return SuspendRequest(reason=reason)
+    except ValidationError:
+        raise Refused(ErrorCode.INVALID_INPUT, "--reason: 500 characters at most, on one line.") from None
 
 
 def run() -> NoReturn:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from partners.models import GrantKind
+from partners.models import GrantKind, PartnerStatus
 from partners.views import Access, AccessCheck, Membership
 
 
@@ -17,15 +17,23 @@ class AccessReads:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def access(self, email: str) -> Access:
+    async def access(self, email: str, *, suspended_too: bool = False) -> Access:
+        """`suspended_too`: also the memberships of suspended partners, granting nothing
+        (R23), for the console, where their people read that access is paused."""
         rows = await self._pool.fetch(
-            "SELECT m.partner_id, p.name AS partner_name, p.enterprise_id, m.role,"  # noqa: S608 (constants)
+            "SELECT m.partner_id, p.name AS partner_name, p.enterprise_id, m.role, p.status AS partner_status,"  # noqa: S608 (constants)
             f" {_GRANTED.format(kind='product')} AS products, {_GRANTED.format(kind='api')} AS apis"
-            " FROM members m JOIN partners p ON p.id = m.partner_id AND p.status = 'active'"
+            " FROM members m JOIN partners p ON p.id = m.partner_id"
+            " AND (p.status = 'active' OR ($2 AND p.status = 'suspended'))"
             " WHERE m.email = $1 AND m.active ORDER BY p.name, m.partner_id",
             email,
+            suspended_too,
         )
-        return Access(email=email, memberships=[Membership(**dict(r)) for r in rows])
+        memberships = [Membership(**dict(r)) for r in rows]
+        for m in memberships:
+            if m.partner_status is PartnerStatus.SUSPENDED:
+                m.products, m.apis = [], []
+        return Access(email=email, memberships=memberships)
 
     async def check(self, email: str, enterprise_id: str, kind: GrantKind, ref: str) -> AccessCheck:
         """Whether a membership of the person in a partner of `enterprise_id`, the owner of

@@ -497,3 +497,50 @@ async def test_return_to_is_an_address_of_the_portal(
         )
         assert refused.status_code == 422
     assert await pool.fetchval("SELECT count(*) FROM console_links WHERE return_to LIKE 'https://evil%'") == 0
+
+
+async def test_an_account_holder_suspends_and_resumes_a_partner_in_settings(dev_stack: Stack, browser: Browser) -> None:
+    """R23 in the console: **Suspender acesso** with its reason, shown on the partner page
+    and in the list; the Admin sees access paused and cannot invite; **Reativar acesso**."""
+    partner = await dev_stack.active_partner(name="Wayne Enterprises")
+    phone = {"viewport": {"width": 375, "height": 740}}
+    page = await opened(browser, await console_link(dev_stack, holder(partner.enterprise)), **phone)
+    await page.goto(f"/console/partners/{partner.id}/settings")
+    await page.fill("#reason", "x" * 501)
+    await page.click("#suspend")
+    assert "até 500 caracteres" in await page.inner_text("#reason-error")
+    assert (await dev_stack.http.get(f"/v1/partners/{partner.id}", headers=holder(partner.enterprise))).json()[
+        "status"
+    ] == "active", "a refused form changes nothing"
+    await page.fill("#reason", "Incidente de segurança 7")
+    await page.click("#suspend")
+    await page.wait_for_url("**/settings?done=suspended")
+    assert "Motivo: Incidente de segurança 7" in await page.inner_text("#suspended")
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"the settings scroll sideways on a phone ({width} px)"
+    await accessible(page, "partner-suspended-settings")
+    await page.goto(f"/console/partners/{partner.id}")
+    assert await page.inner_text("#partner-status") == "Suspenso"
+    assert "Incidente de segurança 7" in await page.inner_text("#suspended")
+    await page.goto("/console")
+    assert "Motivo: Incidente de segurança 7" in await page.inner_text(".partners")
+    await accessible(page, "partners-with-a-suspended-one")
+
+    admin = await opened(browser, await console_link(dev_stack, partner_user(partner.admin)))
+    await admin.wait_for_url(f"**/console/partners/{partner.id}")
+    notice = await admin.inner_text("#suspended")
+    assert "pausado" in notice and "Incidente" not in notice, "the reason is the account's own"
+    assert await admin.query_selector("#invite-form") is None
+
+    await page.goto(f"/console/partners/{partner.id}/settings")
+    await page.click("#resume")
+    await page.wait_for_url("**/settings?done=resumed")
+    assert await page.query_selector("#suspended") is None
+    await page.goto(f"/console/partners/{partner.id}")
+    assert await page.inner_text("#partner-status") == "Ativo"
+    audit = await dev_stack.pool.fetch(
+        "SELECT action FROM audit_log WHERE partner_id = $1::uuid"
+        " AND action IN ('partner_suspended', 'partner_resumed') ORDER BY id",
+        partner.id,
+    )
+    assert [r["action"] for r in audit] == ["partner_suspended", "partner_resumed"]

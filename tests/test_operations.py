@@ -31,7 +31,7 @@ from partners.settings import Settings
 from partners.temporal_client import connect_client, metrics_runtime
 from tests.helpers.cli import ROOT, run, temporal
 from tests.helpers.metrics import scrape, value
-from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
+from tests.helpers.stack import Stack, holder, new_enterprise, partner_user, running_stack, unique_domain
 from tests.helpers.waiting import eventually, now
 from workflows.onboarding import PartnerOnboardingWorkflow
 
@@ -257,7 +257,16 @@ async def test_every_cli_command_against_the_dev_server(
         "SELECT actor FROM audit_log WHERE partner_id = $1::uuid AND action = 'member_removed'", partner.id
     )
     assert removal == "operator:olivia"
-    for command in ([], ["partners"], ["partners", "list"], ["partners", "show"], ["invitations"],
+    # An incident: the operator suspends the partner (R23), then resumes it as it was.
+    code, out, err = await cli("--actor", "olivia", "partners", "suspend", partner.id, "--reason", "incident 9")
+    assert code == 0 and "status: suspended" in out and "suspension_reason: incident 9" in out, err
+    assert not (await dev_stack.http.get("/v1/access", headers=partner_user(partner.admin))).json()["memberships"]
+    code, out, err = await cli("--actor", "olivia", "partners", "resume", partner.id)
+    assert code == 0 and "status: active" in out, err
+    code, _, err = await cli("partners", "resume", partner.id)
+    assert code == 1 and err.startswith("partner_not_suspended:")
+    for command in ([], ["partners"], ["partners", "list"], ["partners", "show"], ["partners", "suspend"],
+                    ["partners", "resume"], ["invitations"],
                     ["invitations", "show"], ["invitations", "resend"], ["invitations", "cancel"],
                     ["members"], ["members", "list"], ["members", "remove"],
                     ["person"], ["person", "export"], ["person", "erase"]):  # fmt: skip

@@ -66,6 +66,7 @@ WORDS: dict[str, str] = {
     "status_pending": "Awaiting acceptance",
     "status_active": "Active",
     "status_deactivated": "Deactivated",
+    "status_suspended": "Suspended",
     "logo_of": "Logo of {name}",
     "tab_info": "Partner info",
     "tab_domains": "Register Domain",
@@ -158,6 +159,18 @@ WORDS: dict[str, str] = {
     " invitations are cancelled.",
     "deactivate_confirm": "I understand deactivation cannot be undone",
     "deactivated_notice": "This partner was deactivated on {date}.",
+    "partner_access": "Partner access",
+    "suspend_help": "For an incident: the partner's access to products and APIs stops now, its invitations cannot"
+    " be accepted and no e-mail is sent. Members, products, APIs and invitations stay as they are.",
+    "suspend_reason": "Reason (optional, seen by your account only)",
+    "suspend": "Suspend access",
+    "resume": "Resume access",
+    "resume_help": "Resuming puts everything back as it was; pending invitations get back the time they were"
+    " suspended and their reminders continue.",
+    "suspended_since": "Access suspended since {date}.",
+    "suspended_reason": "Reason: {reason}",
+    "suspended_notice": "Access through this partner is paused by the account that registered it. Ask its account"
+    " holders.",
     "done_invited": "Invitation sent.",
     "done_batch": "Invitations processed: see each person's outcome.",
     "done_resent": "Invitation resent.",
@@ -168,6 +181,8 @@ WORDS: dict[str, str] = {
     "done_replacement": "Invitation sent to the new administrator.",
     "done_deactivated": "Partner deactivated.",
     "done_left": "You left the partner.",
+    "done_suspended": "The partner's access is suspended.",
+    "done_resumed": "The partner's access is resumed, as it was.",
     "error_title": "This could not be done",
     "continue_title": "Open the Partners console",
     "continue_help": "The portal opened this link for you. Check that this is your account before you continue.",
@@ -205,4 +220,7 @@ WORDS: dict[str, str] = {
     "err_confirm": "Confirm that you understand deactivation cannot be undone.",
     "err_unavailable": "The service did not answer in time; try again.",
     "err_invitation_closed": "This invitation is already closed.",
+    "err_partner_suspended": "The partner's access is suspended: resume it first.",
+    "err_partner_not_suspended": "The partner is not suspended.",
+    "err_reason": "Use at most 500 characters, on one line.",
 }

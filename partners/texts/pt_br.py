@@ -65,6 +65,7 @@ WORDS: dict[str, str] = {
     "status_pending": "Aguardando aceite",
     "status_active": "Ativo",
     "status_deactivated": "Desativado",
+    "status_suspended": "Suspenso",
     "logo_of": "Logo de {name}",
     # registration
     "tab_info": "Partner info",
@@ -160,6 +161,18 @@ WORDS: dict[str, str] = {
     " pendentes são cancelados.",
     "deactivate_confirm": "Entendo que a desativação é irreversível",
     "deactivated_notice": "Este parceiro foi desativado em {date}.",
+    "partner_access": "Acesso do parceiro",
+    "suspend_help": "Para um incidente: o acesso do parceiro aos produtos e APIs para agora, os convites não podem"
+    " ser aceitos e nenhum e-mail é enviado. Membros, produtos, APIs e convites ficam como estão.",
+    "suspend_reason": "Motivo (opcional, visto só pela sua conta)",
+    "suspend": "Suspender acesso",
+    "resume": "Reativar acesso",
+    "resume_help": "Reativar devolve tudo como estava; os convites pendentes recuperam o tempo em que ficaram"
+    " suspensos e os lembretes seguem.",
+    "suspended_since": "Acesso suspenso desde {date}.",
+    "suspended_reason": "Motivo: {reason}",
+    "suspended_notice": "O acesso deste parceiro está pausado pela conta que o cadastrou. Fale com quem administra"
+    " a conta.",
     # outcomes
     "done_invited": "Convite enviado.",
     "done_batch": "Convites processados: veja o resultado de cada pessoa.",
@@ -171,6 +184,8 @@ WORDS: dict[str, str] = {
     "done_replacement": "Convite enviado ao novo administrador.",
     "done_deactivated": "Parceiro desativado.",
     "done_left": "Você saiu do parceiro.",
+    "done_suspended": "O acesso do parceiro foi suspenso.",
+    "done_resumed": "O acesso do parceiro foi reativado, como estava.",
     "error_title": "Não foi possível concluir",
     # pages without a session
     "continue_title": "Abrir o console de Parceiros",
@@ -210,4 +225,7 @@ WORDS: dict[str, str] = {
     "err_confirm": "Confirme que entende que a desativação é irreversível.",
     "err_unavailable": "O serviço não respondeu a tempo; tente de novo.",
     "err_invitation_closed": "Este convite já foi encerrado.",
+    "err_partner_suspended": "O acesso do parceiro está suspenso: reative-o antes.",
+    "err_partner_not_suspended": "O parceiro não está suspenso.",
+    "err_reason": "Use até 500 caracteres, em uma linha.",
 }

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
 from partners.errors import ErrorCode, Refused
-from partners.requests import GrantRequest, InviteMemberRequest, PersonIn
+from partners.requests import GrantRequest, InviteMemberRequest, PersonIn, SuspendRequest
 from partners.texts import CATALOG, refusal_text, translator
 from starter.console.session import Beside, Page, Posted, SignedIn, beside, holder, redraws, see, text
 from starter.pages import logo_response
@@ -117,6 +117,30 @@ async def deactivate(page: Posted, partner_id: UUID) -> Response:
             raise
         raise beside(page, err, "settings.html", "confirm") from None
     return see(f"/console/partners/{partner_id}", done="deactivated")
+
+
+@router.post("/partners/{partner_id}/suspend", response_class=HTMLResponse)
+async def suspend(page: Posted, partner_id: UUID) -> Response:
+    """**Suspender acesso** (R23), with an optional reason."""
+    holder(page)
+    typed = {"reason": text(page.form, "reason", 600)}
+    try:
+        body = SuspendRequest(reason=typed["reason"] or None)
+    except ValidationError:
+        raise Beside("settings.html", 422, {"reason": CATALOG[page.locale]["err_reason"]}, typed) from None
+    await page.partners.suspend(page.actor, partner_id, body)
+    return see(f"/console/partners/{partner_id}/settings", done="suspended")
+
+
+@router.post("/partners/{partner_id}/resume", response_class=HTMLResponse)
+async def resume(page: Posted, partner_id: UUID) -> Response:
+    """**Reativar acesso** (R23): the partner as it was."""
+    holder(page)
+    try:
+        await page.partners.resume(page.actor, partner_id)
+    except Refused as err:
+        raise beside(page, err, "settings.html", "resume") from None
+    return see(f"/console/partners/{partner_id}/settings", done="resumed")
 
 
 @router.post("/partners/{partner_id}/grants", response_class=HTMLResponse)

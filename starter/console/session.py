@@ -326,7 +326,7 @@ async def home(page: SignedIn) -> Response:
         views = [await page.partners.get(actor, s.id) for s in summaries]
         slots = await page.partners.slots(actor, actor.enterprise)
         return page.render("partners.html", partners=views, slots=slots)
-    memberships = (await page.members.access(actor)).memberships
+    memberships = (await page.members.access(actor, suspended_too=True)).memberships
     if len(memberships) == 1:
         return see(f"/console/partners/{memberships[0].partner_id}")
     return page.render("memberships.html", memberships=memberships)

@@ -262,6 +262,9 @@ class Invitations(Service):
                 raise
             fresh = await self.link(token)
             if fresh is None or fresh.state is InvitationState.PENDING:
-                raise (Refused.found_in(err) if isinstance(err, WorkflowUpdateFailedError) else None) or err
+                refused = Refused.found_in(err) if isinstance(err, WorkflowUpdateFailedError) else None
+                if refused is not None:  # the workflow's refusal (a suspended partner, say)
+                    raise refused from None
+                raise
             return AcceptResult(state=fresh.state, newly_accepted=False)
         return result

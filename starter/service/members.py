@@ -58,8 +58,8 @@ class Members(Service):
 
     # --- what a person may use (R14) -------------------------------------------------------
 
-    async def access(self, actor: Actor) -> Access:
-        return await self._stores.access.access(actor.email)
+    async def access(self, actor: Actor, *, suspended_too: bool = False) -> Access:
+        return await self._stores.access.access(actor.email, suspended_too=suspended_too)
 
     async def check(self, actor: Actor, enterprise_id: str, kind: GrantKind, ref: str) -> AccessCheck:
         return await self._stores.access.check(actor.email, enterprise_id, kind, ref)
