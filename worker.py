@@ -27,6 +27,7 @@ from activities.wakeups import WakeUps
 from activities.webhook_delivery import WebhookDelivery, webhook_task_queue
 from partners import collector, logs, tracing
 from partners.codec import EncryptionCodec
+from partners.mail_feedback import ReturnPath
 from partners.settings import Settings
 from partners.temporal_client import connect_client, metrics_runtime
 from store.database import open_pool
@@ -108,6 +109,7 @@ class Activities:
                 SmtpSettings.from_settings(settings),
                 link_base=settings.link_base,
                 accept_link=settings.accept_link_template,
+                return_path=ReturnPath(settings.bounce_address, next(iter(settings.payload_key_map.values()), b"")),
             ),
             webhooks=WebhookDelivery(
                 stores.webhook_deliveries,

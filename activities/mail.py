@@ -24,6 +24,7 @@ from activities.smtp_pool import SmtpPool, SmtpSettings
 from partners import texts, tracing
 from partners.activity_io import SendFailure, SendInvitationInput, SendInvitationOutput, SendOutcome
 from partners.logs import redact
+from partners.mail_feedback import ReturnPath
 from partners.metrics import count
 from partners.rules import mask_email, token_hash
 from partners.settings import link_for
@@ -38,9 +39,19 @@ _UTF8.body_encoding = QP
 
 
 class Mailer:
-    def __init__(self, ledger: SendLedger, smtp: SmtpSettings, *, link_base: str, accept_link: str) -> None:
-        """`accept_link`: where the mail's link goes, a template with {token}."""
+    def __init__(
+        self,
+        ledger: SendLedger,
+        smtp: SmtpSettings,
+        *,
+        link_base: str,
+        accept_link: str,
+        return_path: ReturnPath | None = None,
+    ) -> None:
+        """`accept_link`: where the mail's link goes, a template with {token};
+        `return_path`: each send's envelope sender (R24; None: MAIL_FROM)."""
         self._ledger = ledger
+        self._return_path = return_path or ReturnPath(None, b"")
         self._smtp = smtp
         self._connections = SmtpPool(smtp)
         self._link_base = link_base.rstrip("/")
@@ -63,6 +74,7 @@ class Mailer:
         never an activity input or output, so never in a workflow history.
         """
         token = secrets.token_urlsafe(32)
+        tag = self._return_path.tag(input.invitation_id, input.send_number)
         ticket = await self._ledger.begin_send(
             input.invitation_id,
             input.send_number,
@@ -70,6 +82,7 @@ class Mailer:
             input.next_send_at,
             input.expires_at,
             input.requested_by,
+            return_tag=tag,
         )
         if ticket.closed:
             return SendInvitationOutput(outcome=SendOutcome.CLOSED, state=ticket.state)
@@ -84,7 +97,7 @@ class Mailer:
                     "smtp send",
                     attributes={"partners.invitation_id": str(input.invitation_id), "partners.send": input.send_number},
                 ):
-                    await self._deliver(message)
+                    await self._deliver(message, self._return_path.sender(tag))
             except (aiosmtplib.SMTPException, OSError) as err:
                 # Retried by Temporal; meanwhile the partner view says why the mail is late.
                 # The failure Temporal keeps says it as scrubbed as the view does.
@@ -143,13 +156,13 @@ class Mailer:
         )
         return message
 
-    async def _deliver(self, message: Message) -> None:
+    async def _deliver(self, message: Message, sender: str | None) -> None:
         """Only the relay's permanent refusal of the recipient (5xx at RCPT) is final:
         that mailbox will not take the mail. A 5xx anywhere else (greeting, STARTTLS,
         authentication, MAIL FROM, DATA) says our side is misconfigured; it is raised
         as it is, retried with backoff, and goes out once the relay is fixed."""
         try:
-            await self._connections.send(message)
+            await self._connections.send(message, sender)
         except aiosmtplib.SMTPRecipientsRefused as err:
             refusal = err.recipients[0]
             if refusal.code >= 500:

@@ -65,9 +65,10 @@ class SmtpPool:
         self._max_idle = max_idle
         self._idle: list[_Kept] = []
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: Message, sender: str | None = None) -> None:
+        """`sender`: the envelope sender (MAIL FROM), where it is not the From header's."""
         async with self._connection() as kept:
-            await kept.smtp.send_message(message)
+            await kept.smtp.send_message(message, sender=sender)
             kept.sent += 1
 
     @contextlib.asynccontextmanager

@@ -28,12 +28,14 @@ from partners import logs, search, tracing
 from partners.codec import new_key_entry
 from partners.settings import Settings
 from partners.temporal_client import metrics_runtime
-from starter.api import servers
+from starter.api import bounce_listener, servers
 from starter.wiring import open_services
 from store.database import migrate_database
 
 log = logging.getLogger("devstack")
 SMTP_PORT = 1025
+# Delivery reports and complaints (R24): the local bounce domain's "MX".
+BOUNCE_PORT = 2525
 
 
 def _say(what: str, where: str) -> None:
@@ -156,6 +158,10 @@ async def _embedded(settings: Settings) -> AsyncIterator[Settings]:
             update.setdefault("smtp_host", settings.smtp_host or "localhost")
             update.setdefault("smtp_port", settings.smtp_port or 25)
             _say("SMTP", f"{update['smtp_host']}:{update['smtp_port']}")
+        if settings.bounce_smtp_port is None:
+            update.update(bounce_smtp_port=BOUNCE_PORT, bounce_smtp_host="127.0.0.1")
+            if settings.bounce_address is None:
+                update["bounce_address"] = "bounces@bounces.localhost"
         resolved = settings.model_copy(update=update)
         _write_local_env(data / "local.env", resolved)
         yield resolved
@@ -176,7 +182,7 @@ async def main() -> None:
         _say("Schema", f"migrated ({', '.join(applied)})" if applied else "up to date")
         runtime = metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
         # One bootstrap, as the API's and the tests': the worker shares its pool and client.
-        async with open_services(settings, runtime=runtime) as services:
+        async with open_services(settings, runtime=runtime) as services, contextlib.AsyncExitStack() as listeners:
             # As production: the public listener and the operators', uvicorn's loggers (its
             # access log too) through our redacting handler.
             running = servers(services)
@@ -186,6 +192,10 @@ async def main() -> None:
             _say("Portal API token", f"{settings.portal_api_token.get_secret_value()}"
                  f"  (also in {settings.data_dir / 'portal-api-token'})")  # fmt: skip
             print("Press Ctrl-C to stop everything.\n", flush=True)
+            bounces = await listeners.enter_async_context(bounce_listener(services, running))
+            if bounces is not None:
+                _say("Bounces", f"SMTP {settings.bounce_smtp_host}:{bounces.port} takes delivery reports and"
+                     f" complaints for {settings.bounce_address} (+tag)")  # fmt: skip
             worker_task = asyncio.create_task(worker.serve(services.client, settings, services.stores, stop))
             api_tasks = {asyncio.create_task(server.serve()) for server in running}
             # As an operator rolls a release out: this build current once its worker polls.

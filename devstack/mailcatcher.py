@@ -35,6 +35,7 @@ class ReceivedMail:
     data: bytes
     received_at: datetime
     tls: bool = False  # the conversation was encrypted (STARTTLS or implicit TLS)
+    sender: str = ""  # the envelope sender (MAIL FROM): where a bounce would go
 
     @functools.cached_property
     def message(self) -> EmailMessage:
@@ -188,8 +189,8 @@ class MailCatcher:
                 await asyncio.sleep(0.05)
         return found
 
-    def _receive(self, recipients: list[str], data: bytes, tls: bool = False) -> None:
-        mail = ReceivedMail([r.lower() for r in recipients], data, datetime.now(UTC), tls)
+    def _receive(self, recipients: list[str], data: bytes, tls: bool = False, sender: str = "") -> None:
+        mail = ReceivedMail([r.lower() for r in recipients], data, datetime.now(UTC), tls, sender)
         with self._lock:
             self._mails.append(mail)
             for recipient in mail.recipients:
@@ -238,6 +239,7 @@ class _Handler:
             envelope.original_content or envelope.content,
             # STARTTLS sets session.ssl; implicit TLS shows only on the transport.
             session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
+            envelope.mail_from or "",
         )
         if delay:
             await asyncio.sleep(delay)

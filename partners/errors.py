@@ -45,6 +45,7 @@ class ErrorCode(StrEnum):
     PARTNER_DEACTIVATED = ("partner_deactivated", 409, "The partner is deactivated")
     PARTNER_SUSPENDED = ("partner_suspended", 409, "The partner's access is suspended")
     PARTNER_NOT_SUSPENDED = ("partner_not_suspended", 409, "The partner is not suspended")
+    ADDRESS_SUPPRESSED = ("address_suppressed", 409, "The mailbox reported our mail as unwanted")
     INVITATION_ACCEPTED = ("invitation_accepted", 409, "The invitation was accepted")
     INVITATION_EXPIRED = ("invitation_expired", 409, "The invitation expired")
     INVITATION_CANCELLED = ("invitation_cancelled", 409, "The invitation was cancelled")

@@ -52,6 +52,8 @@ class AuditAction(StrEnum):
     WEBHOOK_SECRET_ROTATED = ("webhook_secret_rotated",)
     WEBHOOK_DISABLED = ("webhook_disabled",)
     PERSON_ERASED = ("person_erased",)
+    ADDRESS_SUPPRESSED = ("address_suppressed",)
+    SUPPRESSION_LIFTED = ("suppression_lifted",)
 
     @classmethod
     def closing(cls, state: str) -> AuditAction:

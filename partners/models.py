@@ -336,6 +336,7 @@ class PruneKind(StrEnum):
     LINK_ATTEMPTS = "link_attempts"
     WEBHOOK_ENDPOINTS = "webhook_endpoints"  # deleted ones, once their attempts are gone
     CONSOLE = "console"  # console links and sessions, a day after they ended (R19)
+    SUPPRESSIONS = "suppressions"  # mailboxes that complained (R24), SUPPRESSIONS_RETENTION after
 
 
 class RetentionInput(BaseModel):

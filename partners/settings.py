@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     smtp_ca_file: str | None = None
     smtp_timeout: float = Field(default=30.0, gt=0)
     mail_from: str = "Partner Portal <no-reply@partners.localhost>"
+    # R24: each send's envelope sender is BOUNCE_ADDRESS with a tag, bounces+<tag>@domain
+    # (a mailbox of the bounce domain, whose MX or forwarding reaches BOUNCE_SMTP_PORT).
+    # Unset: MAIL_FROM, and no report finds its send.
+    bounce_address: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+$")
+    # Where the API process receives delivery reports and complaints over SMTP; unset: not at all.
+    bounce_smtp_host: str = "0.0.0.0"  # noqa: S104 (the MX of the bounce domain)
+    bounce_smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    bounce_max_bytes: int = Field(default=256 * 1024, ge=1024, description="a report's size at most")
+    bounce_reports_per_minute: int = Field(default=60, ge=1, description="per sending address")
 
     public_base_url: str = "http://127.0.0.1:8000"
     # Where invitation mails link to: a template with {token}, e.g. the portal's own page
@@ -100,6 +109,7 @@ class Settings(BaseSettings):
     closed_invitations_retention: int = Field(default=90 * _DAY, ge=1, description="seconds after closing")
     ended_memberships_retention: int = Field(default=365 * _DAY, ge=1, description="seconds after ending")
     deactivated_partners_retention: int = Field(default=365 * _DAY, ge=1, description="seconds")
+    suppressions_retention: int = Field(default=3 * 365 * _DAY, ge=1, description="seconds after the complaint")
     retention_interval: int = Field(default=3600, ge=1, description="seconds")
     # Rows deleted per statement: short transactions that skip the rows a request holds.
     retention_batch: int = Field(default=5000, ge=1, le=100_000)

@@ -20,6 +20,7 @@ from partners import collector, logs, tracing
 from partners.settings import Settings
 from partners.version import package_version
 from starter import codec_api, console, docs, events_api, pages, portal, problems
+from starter.bounces import BounceListener
 from starter.metrics import ApiMetrics
 from starter.problems import problem_responses
 from starter.readiness import PublicReadiness, readiness
@@ -75,6 +76,7 @@ def create_app(services: Wiring | None = None, settings: Settings | None = None)
         generate_unique_id_function=lambda route: route.name,
     )
     metrics.install(app)
+    app.state.metrics = metrics
     problems.install(app, pages={"/console": console.session.problem_page})
     console.session.install(app)
     app.add_middleware(BoundedBodies)
@@ -192,10 +194,28 @@ async def serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)
-        tasks = [asyncio.create_task(server.serve()) for server in running]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        stop()  # one stopped (a signal, or its port was taken): both stop
-        await asyncio.gather(*tasks)
+        async with bounce_listener(services, running):
+            tasks = [asyncio.create_task(server.serve()) for server in running]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            stop()  # one stopped (a signal, or its port was taken): both stop
+            await asyncio.gather(*tasks)
+
+
+@contextlib.asynccontextmanager
+async def bounce_listener(services: Wiring, running: list[QuietServer]) -> AsyncIterator[BounceListener | None]:
+    """The bounce listener (R24) where BOUNCE_SMTP_PORT asks for it, counted on the API's
+    metrics (the public app's registry)."""
+    if services.settings.bounce_smtp_port is None:
+        yield None
+        return
+    app = running[0].config.app
+    assert isinstance(app, FastAPI)
+    listener = BounceListener(services, registry=app.state.metrics.registry)
+    await listener.start()
+    try:
+        yield listener
+    finally:
+        await listener.close()
 
 
 def run() -> None:

@@ -34,6 +34,11 @@ class Actor(BaseModel):
             self.role is ActorRole.ACCOUNT_HOLDER and self.enterprise == enterprise_id
         )
 
+    def require_operator(self) -> None:
+        """What only the operators' CLI does (a person's data, the suppression list)."""
+        if self.role is not ActorRole.OPERATOR:
+            raise Refused(ErrorCode.FORBIDDEN, "Only an operator may do this.")
+
     def require_account_holder_of(self, enterprise_id: str) -> None:
         """R1: only an account holder of the enterprise acts on its partners."""
         if not self.holds(enterprise_id):

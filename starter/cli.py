@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--actor", default=getpass.getuser(), help="your name, recorded in the audit log (default: $USER)"
     )
-    topics = parser.add_subparsers(dest="topic", required=True, metavar="{partners,members,invitations,person}")
+    topics = parser.add_subparsers(
+        dest="topic", required=True, metavar="{partners,members,invitations,person,suppressions}"
+    )
 
     partners = topics.add_parser("partners", help="list, show, suspend and resume partners").add_subparsers(
         dest="command", required=True
@@ -69,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     ):
         invitations.add_parser(name, help=text).add_argument("invitation_id", type=UUID)
 
+    suppressions = topics.add_parser(
+        "suppressions", help="mailboxes that reported our mail as unwanted (R24), and lifting one"
+    ).add_subparsers(dest="command", required=True)
+    suppressions.add_parser("list", help="the suppressed mailboxes, newest first")
+    suppressions.add_parser("lift", help="invitations may reach this mailbox again (audited)").add_argument("address")
+
     person = topics.add_parser("person", help="a person's data on request (LGPD art. 18)").add_subparsers(
         dest="command", required=True
     )
@@ -100,6 +108,7 @@ async def _run(args: argparse.Namespace) -> Any:
     from partners.settings import Settings
     from starter.auth import Actor, ActorRole
     from starter.service.invitations import Invitations
+    from starter.service.mail_feedback import MailFeedbackService
     from starter.service.members import Members
     from starter.service.partners import Partners
     from starter.wiring import open_services
@@ -109,6 +118,7 @@ async def _run(args: argparse.Namespace) -> Any:
     # reads it, and the environment wins over it.
     async with open_services(Settings(_env_file=LOCAL_ENV), serving=False) as services:
         partners, invitations, members = Partners(services), Invitations(services), Members(services)
+        feedback = MailFeedbackService(services)
         calls: dict[tuple[str, str], Callable[[], Awaitable[Any]]] = {
             ("partners", "list"): lambda: partners.of_enterprise(actor, args.enterprise),
             ("partners", "show"): lambda: partners.get(actor, args.partner_id),
@@ -119,6 +129,8 @@ async def _run(args: argparse.Namespace) -> Any:
             ("invitations", "show"): lambda: invitations.get(actor, args.invitation_id, ask_workflow=True),
             ("invitations", "resend"): lambda: invitations.resend(actor, args.invitation_id),
             ("invitations", "cancel"): lambda: invitations.cancel(actor, args.invitation_id),
+            ("suppressions", "list"): lambda: feedback.suppressions(actor),
+            ("suppressions", "lift"): lambda: feedback.lift(actor, args.address),
             ("person", "export"): lambda: members.export_person(actor, args.email),
             ("person", "erase"): lambda: members.erase_person(actor, args.email),
         }

@@ -32,6 +32,7 @@ from partners.metrics import count
 from partners.models import InvitationPurpose, InvitationState, InvitationWorkflowRef, PartnerStatus, Role
 from partners.rules import TOKEN_HASH_PATTERN, resend_limit_refusal
 from partners.texts import Locale
+from store.mail_feedback import refuse_if_suppressed
 from store.mail_quota import MailQuota
 from store.sql import (
     Db,
@@ -367,6 +368,7 @@ async def _admit(
     if inviting_member and not await is_active_admin(db, partner_id, actor):
         raise Refused(ErrorCode.FORBIDDEN, "Only the partner's Admin invites its members.")
     require_registered_domain(email, await partner_domains(db, partner_id))
+    await refuse_if_suppressed(db, email)
     current = await active_role(db, partner_id, email)
     if role is Role.ADMIN and current is Role.ADMIN:
         raise Refused(ErrorCode.ALREADY_ADMIN, "This person is already the partner's Admin.")

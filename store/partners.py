@@ -14,6 +14,7 @@ from partners.metrics import count
 from partners.models import PartnerStatus, Registration
 from partners.rules import public_mail_domains
 from partners.texts import Locale
+from store.mail_feedback import refuse_if_suppressed
 from store.mail_quota import MailQuota, refuse_past_daily_limit
 from store.sql import (
     PARTNERS_COUNTED,
@@ -62,6 +63,7 @@ class PartnerStore:
                     domains=public,
                 )
             require_registered_domain(partner.admin.email, partner.domains)
+            await refuse_if_suppressed(db, partner.admin.email)
             # Created on its first partner, named and locked either way (ON CONFLICT DO
             # UPDATE takes the row lock): concurrent registrations count one after
             # another. A refusal below rolls the naming back with the rest.

@@ -18,6 +18,7 @@ import asyncpg
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
 from partners.models import InvitationWorkflowRef, Role
+from store.mail_quota import mailbox
 from store.memberships import end_membership
 from store.sql import Db, active_role, audit, close_pending_invitations, lock_partner
 
@@ -87,6 +88,11 @@ class PersonStore:
                     " WHERE strpos(lower(data::text), $1) > 0 ORDER BY seq",
                     json.dumps(email),
                 ),
+                "suppressions": await _rows(
+                    db,
+                    "SELECT mailbox, reason, invitation_id, created_at FROM suppressions WHERE mailbox = $1",
+                    mailbox(email),
+                ),
             }
 
     async def erase(self, email: str, actor: str) -> tuple[dict[str, Any], list[InvitationWorkflowRef]]:
@@ -125,6 +131,9 @@ class PersonStore:
                 cancelled += closed
                 ended += 1
             enterprises = await _pseudonymise(db, email, pseudonym)
+            # R24: the complaint goes too; the person asked to be forgotten, and a mailbox
+            # kept to refuse it would be their address kept (docs/operations.md says so).
+            await db.execute("DELETE FROM suppressions WHERE mailbox = $1", mailbox(email))
             for enterprise_id in enterprises:
                 await audit(
                     db,

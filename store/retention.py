@@ -126,6 +126,14 @@ gone AS (DELETE FROM mail_quota q USING doomed WHERE q.ctid = doomed.ctid RETURN
 SELECT count(*) FROM gone
 """
 
+_SUPPRESSIONS = """
+WITH doomed AS (
+    SELECT mailbox FROM suppressions WHERE created_at <= now() - make_interval(secs => $1)
+    LIMIT $2 FOR UPDATE SKIP LOCKED),
+gone AS (DELETE FROM suppressions s USING doomed WHERE s.mailbox = doomed.mailbox RETURNING 1)
+SELECT count(*) FROM gone
+"""
+
 _LINK_ATTEMPTS = """
 WITH doomed AS (
     SELECT client FROM link_attempts WHERE window_start <= now() - make_interval(secs => $1)
@@ -193,6 +201,7 @@ class Retention:
             PruneKind.LINK_ATTEMPTS: s.link_attempt_window,
             PruneKind.WEBHOOK_ENDPOINTS: s.deliveries_retention,
             PruneKind.CONSOLE: 24 * 3600,
+            PruneKind.SUPPRESSIONS: s.suppressions_retention,
         }[kind]
 
     async def prune_batch(self, kind: PruneKind) -> Pruned:
@@ -226,4 +235,5 @@ _STATEMENTS = {
     PruneKind.LINK_ATTEMPTS: _LINK_ATTEMPTS,
     PruneKind.WEBHOOK_ENDPOINTS: _WEBHOOK_ENDPOINTS,
     PruneKind.CONSOLE: _CONSOLE,
+    PruneKind.SUPPRESSIONS: _SUPPRESSIONS,
 }

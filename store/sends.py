@@ -53,7 +53,10 @@ class SendLedger:
         next_send_at: datetime | None,
         expires_at: datetime,
         requested_by: str | None = None,
+        return_tag: str | None = None,
     ) -> SendTicket:
+        """`return_tag`: the tag of this send's return path (R24), by which a delivery
+        report finds it."""
         async with self._pool.acquire() as db, db.transaction():
             row = await db.fetchrow(
                 "SELECT i.email, i.first_name, i.last_name, i.role, i.state, i.invited_by, i.locale, i.partner_id,"
@@ -78,8 +81,9 @@ class SendLedger:
                 return SendTicket(closed=False, already_sent=False, held=True)
             # The attempt, its link's token and the invitation's schedule: one round trip.
             await db.execute(
-                "WITH attempt AS (INSERT INTO invitation_sends (invitation_id, send_number, status, requested_by)"
-                " VALUES ($1, $2, 'sending', $3) ON CONFLICT (invitation_id, send_number)"
+                "WITH attempt AS (INSERT INTO invitation_sends"
+                " (invitation_id, send_number, status, requested_by, return_tag)"
+                " VALUES ($1, $2, 'sending', $3, $7) ON CONFLICT (invitation_id, send_number)"
                 " DO UPDATE SET attempts = invitation_sends.attempts + 1),"
                 " token AS (INSERT INTO invitation_tokens (token_hash, invitation_id, send_number) VALUES ($4, $1, $2))"
                 " UPDATE invitations SET sends = greatest(sends, $2), next_send_at = $5, expires_at = $6 WHERE id = $1",
@@ -89,6 +93,7 @@ class SendLedger:
                 token_hash,
                 next_send_at,
                 expires_at,
+                return_tag,
             )
         return SendTicket(
             closed=False,

@@ -17,6 +17,7 @@ from store.grants import GrantStore
 from store.idempotency import IdempotencyKeys
 from store.invitations import InvitationStore
 from store.link_attempts import LinkAttempts
+from store.mail_feedback import MailFeedback
 from store.mail_quota import MailQuota
 from store.memberships import MembershipStore
 from store.partners import PartnerStore
@@ -43,6 +44,7 @@ class Stores:
     link_attempts: LinkAttempts
     idempotency: IdempotencyKeys
     mail_quota: MailQuota
+    mail_feedback: MailFeedback
     retention: Retention
     console: ConsoleSessions
     webhook_deliveries: WebhookDeliveries
@@ -91,6 +93,7 @@ class Stores:
             ),
             idempotency=IdempotencyKeys(pool, window_seconds=settings.idempotency_retention),
             mail_quota=mail_quota,
+            mail_feedback=MailFeedback(pool),
             retention=Retention(pool, settings),
             pool=pool,
             webhook_deliveries=WebhookDeliveries(pool),

@@ -33,6 +33,8 @@ ROOT = Path(__file__).parent.parent
                 "events",
                 "retention",
                 "webhook_deliveries",
+                "suspension",
+                "mail_feedback",
             )
         ),
         # The service layer serves the routes, the pages and the CLI: it imports none of them.

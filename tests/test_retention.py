@@ -47,6 +47,7 @@ RETENTIONS = {
     "ended_memberships_retention": HOUR,
     "deactivated_partners_retention": HOUR,
     "idempotency_retention": HOUR,
+    "suppressions_retention": HOUR,
 }
 
 
@@ -481,3 +482,27 @@ async def test_a_deleted_endpoint_goes_with_its_attempts_its_retention_after_its
         await prune(stack)
         assert await pool.fetchval(attempts, hook["id"]) == 0
         assert await pool.fetchval("SELECT count(*) FROM webhook_endpoints WHERE id = $1::uuid", hook["id"]) == 0
+
+
+async def test_a_suppression_is_kept_its_retention_after_the_complaint(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    """R17, R24: a complained mailbox stays suppressed SUPPRESSIONS_RETENTION, then goes."""
+    async with short_lived(dev_env, pool, mail) as stack:
+        old, young = f"old-{uuid.uuid4().hex[:8]}@x.example", f"young-{uuid.uuid4().hex[:8]}@x.example"
+        for mailbox, age_hours in ((old, 2), (young, 0.5)):
+            await pool.execute(
+                "INSERT INTO suppressions (mailbox, reason, enterprise_id, created_at)"
+                " VALUES ($1, 'complaint', 'ent-x', now() - make_interval(secs => $2))",
+                mailbox,
+                age_hours * HOUR,
+            )
+
+        result = await prune(stack)
+
+        assert result.pruned[PruneKind.SUPPRESSIONS] >= 1
+        left = {
+            r["mailbox"]
+            for r in await pool.fetch("SELECT mailbox FROM suppressions WHERE mailbox IN ($1, $2)", old, young)
+        }
+        assert left == {young}

@@ -29,6 +29,9 @@ with workflow.unsafe.imports_passed_through():
 from workflows.activity_options import PRUNE_STEP, history_is_long
 
 RETENTION_SCHEDULE_ID = "partners-retention"
+# Kinds added after 1.0.0, each behind its workflow.patched id: a run that finished before
+# it was added replays without it.
+_ADDED_LATER = {PruneKind.SUPPRESSIONS: "prune-suppressions"}
 
 
 @workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
@@ -41,7 +44,7 @@ class RetentionWorkflow:
         pruned = dict(input.pruned)
         finished = list(input.finished)
         for kind in PruneKind:
-            if kind in finished:
+            if kind in finished or (kind in _ADDED_LATER and not workflow.patched(_ADDED_LATER[kind])):
                 continue
             more = True
             while more:

@@ -21,7 +21,8 @@ from devstack.deployment import make_current
 from devstack.mailcatcher import MailCatcher, ReceivedMail
 from devstack.net import free_port
 from partners.settings import Settings
-from starter.api import servers
+from starter.api import bounce_listener, servers
+from starter.bounces import BounceListener
 from starter.wiring import Wiring
 from store.stores import Stores
 from worker import running_workers
@@ -94,6 +95,8 @@ class Stack:
     operator_url: str
     # The service layer the API and the console call, for tests that drive it directly.
     services: Wiring
+    # Where delivery reports and complaints come back over SMTP (R24).
+    bounces: BounceListener | None = None
 
     async def result(self, handle: WorkflowHandle[Any, T], timeout: float = 60) -> T:
         """The workflow's result; on the time-skipping server, timers are skipped meanwhile."""
@@ -194,6 +197,10 @@ async def running_stack(
             # Receivers of the tests listen on loopback, over http.
             "webhook_allow_http": True,
             "webhook_allow_private": True,
+            # Every mail's return path, and where reports to it are received (R24).
+            "bounce_address": "bounces@bounces.example",
+            "bounce_smtp_host": "127.0.0.1",
+            "bounce_smtp_port": free_port(),
             **overrides,
         },
     )
@@ -206,6 +213,7 @@ async def running_stack(
             await running.enter_async_context(running_workers(client, settings, services.stores, schedules=schedules))
             if not env.supports_time_skipping:  # the time-skipping server does not route by build
                 await make_current(client, settings)
+        bounces = await running.enter_async_context(bounce_listener(services, listeners))
         serving = [asyncio.create_task(server.serve()) for server in listeners]
         try:
             async with asyncio.timeout(10):
@@ -219,7 +227,18 @@ async def running_stack(
                 httpx.AsyncClient(base_url=operator_url, timeout=30, limits=limits) as operator,
             ):
                 yield Stack(
-                    env, settings, client, services.stores, pool, mail, http, base_url, operator, operator_url, services
+                    env,
+                    settings,
+                    client,
+                    services.stores,
+                    pool,
+                    mail,
+                    http,
+                    base_url,
+                    operator,
+                    operator_url,
+                    services,
+                    bounces,
                 )
         finally:
             for server in listeners:
