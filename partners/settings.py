@@ -250,6 +250,11 @@ class Settings(BaseSettings):
     def _url_or_unset(cls, value: str | None) -> str | None:
         return value or None
 
+    @field_validator("bounce_address", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("portal_webhook_secret")
     @classmethod
     def _whsec(cls, value: SecretStr | None) -> SecretStr | None:

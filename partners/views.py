@@ -191,7 +191,9 @@ class Membership(BaseModel):
     partner_name: str
     enterprise_id: str
     role: Role
-    partner_status: PartnerStatus = PartnerStatus.ACTIVE
+    # The console's: a suspended partner's membership, granting nothing (R23). Never in
+    # an answer of the API, whose /v1/access lists active partners only.
+    partner_status: PartnerStatus = Field(default=PartnerStatus.ACTIVE, exclude=True)
     products: list[GrantedRef]
     apis: list[GrantedRef]
 
