@@ -79,6 +79,9 @@ class AuditEntry(BaseModel):
     actor: str
     action: str
     details: dict[str, object]
+    actor_name: str | None = Field(default=None, description="The actor's name, where the partner knows them.")
+    about: str | None = Field(default=None, description="The person the entry is about (an invitee, a member).")
+    about_name: str | None = Field(default=None, description="Their name, where the partner knows them.")
 
 
 class AuditPage(BaseModel):

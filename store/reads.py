@@ -214,9 +214,17 @@ class ReadModel:
         return None if row is None else (row["logo"], row["logo_type"], row["logo_updated_at"])
 
     async def audit(self, partner_id: UUID, *, limit: int, before: int | None) -> AuditPage:
+        # Who each entry is about (its invitee or member) and their names, where the partner
+        # still knows them: what the console's history says in words.
         rows = await self._pool.fetch(
-            "SELECT id, at, actor, action, details FROM audit_log"
-            " WHERE partner_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+            "SELECT a.id, a.at, a.actor, a.action, a.details,"  # noqa: S608 (constants)
+            f" {_NAME_OF.format(email='a.actor')} AS actor_name, t.about,"
+            f" {_NAME_OF.format(email='t.about')} AS about_name"
+            " FROM audit_log a"
+            " LEFT JOIN invitations i ON i.id = CASE WHEN a.details->>'invitation_id' ~ '^[0-9a-f-]{36}$'"
+            "  THEN (a.details->>'invitation_id')::uuid END"
+            " CROSS JOIN LATERAL (SELECT coalesce(a.details->>'email', i.email, a.details->>'new_admin') AS about) t"
+            " WHERE a.partner_id = $1 AND ($2::bigint IS NULL OR a.id < $2) ORDER BY a.id DESC LIMIT $3",
             partner_id,
             before,
             limit + 1,
@@ -224,6 +232,14 @@ class ReadModel:
         entries = [AuditEntry(**dict(r)) for r in rows[:limit]]
         return AuditPage(entries=entries, next_before=entries[-1].id if len(rows) > limit else None)
 
+
+# A person's name as the partner knows it (its membership, else its latest invitation).
+_NAME_OF = (
+    "coalesce((SELECT nullif(trim(m.first_name || ' ' || m.last_name), '') FROM members m"
+    " WHERE m.partner_id = a.partner_id AND m.email = {email} ORDER BY m.joined_at DESC LIMIT 1),"
+    " (SELECT nullif(trim(n.first_name || ' ' || n.last_name), '') FROM invitations n"
+    " WHERE n.partner_id = a.partner_id AND n.email = {email} ORDER BY n.created_at DESC LIMIT 1))"
+)
 
 _INVITATION_COLUMNS = ", ".join(f"i.{name}" for name in InvitationView.model_fields)
 

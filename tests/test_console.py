@@ -538,6 +538,15 @@ async def test_an_account_holder_suspends_and_resumes_a_partner_in_settings(dev_
     assert await page.query_selector("#suspended") is None
     await page.goto(f"/console/partners/{partner.id}")
     assert await page.inner_text("#partner-status") == "Ativo"
+    # The history in words, with the actor, in the page's language.
+    history = await page.inner_text("#audit")
+    holder_email = holder(partner.enterprise)["X-Actor-Email"]
+    assert f"{holder_email} suspendeu o acesso do parceiro. Motivo: Incidente de segurança 7" in history
+    assert f"{holder_email} reativou o acesso do parceiro, como estava." in history
+    assert "Ada Admin aceitou o convite e agora é Admin do parceiro." in history
+    assert "O convite foi enviado a Ada Admin (e-mail 1)." in history
+    assert "partner_activated" not in history and "member_added" not in history
+    await accessible(page, "partner-history")
     audit = await dev_stack.pool.fetch(
         "SELECT action FROM audit_log WHERE partner_id = $1::uuid"
         " AND action IN ('partner_suspended', 'partner_resumed') ORDER BY id",

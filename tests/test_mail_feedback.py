@@ -9,6 +9,7 @@ import uuid
 from email.message import EmailMessage
 
 import aiosmtplib
+import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
@@ -16,7 +17,7 @@ from partners.ids import invitation_workflow_id
 from partners.mail_feedback import ReportKind, ReturnPath, read_report
 from partners.models import InvitationState
 from tests.helpers.cli import run
-from tests.helpers.stack import Stack, holder, partner_user
+from tests.helpers.stack import Stack, holder, partner_user, start_console
 from tests.helpers.waiting import eventually
 from workflows.invitation import InvitationWorkflow
 
@@ -103,6 +104,13 @@ async def test_a_hard_bounce_makes_its_invitation_undeliverable_and_a_soft_one_c
     assert event == {"invitation_id": invitation["id"], "state": "undeliverable"}
     view = (await dev_stack.http.get(f"/v1/invitations/{invitation['id']}", headers=holder(partner.enterprise))).json()
     assert view["state"] == "undeliverable"
+    # The account holder's console says it where they look, with what to do.
+    minted = await dev_stack.http.post("/v1/console/sessions", headers=holder(partner.enterprise))
+    async with httpx.AsyncClient(base_url=dev_stack.base_url, timeout=30) as browser:
+        assert (await start_console(browser, minted.json()["url"])).status_code == 303
+        page = (await browser.get(f"/console/partners/{partner.id}")).text
+    assert "O e-mail não chegou: confira o endereço e convide de novo." in page
+    assert "O e-mail para Mel Member não pôde ser entregue. Confira o endereço e convide de novo." in page
     # The same report again, and one about no send of ours: nothing changes, both counted.
     await report(dev_stack, mail.sender, dsn(mail.sender, invitee, "5.1.1"))
     assert counted(dev_stack, "hard_bounce", "closed") == 1

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from partners.errors import ErrorCode, Refused
 from partners.requests import GrantRequest, InviteMemberRequest, PersonIn, SuspendRequest
 from partners.texts import CATALOG, refusal_text, translator
+from starter.console.history import sentence
 from starter.console.session import Beside, Page, Posted, SignedIn, beside, holder, redraws, see, text
 from starter.pages import logo_response
 
@@ -43,6 +44,7 @@ async def _partner_page(
         extra["audit"] = await partners.audit(
             actor, partner_id, limit=20, before=int(before) if before.isdigit() and len(before) < 19 else None
         )
+        extra["history"] = {entry.id: sentence(entry, page.locale) for entry in extra["audit"].entries}
     notice = None
     if page.request.query_params.get("done") == "registered" and view.admin is not None:
         notice = translator(page.locale)("registered", name=view.name, email=view.admin.email)
