@@ -110,6 +110,8 @@ class Activities:
                 link_base=settings.link_base,
                 accept_link=settings.accept_link_template,
                 return_path=ReturnPath(settings.bounce_address, next(iter(settings.payload_key_map.values()), b"")),
+                notify_inviters=settings.notify_inviters,
+                portal_url=settings.portal_url or None,
             ),
             webhooks=WebhookDelivery(
                 stores.webhook_deliveries,
@@ -133,6 +135,7 @@ class Activities:
             self.invitations.stored_schedule,
             self.retention.prune,
             self.mailer.send_invitation,
+            self.mailer.notify_inviter,
             self.webhooks.give_up,
         ]
 

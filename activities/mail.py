@@ -22,13 +22,20 @@ from temporalio.exceptions import ApplicationError
 
 from activities.smtp_pool import SmtpPool, SmtpSettings
 from partners import texts, tracing
-from partners.activity_io import SendFailure, SendInvitationInput, SendInvitationOutput, SendOutcome
+from partners.activity_io import (
+    InviterNoticeInput,
+    SendFailure,
+    SendInvitationInput,
+    SendInvitationOutput,
+    SendOutcome,
+)
 from partners.logs import redact
 from partners.mail_feedback import ReturnPath
 from partners.metrics import count
+from partners.models import InvitationPurpose, InvitationState
 from partners.rules import mask_email, token_hash
 from partners.settings import link_for
-from store.sends import SendLedger, SendTicket
+from store.sends import NoticeTicket, SendLedger, SendTicket
 
 # The error type of a refusal by the receiving server (5xx): sending again cannot help.
 UNDELIVERABLE = "undeliverable"
@@ -47,10 +54,16 @@ class Mailer:
         link_base: str,
         accept_link: str,
         return_path: ReturnPath | None = None,
+        notify_inviters: bool = False,
+        portal_url: str | None = None,
     ) -> None:
         """`accept_link`: where the mail's link goes, a template with {token};
-        `return_path`: each send's envelope sender (R24; None: MAIL_FROM)."""
+        `return_path`: each send's envelope sender (R24; None: MAIL_FROM);
+        `notify_inviters`: tell inviters how their invitations ended (R24), linking
+        `portal_url` where one is set."""
         self._ledger = ledger
+        self._notify_inviters = notify_inviters
+        self._portal_url = portal_url
         self._return_path = return_path or ReturnPath(None, b"")
         self._smtp = smtp
         self._connections = SmtpPool(smtp)
@@ -117,6 +130,26 @@ class Mailer:
         kind = "resend" if input.requested_by else ("first" if input.send_number == 1 else "reminder")
         count("partners_invitation_emails_sent", "Invitation e-mails the SMTP server accepted.", kind=kind)
         return SendInvitationOutput(outcome=SendOutcome.SENT)
+
+    @activity.defn
+    async def notify_inviter(self, input: InviterNoticeInput) -> bool:
+        """The one mail that tells the inviter how their invitation ended; False where
+        there is none to send (turned off, told already, an operator, a quota reached)."""
+        if not self._notify_inviters:
+            return False
+        ticket = await self._ledger.begin_notice(input.invitation_id, input.state)
+        if ticket is None:
+            return False
+        mail_from, portal = self._smtp.mail_from, self._portal_url
+        message = compose_notice(self._templates, ticket, input, mail_from=mail_from, portal=portal)
+        async with _heartbeating():
+            try:
+                await self._deliver(message, None)
+            except (aiosmtplib.SMTPException, OSError) as err:
+                raise ApplicationError(_describe(err), type=type(err).__name__) from None
+            await asyncio.shield(self._ledger.finish_notice(input.invitation_id, input.state))
+        count("partners_inviter_notices", "Mails telling an inviter how the invitation ended.", state=input.state.value)
+        return True
 
     def _compose(self, ticket: SendTicket, link: str, input: SendInvitationInput) -> Message:
         locale = ticket.locale
@@ -190,6 +223,50 @@ async def _heartbeating(every: float = 2.0) -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
+
+
+def compose_notice(
+    templates: jinja2.Environment,
+    ticket: NoticeTicket,
+    input: InviterNoticeInput,
+    *,
+    mail_from: str,
+    portal: str | None,
+) -> Message:
+    """The inviter's mail (R24), in the language the invitation was asked in: what
+    happened, and the next step or what to do."""
+    locale, state = ticket.locale, input.state
+    if state is InvitationState.ACCEPTED:
+        kind = "replacement" if ticket.purpose == InvitationPurpose.ADMIN_REPLACEMENT else "first_admin"
+        todo = "notice_next_step" if kind == "first_admin" else None
+    else:
+        kind, todo = state.value, f"notice_{state.value}_todo"
+    context = {
+        "kind": kind,
+        "todo": todo,
+        "name": f"{ticket.first_name} {ticket.last_name}".strip() or ticket.email,
+        "email": ticket.email,
+        "partner_name": ticket.partner_name,
+        "enterprise_name": ticket.enterprise_name,
+        "portal_url": portal,
+        "lang": locale.value,
+    }
+    message = MIMEMultipart("alternative")
+    message["From"] = mail_from
+    message["To"] = ticket.inviter
+    subject = texts.text(locale, f"notice_{kind}_subject", name=context["name"], email=ticket.email,
+                         partner=ticket.partner_name)  # fmt: skip
+    message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8", header_name="Subject").encode()
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = f"<{input.invitation_id}.{state.value}.notice@partners.invalid>"
+    message["Auto-Submitted"] = "auto-generated"
+    message["Content-Language"] = locale.value
+    text, html = templates.get_template("notice.txt"), templates.get_template("notice.html")
+    message.attach(_text_part("plain", text.render(context, t=functools.partial(texts.text, locale))))
+    message.attach(
+        _text_part("html", html.render(context, t=functools.partial(texts.html, locale), strong=texts.strong))
+    )
+    return message
 
 
 def _text_part(subtype: str, body: str) -> MIMENonMultipart:

@@ -131,6 +131,14 @@ class SendInvitationInput(BaseModel):
     requested_by: str | None = None  # who resent it by hand; None for the automatic sends
 
 
+class InviterNoticeInput(BaseModel):
+    """Tell an invitation's inviter how it ended (R24): accepted (a first admin or a
+    replacement), expired or undeliverable."""
+
+    invitation_id: UUID
+    state: InvitationState
+
+
 class SendOutcome(StrEnum):
     SENT = "sent"
     ALREADY_SENT = "already_sent"

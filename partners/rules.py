@@ -90,6 +90,15 @@ def is_actor(value: str) -> bool:
     return 0 < len(value) <= 320 and not any(c.isspace() for c in value)
 
 
+def is_mailbox(actor: str) -> bool:
+    """An actor who can be mailed: an address, not `operator:<name>` or `system`."""
+    try:
+        normalize_email(actor)
+    except ValueError:
+        return False
+    return True
+
+
 def resend_limit_refusal(manual_sends: list[datetime], now: datetime, limit: int) -> Refused | None:
     """R7: at most `limit` sends by hand per invitation in any 24 h; the refusal says
     when the oldest of them leaves the window."""

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     bounce_smtp_port: int | None = Field(default=None, ge=1, le=65535)
     bounce_max_bytes: int = Field(default=256 * 1024, ge=1024, description="a report's size at most")
     bounce_reports_per_minute: int = Field(default=60, ge=1, description="per sending address")
+    # R24: the person who asked for an invitation is mailed when it is accepted (a first
+    # admin, a replacement), expires or cannot be delivered.
+    notify_inviters: bool = True
 
     public_base_url: str = "http://127.0.0.1:8000"
     # Where invitation mails link to: a template with {token}, e.g. the portal's own page

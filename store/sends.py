@@ -16,7 +16,9 @@ from partners.activity_io import SendFailure
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
 from partners.models import InvitationState, PartnerStatus, Role
+from partners.rules import is_mailbox
 from partners.texts import Locale
+from store.mail_quota import MailQuota
 from store.sql import audit
 
 
@@ -41,9 +43,75 @@ class SendTicket:
     has_logo: bool = False
 
 
+@dataclass(frozen=True)
+class NoticeTicket:
+    """What a notice to an invitation's inviter needs (R24): whom, about whom, in which words."""
+
+    inviter: str
+    email: str
+    first_name: str
+    last_name: str
+    purpose: str
+    locale: Locale
+    partner_name: str
+    enterprise_name: str
+
+
 class SendLedger:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, mail_quota: MailQuota | None = None) -> None:
+        """`mail_quota`: counts the notices to inviters like any mail (None: not counted)."""
         self._pool = pool
+        self._mail_quota = mail_quota
+
+    async def begin_notice(self, invitation_id: UUID, outcome: InvitationState) -> NoticeTicket | None:
+        """The notice of `outcome` to the invitation's inviter, once: None when it went out
+        already, or is skipped (an inviter who is no mailbox, an operator; a quota reached)."""
+        async with self._pool.acquire() as db, db.transaction():
+            row = await db.fetchrow(
+                "SELECT i.invited_by, i.email, i.first_name, i.last_name, i.purpose, i.locale, i.partner_id,"
+                " p.name AS partner_name, coalesce(e.display_name, e.id) AS enterprise_name, n.status"
+                " FROM invitations i JOIN partners p ON p.id = i.partner_id"
+                " JOIN enterprises e ON e.id = p.enterprise_id"
+                " LEFT JOIN inviter_notices n ON n.invitation_id = i.id AND n.outcome = $2"
+                " WHERE i.id = $1 FOR UPDATE OF i",
+                invitation_id,
+                outcome.value,
+            )
+            if row is None or row["status"] in ("sent", "skipped"):
+                return None
+            if row["status"] is None:
+                status = "sending" if is_mailbox(row["invited_by"]) else "skipped"
+                if status == "sending" and self._mail_quota is not None:
+                    try:
+                        async with db.transaction():  # a refusal gives back only the claim
+                            await self._mail_quota.claim(db, row["partner_id"], row["invited_by"])
+                    except Refused:
+                        status = "skipped"
+                await db.execute(
+                    "INSERT INTO inviter_notices (invitation_id, outcome, status) VALUES ($1, $2, $3)",
+                    invitation_id,
+                    outcome.value,
+                    status,
+                )
+                if status == "skipped":
+                    return None
+        return NoticeTicket(
+            inviter=row["invited_by"],
+            email=row["email"],
+            first_name=row["first_name"],
+            last_name=row["last_name"],
+            purpose=row["purpose"],
+            locale=Locale(row["locale"]),
+            partner_name=row["partner_name"],
+            enterprise_name=row["enterprise_name"],
+        )
+
+    async def finish_notice(self, invitation_id: UUID, outcome: InvitationState) -> None:
+        await self._pool.execute(
+            "UPDATE inviter_notices SET status = 'sent', at = now() WHERE invitation_id = $1 AND outcome = $2",
+            invitation_id,
+            outcome.value,
+        )
 
     async def begin_send(
         self,

@@ -80,7 +80,7 @@ class Stores:
                 mail_quota=mail_quota,
             ),
             invitations=invitations(pool, default_locale=locale, mail_quota=mail_quota),
-            ledger=ledger(pool),
+            ledger=ledger(pool, mail_quota),
             grants=GrantStore(pool),
             suspensions=Suspensions(pool),
             memberships=MembershipStore(pool),

@@ -104,6 +104,11 @@ async def test_a_hard_bounce_makes_its_invitation_undeliverable_and_a_soft_one_c
     assert event == {"invitation_id": invitation["id"], "state": "undeliverable"}
     view = (await dev_stack.http.get(f"/v1/invitations/{invitation['id']}", headers=holder(partner.enterprise))).json()
     assert view["state"] == "undeliverable"
+    # The Admin who asked for it is told, with what to do.
+    told = await dev_stack.mail.wait_for(partner.admin, 2)  # their own invitation, then this notice
+    [notice] = [m for m in told if "não pôde ser entregue" in m.subject]
+    assert notice.subject == f"O convite para {invitee} não pôde ser entregue"
+    assert "Corrija o endereço e convide de novo." in notice.text
     # The account holder's console says it where they look, with what to do.
     minted = await dev_stack.http.post("/v1/console/sessions", headers=holder(partner.enterprise))
     async with httpx.AsyncClient(base_url=dev_stack.base_url, timeout=30) as browser:

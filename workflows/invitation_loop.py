@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         CloseInvitationInput,
         CreateInvitationInput,
         InvitationRef,
+        InviterNoticeInput,
         ReopenInvitationInput,
         SendInvitationInput,
         SendOutcome,
@@ -34,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         CarriedInvitation,
         ClosedElsewhere,
         InvitationInput,
+        InvitationPurpose,
         InvitationResult,
         InvitationState,
         InvitationStatus,
@@ -50,6 +52,9 @@ from workflows.invitation_data import IndexedWith, InvitationData, Sending, inde
 HELD_RECHECK = timedelta(days=1)
 # The workflow.patched id of holding an expiry while the partner is suspended.
 HOLD_WHILE_SUSPENDED = "hold-while-suspended"
+# R24: the inviter's mail, tried this long at most (a relay down for a day drops it).
+TELL_INVITER = "tell-inviter"
+INVITER_NOTICE_WITHIN = timedelta(days=1)
 
 
 class Invitation:
@@ -180,7 +185,29 @@ class Invitation:
                         await self._expire()
                     else:
                         data.sending = Sending.DUE
+        await self._tell_inviter()
         return InvitationResult(state=data.state, sends=data.sends)
+
+    async def _tell_inviter(self) -> None:
+        """R24: whoever asked for it hears how it ended, where that is news to act on: a
+        first admin or a replacement accepted, or it expired or could not be delivered.
+        A mail that cannot go out is logged; the invitation's outcome stands."""
+        state, purpose = self._data.state, self._input.purpose
+        told = state in (InvitationState.EXPIRED, InvitationState.UNDELIVERABLE) or (
+            state is InvitationState.ACCEPTED and purpose is not InvitationPurpose.MEMBER
+        )
+        if not told or not workflow.patched(TELL_INVITER):
+            return
+        try:
+            await workflow.execute_activity_method(
+                Mailer.notify_inviter,
+                InviterNoticeInput(invitation_id=self._input.invitation_id, state=state),
+                summary=f"tell the inviter: {state.value}",
+                schedule_to_close_timeout=INVITER_NOTICE_WITHIN,
+                **MAIL_STEP,
+            )
+        except ActivityError as err:
+            workflow.logger.warning("the inviter of %s was not told: %s", self._input.invitation_id, err.cause)
 
     def _history_is_long(self) -> bool:
         return history_is_long(self._input.history_limit)

@@ -49,6 +49,22 @@ WORDS: dict[str, str] = {
     "invalid_body": (
         "Check that you opened the whole link from the e-mail, or ask the person who invited you for a new invitation."
     ),
+    # what the inviter is told (R24)
+    "notice_first_admin_subject": "{partner} is active: {name} accepted the invitation",
+    "notice_first_admin_body": "{name} ({email}) accepted the invitation of {enterprise} and is Admin of"
+    " {partner}. The partner is active.",
+    "notice_replacement_subject": "{name} is Admin of {partner}",
+    "notice_replacement_body": "{name} ({email}) accepted the invitation and is now Admin of {partner}; the"
+    " previous Admin is now a Member.",
+    "notice_next_step": "Next: under Partners, open {partner} and grant it the Products and APIs it will use.",
+    "notice_expired_subject": "The invitation of {name} to {partner} expired",
+    "notice_expired_body": "{name} ({email}) did not answer the invitation to {partner}, which expired.",
+    "notice_expired_todo": "If the address is right, resend the invitation; if not, correct it and invite again.",
+    "notice_undeliverable_subject": "The invitation to {email} could not be delivered",
+    "notice_undeliverable_body": "The invitation e-mail to {name} ({email}), of {partner}, could not be delivered.",
+    "notice_undeliverable_todo": "Correct the address and invite again.",
+    "notice_portal": "Open the portal",
+    "notice_why": "You get this e-mail because you asked for this invitation.",
     # the console
     "console": "Partners",
     "skip": "Skip to content",

@@ -48,6 +48,23 @@ WORDS: dict[str, str] = {
     "too_many_body": "Este navegador abriu links de convite inválidos demais. Tente de novo em alguns minutos.",
     "invalid_title": "Este link não é válido",
     "invalid_body": ("Confira se você abriu o link completo do e-mail, ou peça um novo convite a quem convidou você."),
+    # what the inviter is told (R24)
+    "notice_first_admin_subject": "{partner} está ativo: {name} aceitou o convite",
+    "notice_first_admin_body": "{name} ({email}) aceitou o convite de {enterprise} e é Admin de {partner}."
+    " O parceiro está ativo.",
+    "notice_replacement_subject": "{name} é Admin de {partner}",
+    "notice_replacement_body": "{name} ({email}) aceitou o convite e agora é Admin de {partner}; quem era Admin"
+    " passou a Membro.",
+    "notice_next_step": "Próximo passo: em Parceiros, abra {partner} e libere os Produtos e APIs que ele vai usar.",
+    "notice_expired_subject": "O convite de {name} para {partner} expirou",
+    "notice_expired_body": "{name} ({email}) não respondeu ao convite para {partner}, que expirou.",
+    "notice_expired_todo": "Se o endereço estiver certo, reenvie o convite; se não, corrija o endereço e convide"
+    " de novo.",
+    "notice_undeliverable_subject": "O convite para {email} não pôde ser entregue",
+    "notice_undeliverable_body": "O e-mail de convite para {name} ({email}), de {partner}, não pôde ser entregue.",
+    "notice_undeliverable_todo": "Corrija o endereço e convide de novo.",
+    "notice_portal": "Abrir o portal",
+    "notice_why": "Você recebe este e-mail porque pediu este convite.",
     # the console
     "console": "Parceiros",
     "skip": "Pular para o conteúdo",

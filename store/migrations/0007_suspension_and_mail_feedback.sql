@@ -27,3 +27,14 @@ CREATE TABLE suppressions (
     created_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX suppressions_by_age ON suppressions (created_at);
+
+-- R24: the person who asked for an invitation is told how it ended, one mail per
+-- outcome. Only that it was told: the address is the invitation's invited_by, read when
+-- the mail goes out, and the row goes with its invitation (R16, R17).
+CREATE TABLE inviter_notices (
+    invitation_id uuid NOT NULL REFERENCES invitations (id) ON DELETE CASCADE,
+    outcome       text NOT NULL CHECK (outcome IN ('accepted', 'expired', 'undeliverable')),
+    status        text NOT NULL CHECK (status IN ('sending', 'sent', 'skipped')),
+    at            timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (invitation_id, outcome)
+);
