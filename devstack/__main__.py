@@ -189,13 +189,13 @@ async def main() -> None:
             base = f"http://{settings.api_host}:{settings.api_port}"
             _say("API", f"{base}  (OpenAPI: {base}/docs)")
             _say("Operators", f"http://{settings.operator_host}:{settings.operator_port}  (/codec, /readyz in detail)")
-            _say("Portal API token", f"{settings.portal_api_token.get_secret_value()}"
-                 f"  (also in {settings.data_dir / 'portal-api-token'})")  # fmt: skip
-            print("Press Ctrl-C to stop everything.\n", flush=True)
             bounces = await listeners.enter_async_context(bounce_listener(services, running))
             if bounces is not None:
                 _say("Bounces", f"SMTP {settings.bounce_smtp_host}:{bounces.port} takes delivery reports and"
                      f" complaints for {settings.bounce_address} (+tag)")  # fmt: skip
+            _say("Portal API token", f"{settings.portal_api_token.get_secret_value()}"
+                 f"  (also in {settings.data_dir / 'portal-api-token'})")  # fmt: skip
+            print("Press Ctrl-C to stop everything.\n", flush=True)
             worker_task = asyncio.create_task(worker.serve(services.client, settings, services.stores, stop))
             api_tasks = {asyncio.create_task(server.serve()) for server in running}
             # As an operator rolls a release out: this build current once its worker polls.

@@ -82,6 +82,11 @@ class InvitationTiming(BaseModel):
     max_sends: int
     resend_cooldown_seconds: int
     resend_daily_limit: int
+    # What a run does beyond 1.0.0, set only by the starts of this build: a run started
+    # before (its input without them) replays and goes on as it was, with no patch marker
+    # (each workflow.patched upserts TemporalChangeVersion, a billed Action).
+    hold_while_suspended: bool = False  # R23: an expiry waits while the partner is suspended
+    tell_inviter: bool = False  # R24: the inviter hears how it ended (NOTIFY_INVITERS)
 
 
 class CarriedInvitation(BaseModel):

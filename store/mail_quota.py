@@ -51,11 +51,12 @@ class MailQuota:
         self._per_partner = per_partner
         self._per_domain = per_domain
 
-    async def claim(self, db: Db, partner_id: UUID, email: str) -> int:
+    async def claim(self, db: Db, partner_id: UUID, email: str, *, notice: bool = False) -> int:
         """Counts one mail to `email` from `partner_id` in the caller's transaction (which
         gives it back by rolling back), or refuses: 429 `too_many_invitations` with
         `retry_after`. Where the invitation is admitted, after every other rule, so that
-        a request refused for another reason hears that reason."""
+        a request refused for another reason hears that reason. A `notice` to an inviter
+        (R24) counts for its mailbox and domain, not against the partner's invitations."""
         enterprise_id = await db.fetchval("SELECT enterprise_id FROM partners WHERE id = $1", partner_id)
         await db.execute("SELECT pg_advisory_xact_lock(hashtextextended('mail-quota:' || $1, 0))", enterprise_id)
         await db.execute(
@@ -65,7 +66,12 @@ class MailQuota:
         # Where a limit is reached, the claim whose expiry frees a place: the limit-th newest.
         for where, key, limit, to_whom in (
             ("enterprise_id = $1 AND email_hash = $2", email_hash, self._per_recipient, "this address"),
-            ("enterprise_id = $1 AND partner_id = $2", partner_id, self._per_partner, "the partner's invitees"),
+            (
+                "enterprise_id = $1 AND partner_id = $2 AND NOT notice",
+                partner_id,
+                self._per_partner,
+                "the partner's invitees",
+            ),
             ("enterprise_id = $1 AND domain = $2", domain, self._per_domain, f"addresses at {domain}"),
         ):
             freed_in = await db.fetchval(
@@ -77,12 +83,13 @@ class MailQuota:
             )
             _refuse_past(freed_in, limit, to_whom)
         claim: int = await db.fetchval(
-            "INSERT INTO mail_quota (partner_id, email_hash, enterprise_id, domain) VALUES ($1, $2, $3, $4)"
-            " RETURNING id",
+            "INSERT INTO mail_quota (partner_id, email_hash, enterprise_id, domain, notice)"
+            " VALUES ($1, $2, $3, $4, $5) RETURNING id",
             partner_id,
             email_hash,
             enterprise_id,
             domain,
+            notice,
         )
         return claim
 

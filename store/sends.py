@@ -84,7 +84,7 @@ class SendLedger:
                 if status == "sending" and self._mail_quota is not None:
                     try:
                         async with db.transaction():  # a refusal gives back only the claim
-                            await self._mail_quota.claim(db, row["partner_id"], row["invited_by"])
+                            await self._mail_quota.claim(db, row["partner_id"], row["invited_by"], notice=True)
                     except Refused:
                         status = "skipped"
                 await db.execute(

@@ -47,15 +47,16 @@ async def test_the_account_holder_hears_the_first_admin_accepted_with_the_next_s
 ) -> None:
     async with running_stack(dev_env, pool, mail, portal_url="https://portal.example/signin") as stack:
         enterprise, domain = new_enterprise(), unique_domain()
-        created = await stack.register(enterprise, domain, name="Hooli")
+        created = await stack.register(enterprise, domain, name="Pied Piper")
         [invitation] = await stack.mail.wait_for(f"ada@{domain}")
         await stack.http.post(f"{invitation.link}/accept")
         await stack.result(stack.client.get_workflow_handle(onboarding_workflow_id(created.json()["id"])), timeout=30)
 
-        notices = await _notices(stack, HOLDER, "Hooli está ativo")
-        [notice] = notices
-        assert notice.subject == "Hooli está ativo: Ada Admin aceitou o convite"
-        assert "Próximo passo: em Parceiros, abra Hooli e libere os Produtos e APIs que ele vai usar." in notice.text
+        notices = await _notices(stack, HOLDER, "Pied Piper está ativo")
+        [notice] = [m for m in notices if domain in m.text]
+        assert notice.subject == "Pied Piper está ativo: Ada Admin aceitou o convite"
+        next_step = "Próximo passo: em Parceiros, abra Pied Piper e libere os Produtos e APIs que ele vai usar."
+        assert next_step in notice.text
         assert "https://portal.example/signin" in notice.text
         assert 'href="https://portal.example/signin"' in notice.html
 

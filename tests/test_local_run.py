@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import re
 import signal
 import socket
 import sys
@@ -14,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiosmtplib
 import httpx
 import pytest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
@@ -27,7 +29,7 @@ pytestmark = pytest.mark.servers  # it starts the whole local run
 
 ROOT = Path(__file__).parent.parent
 # The local run's fixed ports (Temporal, its UI, the mail catcher): a newcomer's defaults.
-FIXED = {"Temporal": 7233, "Temporal UI": 8233, "SMTP catcher": 1025}
+FIXED = {"Temporal": 7233, "Temporal UI": 8233, "SMTP catcher": 1025, "Bounces": 2525}
 
 
 def _free(port: int) -> bool:
@@ -88,6 +90,13 @@ async def test_make_runs_ui_decodes_through_the_operators_listener(tmp_path: Pat
             assert (await http.get(f"http://127.0.0.1:{api}/readyz")).json() == {"status": "ok"}
             detail = await _when_up(http, f"http://127.0.0.1:{operators}/readyz")
             assert detail["database"] == "ok" and detail["workers"] == "ok"
+        # The bounce listener (R24), on the port the banner says, takes reports for the
+        # local bounce domain's return paths only.
+        assert re.search(rb"Bounces +SMTP 127.0.0.1:2525 ", said), said.decode()
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=FIXED["Bounces"], timeout=10) as smtp:
+            await smtp.mail("")
+            with pytest.raises(aiosmtplib.SMTPRecipientRefused):
+                await smtp.rcpt("someone@bounces.localhost")
         # The demo account holder's console link, minted as the portal would (R19).
         async with asyncio.timeout(30):
             while b"Console of holder@acme.example" not in said:

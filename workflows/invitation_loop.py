@@ -50,10 +50,7 @@ from workflows.invitation_data import IndexedWith, InvitationData, Sending, inde
 # R23: a suspended partner's invitation waits for the resume's signal; should that signal
 # be lost, it looks again this often (one timer and one read a day while suspended).
 HELD_RECHECK = timedelta(days=1)
-# The workflow.patched id of holding an expiry while the partner is suspended.
-HOLD_WHILE_SUSPENDED = "hold-while-suspended"
 # R24: the inviter's mail, tried this long at most (a relay down for a day drops it).
-TELL_INVITER = "tell-inviter"
 INVITER_NOTICE_WITHIN = timedelta(days=1)
 
 
@@ -196,7 +193,7 @@ class Invitation:
         told = state in (InvitationState.EXPIRED, InvitationState.UNDELIVERABLE) or (
             state is InvitationState.ACCEPTED and purpose is not InvitationPurpose.MEMBER
         )
-        if not told or not workflow.patched(TELL_INVITER):
+        if not told or not self._input.timing.tell_inviter:
             return
         try:
             await workflow.execute_activity_method(
@@ -391,7 +388,7 @@ class Invitation:
         if sent.outcome is SendOutcome.CLOSED:
             # Closed in the database by a transaction outside this workflow: mirror it.
             self._set_state(sent.state)
-        elif sent.outcome is SendOutcome.HELD and workflow.patched(HOLD_WHILE_SUSPENDED):
+        elif sent.outcome is SendOutcome.HELD:  # an outcome no 1.0.0 history holds
             # R23: its partner is suspended; nothing went out. As it was before this send,
             # to be sent once the partner resumes.
             data.sends, data.round_sends, data.deadline, data.next_send_at, data.expires_at, data.last_send_at = before
@@ -404,7 +401,7 @@ class Invitation:
         suspended (R23), which holds it until the resume gives its time back."""
         data = self._data
         reason = f"not accepted after {data.round_sends} sends"
-        if not workflow.patched(HOLD_WHILE_SUSPENDED):
+        if not self._input.timing.hold_while_suspended:  # a run started by 1.0.0
             await self._close(InvitationState.EXPIRED, reason=reason)
             return
         recorded = await database_step(

@@ -269,5 +269,7 @@ WORDS: dict[str, str] = {
     "err_invitation_closed": "This invitation is already closed.",
     "err_partner_suspended": "The partner's access is suspended: resume it first.",
     "err_partner_not_suspended": "The partner is not suspended.",
+    "err_address_suppressed": "This address reported our mail as unwanted: it gets invitations again once an"
+    " operator lifts that.",
     "err_reason": "Use at most 500 characters, on one line.",
 }

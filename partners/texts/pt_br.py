@@ -275,5 +275,7 @@ WORDS: dict[str, str] = {
     "err_invitation_closed": "Este convite já foi encerrado.",
     "err_partner_suspended": "O acesso do parceiro está suspenso: reative-o antes.",
     "err_partner_not_suspended": "O parceiro não está suspenso.",
+    "err_address_suppressed": "Este endereço marcou nossos e-mails como indesejados: ele só recebe convites"
+    " depois que um operador o liberar.",
     "err_reason": "Use até 500 caracteres, em uma linha.",
 }

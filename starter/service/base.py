@@ -43,6 +43,8 @@ class Service:
             max_sends=settings.invitation_max_sends,
             resend_cooldown_seconds=settings.resend_cooldown,
             resend_daily_limit=settings.resend_daily_limit,
+            hold_while_suspended=True,
+            tell_inviter=settings.notify_inviters,
         )
 
     def _start_operation(

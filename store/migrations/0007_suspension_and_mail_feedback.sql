@@ -38,3 +38,7 @@ CREATE TABLE inviter_notices (
     at            timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (invitation_id, outcome)
 );
+
+-- R24: a notice to an inviter counts for its recipient's mailbox and domain like any
+-- mail, but not against the partner's daily invitations.
+ALTER TABLE mail_quota ADD COLUMN notice boolean NOT NULL DEFAULT false;
