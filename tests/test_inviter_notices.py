@@ -88,3 +88,19 @@ async def _notices(stack: Stack, address: str, subject: str) -> list[ReceivedMai
         while not (found := [m for m in stack.mail.mails_to(address) if subject in m.subject]):
             await asyncio.sleep(0.05)
     return found
+
+
+async def test_the_account_holder_hears_the_new_admin_accepted(dev_stack: Stack) -> None:
+    partner = await dev_stack.active_partner()
+    replaced = await dev_stack.http.post(
+        f"/v1/partners/{partner.id}/admin",
+        json={"first_name": "Nia", "last_name": "New", "email": f"nia@{partner.domain}"},
+        headers=holder(partner.enterprise, "rita@enterprise.example"),
+    )
+    assert replaced.status_code == 202, replaced.text
+    [invitation] = await dev_stack.delivered(f"nia@{partner.domain}")
+    await dev_stack.http.post(f"{invitation.link}/accept")
+
+    [notice] = await _notices(dev_stack, "rita@enterprise.example", "Nia New é Admin de")
+    assert notice.subject == f"Nia New é Admin de Partner {partner.domain}"
+    assert "quem era Admin passou a Membro" in notice.text

@@ -9,15 +9,17 @@ import uuid
 from email.message import EmailMessage
 
 import aiosmtplib
+import asyncpg
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from devstack.mailcatcher import MailCatcher
 from partners.ids import invitation_workflow_id
 from partners.mail_feedback import ReportKind, ReturnPath, read_report
 from partners.models import InvitationState
 from tests.helpers.cli import run
-from tests.helpers.stack import Stack, holder, partner_user, start_console
+from tests.helpers.stack import Stack, holder, partner_user, running_stack, start_console
 from tests.helpers.waiting import eventually
 from workflows.invitation import InvitationWorkflow
 
@@ -236,3 +238,17 @@ async def test_a_suppression_is_part_of_its_persons_export_and_erasure(dev_stack
     assert erased["pseudonym"].endswith("@erased.invalid")
     assert await dev_stack.pool.fetchval("SELECT count(*) FROM suppressions WHERE mailbox = $1", invitee) == 0
     assert (await members.export_person(operator, invitee))["suppressions"] == []
+
+
+async def test_the_bounce_listener_bounds_the_reports_of_one_sender(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    """BOUNCE_REPORTS_PER_MINUTE per sending address: beyond it, 421 (a real MTA retries)."""
+    async with running_stack(dev_env, pool, mail, bounce_reports_per_minute=2) as stack:
+        forged = f"bounces+{secrets.token_hex(10)}@bounces.example"
+        for _ in range(2):
+            await report(stack, forged, dsn(forged, "x@y.example", "4.2.2"))
+        with pytest.raises(aiosmtplib.SMTPResponseException) as refused:
+            await report(stack, forged, dsn(forged, "x@y.example", "4.2.2"))
+        assert refused.value.code == 421
+        assert counted(stack, "soft_bounce", "unchanged") == 2
