@@ -49,6 +49,7 @@ from starter.service.base import Service
 from workflows.invitation import InvitationWorkflow
 
 P = TypeVar("P")  # an update's request
+R = TypeVar("R")  # its answer
 
 # Invitations of one batch under way at once: each holds the partner's row lock briefly.
 _BATCH_CONCURRENCY = 4
@@ -176,44 +177,56 @@ class Invitations(Service):
         *,
         revive: bool,
     ) -> InvitationDetail:
-        """An update to the workflow that runs the invitation (its row says which). Where
-        that workflow is gone (the invitation closed, or an operator terminated it), a new
-        run of its own `invitation-{id}` takes it over and answers: it revives an expired
-        invitation when `revive`, adopts a pending one, refuses any other state."""
+        """An update to the workflow that runs the invitation, answered with its status
+        (see `_taken_over`): it revives an expired invitation when `revive`."""
+        take_over = TakeOver(actor=actor.email, revive=revive)
+        live = await self._taken_over(detail, update, request, take_over, summary="Invitation taken over by hand")
+        return (await self._invitation(detail.id)).model_copy(update={"live": live})
+
+    async def _taken_over(
+        self,
+        detail: InvitationDetail,
+        update: UpdateMethodMultiParam[[InvitationWorkflow, P], R],
+        request: P,
+        take_over: TakeOver,
+        *,
+        summary: str,
+    ) -> R:
+        """The update's answer from the workflow that runs the invitation (its row says
+        which). Where that workflow is gone (the invitation closed, or an operator
+        terminated it), a new run of its own `invitation-{id}` takes it over and answers:
+        it adopts a pending invitation, revives an expired one when asked, refuses any
+        other state. Resend, cancel and acceptance all reach an invitation this way."""
         invitation_id = detail.id
         workflow_id = await self._workflow_of(invitation_id)
-        live: InvitationStatus | None = None
         if workflow_id != invitation_workflow_id(invitation_id):
             try:
-                live = await self._decided(
-                    self._client.get_workflow_handle(workflow_id).execute_update(update, request)
-                )
+                handle = self._client.get_workflow_handle(workflow_id)
+                return await self._decided(handle.execute_update(update, request))
             except RPCError as err:
                 if err.status is not RPCStatusCode.NOT_FOUND:
                     raise
-        if live is None:
-            start = self._start_operation(
-                InvitationWorkflow.run,
-                invitation_input(
-                    invitation_id,
-                    partner_id=detail.partner_id,
-                    enterprise_id=detail.enterprise_id,
-                    purpose=detail.purpose,
-                    invitee_email=detail.email,
-                    timing=self._timing,
-                    take_over=TakeOver(actor=actor.email, revive=revive),
-                ),
-                id=invitation_workflow_id(invitation_id),
-                # Its state is set once the run has taken the invitation over (or refused).
-                attributes=search.attributes(
-                    detail.enterprise_id, detail.partner_id, invitee_domain=detail.email.rpartition("@")[2]
-                ),
-                summary="Invitation taken over by hand",
-            )
-            live = await self._decided(
-                self._client.execute_update_with_start_workflow(update, request, start_workflow_operation=start)
-            )
-        return (await self._invitation(invitation_id)).model_copy(update={"live": live})
+        start = self._start_operation(
+            InvitationWorkflow.run,
+            invitation_input(
+                invitation_id,
+                partner_id=detail.partner_id,
+                enterprise_id=detail.enterprise_id,
+                purpose=detail.purpose,
+                invitee_email=detail.email,
+                timing=self._timing,
+                take_over=take_over,
+            ),
+            id=invitation_workflow_id(invitation_id),
+            # Its state is set once the run has taken the invitation over (or refused).
+            attributes=search.attributes(
+                detail.enterprise_id, detail.partner_id, invitee_domain=detail.email.rpartition("@")[2]
+            ),
+            summary=summary,
+        )
+        return await self._decided(
+            self._client.execute_update_with_start_workflow(update, request, start_workflow_operation=start)
+        )
 
     async def _workflow_of(self, invitation_id: UUID) -> str:
         """The workflow that runs the invitation, as its row records."""
@@ -249,22 +262,22 @@ class Invitations(Service):
         return await self._reads.invitation_page(token_hash(token))
 
     async def accept_link(self, page: InvitationLinkView, token: str) -> AcceptResult:
-        """The `accept` update to the workflow that runs the invitation; where it closed
-        meanwhile, the database has the answer."""
-        handle = self._client.get_workflow_handle(page.workflow_id)
+        """The `accept` update to the workflow that runs the invitation, or, where that
+        workflow is gone (terminated, a namespace lost), to a new run that takes the
+        pending invitation over (R25): the invitee is the one person who cannot work around
+        it. Where it closed meanwhile, the database has the answer."""
         request = AcceptRequest(token_hash=token_hash(token).hex(), clicked_at=datetime.now(UTC))
+        detail = await self._invitation(page.invitation_id)
         try:
-            result: AcceptResult = await self._services.temporal(
-                handle.execute_update(InvitationWorkflow.accept, request)
+            return await self._taken_over(
+                detail,
+                InvitationWorkflow.accept,
+                request,
+                TakeOver(actor="system", revive=False),
+                summary="Invitation taken over by its acceptance",
             )
-        except (WorkflowUpdateFailedError, RPCError) as err:
-            if isinstance(err, RPCError) and err.status is not RPCStatusCode.NOT_FOUND:
-                raise
+        except (Refused, WorkflowUpdateFailedError):
             fresh = await self.link(token)
             if fresh is None or fresh.state is InvitationState.PENDING:
-                refused = Refused.found_in(err) if isinstance(err, WorkflowUpdateFailedError) else None
-                if refused is not None:  # the workflow's refusal (a suspended partner, say)
-                    raise refused from None
-                raise
+                raise  # the workflow's refusal (a suspended partner, say), as it is
             return AcceptResult(state=fresh.state, newly_accepted=False)
-        return result
