@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # each time. An installed image has its bytecode; here it is written before a run.
 COMPILE := $(BIN)/python -m compileall -q partners store workflows activities starter worker.py
 
-.PHONY: run test check-chromium test-fast lint format bench bench-access bench-webhooks bench-retention bench-idle bench-scale bench-memory histories release upgrade-check screenshots lock clean
+.PHONY: run test check-chromium check-promtool test-fast lint format bench bench-access bench-webhooks bench-retention bench-idle bench-scale bench-memory histories release upgrade-check screenshots lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,14 @@ run: $(STAMP)
 TEST_PROCESSES ?= 3
 # Chromium is checked (and, as root, installed) before anything else, in its first second:
 # without it the browser tests would fail minutes in.
-test: check-chromium $(STAMP) lint
+test: check-chromium check-promtool $(STAMP) lint
 	$(BIN)/python -m pytest -n $(TEST_PROCESSES)
 
 check-chromium:
 	@bash .ci/chromium
+
+check-promtool:
+	@bash .ci/promtool
 
 # The tests that need no real server (rules, the codec, replay, the OpenAPI document,
 # compose, the benchmark's arithmetic): seconds, for every save. Which they are follows

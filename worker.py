@@ -15,6 +15,7 @@ from typing import Any
 import uvloop
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
+from temporalio.runtime import Runtime
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -220,8 +221,19 @@ async def main(settings: Settings, stop: asyncio.Event | None = None) -> None:
     tracing.configure("partners-worker")
     async with open_pool(settings) as pool:
         runtime = metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
+        if runtime is not None:
+            count_long_pauses_on(runtime)
         client = await connect_client(settings, runtime)
         await serve(client, settings, Stores.build(pool, settings), stop or asyncio.Event())
+
+
+def count_long_pauses_on(runtime: Runtime) -> None:
+    """The worker's long collections as `partners_gc_long_pauses_total`, beside the SDK's metrics."""
+    counter = runtime.metric_meter.create_counter(
+        "partners_gc_long_pauses", "Full garbage collections that held the loop over 100 ms."
+    )
+    counter.add(0)  # exported from the start: an alert reads a series that exists
+    collector.count_long_pauses(lambda: counter.add(1))
 
 
 async def serve(client: Client, settings: Settings, stores: Stores, stop: asyncio.Event) -> None:

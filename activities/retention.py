@@ -8,7 +8,7 @@ import time
 from temporalio import activity
 
 from partners.activity_io import PruneInput, PruneOutput
-from partners.metrics import count
+from partners.metrics import count, gauge
 from partners.models import PruneKind
 from store.retention import Retention
 
@@ -34,6 +34,8 @@ class RetentionActivities:
                     count("partners_retention_pruned_rows", "Rows removed past their retention.", rows, kind=kind)
             activity.heartbeat(totals)
             if not done.full or time.monotonic() >= deadline:
+                # When pruning last ran (alert PartnersRetentionNotRun reads it).
+                gauge("partners_retention_last_run_timestamp_seconds", "When a pruning step last ran.", time.time())
                 return PruneOutput(rows=totals, more=done.full)
             # As long again as the batch took, idle: the database's requests come first
             # (half the rate, and requests' p99 well within twice idle's:

@@ -15,12 +15,24 @@ from collections.abc import Callable, Iterator
 log = logging.getLogger("partners.collector")
 
 Report = Callable[[float, int], None]  # (seconds the collection took, objects it freed)
+# A collection this long is a pause someone waited on: logged as a warning and counted.
+LONG_PAUSE = 0.1
+# What counts the long pauses: the process's metrics (`partners_gc_long_pauses_total`,
+# alert PartnersLoopHeldByCollections), registered once its metrics exist.
+_counters: list[Callable[[], None]] = []
+
+
+def count_long_pauses(counter: Callable[[], None]) -> None:
+    _counters.append(counter)
 
 
 def logged(took: float, freed: int) -> None:
-    (log.warning if took > 0.1 else log.debug)(
+    (log.warning if took > LONG_PAUSE else log.debug)(
         "full collection held the loop %.0f ms: %d objects freed", took * 1000, freed
     )
+    if took > LONG_PAUSE:
+        for counter in _counters:
+            counter()
 
 
 class FullCollections:

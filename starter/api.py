@@ -186,6 +186,9 @@ async def serve(settings: Settings) -> None:
     tracing.configure("partners-api")
     async with open_services(settings) as services:
         running = servers(services, timeout_graceful_shutdown=30)
+        app = running[0].config.app
+        assert isinstance(app, FastAPI)
+        collector.count_long_pauses(app.state.metrics.long_pauses.inc)
 
         def stop() -> None:
             for server in running:

@@ -26,6 +26,11 @@ class ApiMetrics:
             ["method", "route"],
             registry=self.registry,
         )
+        self.long_pauses = Counter(
+            "partners_gc_long_pauses",
+            "Full garbage collections that held the loop over 100 ms.",
+            registry=self.registry,
+        )
         self._server: object | None = None
 
     def install(self, app: FastAPI) -> None:

@@ -35,3 +35,15 @@ def test_make_test_checks_chromium_before_it_installs_or_runs_anything() -> None
     [prerequisites] = [line for line in makefile.splitlines() if line.startswith("test:")]
     assert prerequisites.split()[1] == "check-chromium", prerequisites
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_a_missing_promtool_is_said_at_once_with_the_command_that_fixes_it() -> None:
+    checked = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", str(ROOT / ".ci" / "promtool")],
+        env={**os.environ, "PROMTOOL": "/nonexistent/promtool"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert checked.returncode == 1
+    assert "sudo apt-get install prometheus" in checked.stderr

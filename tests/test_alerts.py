@@ -1,0 +1,119 @@
+"""The operators' alerting rules (deploy/prometheus/alerts.yml): valid and unit-tested with
+Prometheus's own promtool, each with its runbook, and reading only series the running
+service exports."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from pathlib import Path
+
+import asyncpg
+import pytest
+import yaml
+from temporalio.testing import WorkflowEnvironment
+
+from devstack.mailcatcher import MailCatcher
+from devstack.net import free_port
+from partners.models import RetentionInput
+from partners.settings import Settings
+from partners.temporal_client import connect_client, metrics_runtime
+from tests.helpers.cli import run
+from tests.helpers.metrics import scrape
+from tests.helpers.receiver import receiving
+from tests.helpers.stack import holder, partner_user, running_stack
+from tests.test_mail_feedback import dsn, report
+from worker import count_long_pauses_on
+from workflows.retention import RetentionWorkflow
+
+ROOT = Path(__file__).parent.parent
+RULES = ROOT / "deploy" / "prometheus"
+# Series that exist once their first event happened, which this test does not cause:
+# a webhook endpoint disabled after WEBHOOK_RETRY_FOR, a workflow task that failed (the
+# SDK's own counter). Each is named where it is counted.
+FIRST_EVENT_ONLY = {
+    "partners_webhook_endpoints_disabled_total": ROOT / "activities" / "webhook_delivery.py",
+    "temporal_workflow_task_execution_failed_total": None,  # the Temporal SDK's
+}
+
+
+def _alerts() -> list[dict[str, object]]:
+    rules = yaml.safe_load((RULES / "alerts.yml").read_text())
+    return [rule for group in rules["groups"] for rule in group["rules"]]
+
+
+def _series_read() -> set[str]:
+    return {name for rule in _alerts() for name in re.findall(r"\b(?:partners|temporal)_[a-z_]+\b", str(rule["expr"]))}
+
+
+def _promtool() -> str:
+    found = shutil.which("promtool")
+    assert found, "promtool is missing: make test installs Debian's prometheus (.ci/promtool)"
+    return found
+
+
+async def test_the_rules_are_valid_and_fire_on_what_they_are_about() -> None:
+    code, out, err = await run(_promtool(), "check", "rules", str(RULES / "alerts.yml"))
+    assert code == 0, out + err
+    code, out, err = await run(_promtool(), "test", "rules", str(RULES / "alerts.test.yml"))
+    assert code == 0 and "SUCCESS" in out, out + err
+    tested = {t["alertname"] for case in yaml.safe_load((RULES / "alerts.test.yml").read_text())["tests"]
+              for t in case["alert_rule_test"] if t["exp_alerts"]}  # fmt: skip
+    assert tested == {str(rule["alert"]) for rule in _alerts()}, "each alert has a case where it fires"
+
+
+def test_each_alert_has_its_runbook() -> None:
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    for rule in _alerts():
+        name = str(rule["alert"])
+        assert f"#### {name}" in operations, f"no runbook section for {name}"
+        assert rule["annotations"]["runbook"] == f"docs/operations.md#{name.lower()}"  # type: ignore[index]
+
+
+@pytest.mark.servers
+async def test_every_series_an_alert_reads_is_exported(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> None:
+    """A working day in miniature: an onboarding, an access check, a relay that refuses
+    us once, an address the relay refuses, a hard bounce, a webhook endpoint, a pruning
+    run. Then the workers' and the API's metric endpoints hold every series the rules read."""
+    worker_port, api_port = free_port(), free_port()
+    settings = Settings(temporal_address=dev_env.client.service_client.config.target_host)
+    runtime = metrics_runtime(worker_port, "127.0.0.1")
+    count_long_pauses_on(runtime)  # as the worker's main does
+    client = await connect_client(settings, runtime)
+    async with (
+        running_stack(dev_env, pool, mail, client=client, api_metrics_port=api_port) as stack,
+        receiving() as receiver,
+    ):
+        partner = await stack.active_partner()
+        hooks = f"/v1/enterprises/{partner.enterprise}/webhooks"
+        await stack.http.post(hooks, json={"url": receiver.url}, headers=holder(partner.enterprise))
+        await stack.http.get(
+            "/v1/access/check",
+            params={"enterprise_id": partner.enterprise, "kind": "product", "ref": "maps"},
+            headers=partner_user(partner.admin),
+        )
+        stack.mail.refuse_next_senders(1)  # a configuration fault, retried
+        await stack.invite(partner, f"late@{partner.domain}")
+        stack.mail.refuse_recipient(f"gone@{partner.domain}")
+        await stack.invite(partner, f"gone@{partner.domain}")
+        [mail_to_bounce] = await stack.delivered(f"late@{partner.domain}")
+        await report(stack, mail_to_bounce.sender, dsn(mail_to_bounce.sender, f"late@{partner.domain}", "5.1.1"))
+        queue = stack.settings.temporal_task_queue
+        await stack.client.execute_workflow(
+            RetentionWorkflow.run, RetentionInput(), id=f"retention-{worker_port}", task_queue=queue
+        )
+        wanted = _series_read() - set(FIRST_EVENT_ONLY)
+        async with asyncio.timeout(60):  # the SDK exports on its own schedule
+            while missing := wanted - _names(await scrape(worker_port)) - _names(await scrape(api_port)):
+                await asyncio.sleep(0.5)
+        assert not missing
+    for name, source in FIRST_EVENT_ONLY.items():
+        assert source is None or name.removesuffix("_total") in source.read_text(), name
+
+
+def _names(metrics: str) -> set[str]:
+    lines = [line for line in metrics.splitlines() if line and not line.startswith("#")]
+    return {re.split(r"[{ ]", line, maxsplit=1)[0] for line in lines}
