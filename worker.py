@@ -22,6 +22,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.invitations import InvitationActivities
 from activities.mail import Mailer
 from activities.partners import PartnerActivities
+from activities.reconcile import Reconciler
 from activities.retention import RetentionActivities
 from activities.smtp_pool import SmtpSettings
 from activities.wakeups import WakeUps
@@ -29,6 +30,7 @@ from activities.webhook_delivery import WebhookDelivery, webhook_task_queue
 from partners import collector, logs, tracing
 from partners.codec import EncryptionCodec
 from partners.mail_feedback import ReturnPath
+from partners.models import InvitationTiming
 from partners.settings import Settings
 from partners.temporal_client import connect_client, metrics_runtime
 from store.database import open_pool
@@ -37,6 +39,7 @@ from store.stores import Stores
 from workflows.deactivation import PartnerDeactivationWorkflow
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
+from workflows.reconcile import ReconcileWorkflow, ensure_reconcile_schedule
 from workflows.replacement import AdminReplacementWorkflow
 from workflows.retention import RetentionWorkflow, ensure_retention_schedule
 from workflows.webhooks import WebhookDeliveryWorkflow, start_delivery
@@ -50,6 +53,7 @@ WORKFLOWS: Sequence[type] = (
     PartnerDeactivationWorkflow,
     WebhookDeliveryWorkflow,
     RetentionWorkflow,
+    ReconcileWorkflow,
 )
 
 
@@ -98,9 +102,11 @@ class Activities:
     retention: RetentionActivities
     mailer: Mailer
     webhooks: WebhookDelivery
+    reconciler: Reconciler | None = None  # with a client: `partners reconcile` (R25)
 
     @classmethod
-    def build(cls, settings: Settings, stores: Stores) -> Activities:
+    def build(cls, settings: Settings, stores: Stores, client: Client | None = None) -> Activities:
+        reconciler = Reconciler(stores.reconcile, client, settings, InvitationTiming.of(settings)) if client else None
         return cls(
             partners=PartnerActivities(stores.partners),
             invitations=InvitationActivities(stores.invitations),
@@ -121,6 +127,7 @@ class Activities:
                 allow_http=settings.webhook_allow_http,
                 allow_private=settings.webhook_allow_private,
             ),
+            reconciler=reconciler,
         )
 
     def of_main_queue(self) -> list[Any]:
@@ -138,6 +145,7 @@ class Activities:
             self.mailer.send_invitation,
             self.mailer.notify_inviter,
             self.webhooks.give_up,
+            *([self.reconciler.reconcile] if self.reconciler else []),
         ]
 
     async def close(self) -> None:
@@ -184,13 +192,14 @@ async def running_workers(
 ) -> AsyncIterator[None]:
     """Every worker of the process, polling until the block ends; `schedules`: the
     service's schedules kept as the settings say (the time-skipping test server has none)."""
-    activities = Activities.build(settings, stores)
+    activities = Activities.build(settings, stores, client)
     try:
         async with build_worker(client, settings, activities), build_webhook_worker(client, settings, activities):
             await stores.events.reseal_secrets()
             await ensure_portal_webhook(client, settings, stores)
             if schedules:
                 await ensure_retention_schedule(client, settings)
+                await ensure_reconcile_schedule(client, settings)
             # Sleeping webhook endpoints woken by their enterprise's commits (activities/wakeups.py).
             wakeups = asyncio.create_task(WakeUps(stores.pool, stores.webhook_deliveries, client).run())
             try:

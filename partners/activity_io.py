@@ -77,6 +77,7 @@ class ReopenInvitationOutput(BaseModel):
 
     sends: int
     expires_at: datetime | None = None
+    next_send_at: datetime | None = None
     manual_sends: list[datetime] = []
     superseded: list[InvitationWorkflowRef] = []
 

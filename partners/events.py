@@ -54,6 +54,7 @@ class AuditAction(StrEnum):
     PERSON_ERASED = ("person_erased",)
     ADDRESS_SUPPRESSED = ("address_suppressed",)
     SUPPRESSION_LIFTED = ("suppression_lifted",)
+    RECONCILED = ("reconciled",)  # a repair of `partners reconcile` (R25)
 
     @classmethod
     def closing(cls, state: str) -> AuditAction:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from pydantic import BaseModel
 
 from partners.errors import ErrorCode
 from partners.texts import Locale
+
+if TYPE_CHECKING:
+    from partners.settings import Settings
 
 
 class Role(StrEnum):
@@ -87,6 +91,18 @@ class InvitationTiming(BaseModel):
     # (each workflow.patched upserts TemporalChangeVersion, a billed Action).
     hold_while_suspended: bool = False  # R23: an expiry waits while the partner is suspended
     tell_inviter: bool = False  # R24: the inviter hears how it ended (NOTIFY_INVITERS)
+
+    @classmethod
+    def of(cls, settings: Settings) -> InvitationTiming:
+        """The timing the settings give every invitation this build starts."""
+        return cls(
+            ttl_seconds=settings.invitation_ttl,
+            max_sends=settings.invitation_max_sends,
+            resend_cooldown_seconds=settings.resend_cooldown,
+            resend_daily_limit=settings.resend_daily_limit,
+            hold_while_suspended=True,
+            tell_inviter=settings.notify_inviters,
+        )
 
 
 class CarriedInvitation(BaseModel):
@@ -182,6 +198,9 @@ class TakeOver(BaseModel):
 
     actor: str
     revive: bool
+    # R25: a pending invitation adopted goes on with the row's schedule, its reminders
+    # included (reconcile after a restore); without, it ends when its last send would have.
+    continue_schedule: bool = False
 
 
 class InvitationInput(BaseModel):
@@ -342,6 +361,27 @@ class PruneKind(StrEnum):
     WEBHOOK_ENDPOINTS = "webhook_endpoints"  # deleted ones, once their attempts are gone
     CONSOLE = "console"  # console links and sessions, a day after they ended (R19)
     SUPPRESSIONS = "suppressions"  # mailboxes that complained (R24), SUPPRESSIONS_RETENTION after
+
+
+class ReconcileInput(BaseModel):
+    """A run of `partners reconcile` (R25): who asks (audited), and whether it only lists."""
+
+    actor: str = "system"
+    dry_run: bool = False
+    # A workflow started this recently is left alone: its row may not be committed yet.
+    settle_seconds: int = 600
+    enterprise_id: str | None = None  # one enterprise's only (None: all)
+
+
+class Repair(BaseModel):
+    kind: str  # invitation_taken_over, webhook_started, workflow_told_closed, workflow_terminated
+    id: str  # the invitation, endpoint or workflow it is about
+    detail: str
+
+
+class ReconcileResult(BaseModel):
+    dry_run: bool
+    repairs: list[Repair]
 
 
 class RetentionInput(BaseModel):

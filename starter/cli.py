@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         "--actor", default=getpass.getuser(), help="your name, recorded in the audit log (default: $USER)"
     )
     topics = parser.add_subparsers(
-        dest="topic", required=True, metavar="{partners,members,invitations,person,suppressions}"
+        dest="topic", required=True, metavar="{partners,members,invitations,person,suppressions,reconcile}"
     )
 
     partners = topics.add_parser("partners", help="list, show, suspend and resume partners").add_subparsers(
@@ -77,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     suppressions.add_parser("list", help="the suppressed mailboxes, newest first")
     suppressions.add_parser("lift", help="invitations may reach this mailbox again (audited)").add_argument("address")
 
+    reconcile = topics.add_parser("reconcile", help="bring Temporal back in line with PostgreSQL after a restore (R25)")
+    reconcile.add_argument("--dry-run", action="store_true", help="list what it would repair, change nothing")
+    reconcile.add_argument(
+        "--settle-seconds", type=int, default=600, help="leave workflows started this recently alone (default 600)"
+    )
+    reconcile.add_argument("--enterprise", help="one enterprise's only (default: every enterprise)")
+    reconcile.set_defaults(command="run")
+
     person = topics.add_parser("person", help="a person's data on request (LGPD art. 18)").add_subparsers(
         dest="command", required=True
     )
@@ -105,6 +113,7 @@ def _text(result: Any) -> str:
 
 
 async def _run(args: argparse.Namespace) -> Any:
+    from partners.models import ReconcileInput
     from partners.settings import Settings
     from starter.auth import Actor, ActorRole
     from starter.service.invitations import Invitations
@@ -119,6 +128,12 @@ async def _run(args: argparse.Namespace) -> Any:
     async with open_services(Settings(_env_file=LOCAL_ENV), serving=False) as services:
         partners, invitations, members = Partners(services), Invitations(services), Members(services)
         feedback = MailFeedbackService(services)
+        reconcile_input = ReconcileInput(
+            actor=actor.email,
+            dry_run=getattr(args, "dry_run", False),
+            settle_seconds=getattr(args, "settle_seconds", 600),
+            enterprise_id=getattr(args, "enterprise", None),
+        )
         calls: dict[tuple[str, str], Callable[[], Awaitable[Any]]] = {
             ("partners", "list"): lambda: partners.of_enterprise(actor, args.enterprise),
             ("partners", "show"): lambda: partners.get(actor, args.partner_id),
@@ -131,10 +146,26 @@ async def _run(args: argparse.Namespace) -> Any:
             ("invitations", "cancel"): lambda: invitations.cancel(actor, args.invitation_id),
             ("suppressions", "list"): lambda: feedback.suppressions(actor),
             ("suppressions", "lift"): lambda: feedback.lift(actor, args.address),
+            ("reconcile", "run"): lambda: _reconcile(services, reconcile_input),
             ("person", "export"): lambda: members.export_person(actor, args.email),
             ("person", "erase"): lambda: members.erase_person(actor, args.email),
         }
         return await calls[(args.topic, args.command)]()
+
+
+async def _reconcile(services: Any, input: Any) -> dict[str, Any]:
+    """One run of ReconcileWorkflow (the daily schedule's), waited for: its repairs."""
+    import uuid
+
+    from workflows.reconcile import ReconcileWorkflow
+
+    result = await services.client.execute_workflow(
+        ReconcileWorkflow.run,
+        input,
+        id=f"partners-reconcile-cli-{uuid.uuid4()}",
+        task_queue=services.settings.temporal_task_queue,
+    )
+    return result.model_dump(mode="json")  # type: ignore[no-any-return]
 
 
 def _suspension(reason: str | None) -> Any:

@@ -119,7 +119,7 @@ class InvitationStore:
         take_over = input.take_over
         async with self._pool.acquire() as db, db.transaction():
             row = await db.fetchrow(
-                "SELECT i.state, i.sends, i.email, i.role, i.expires_at, i.partner_id,"
+                "SELECT i.state, i.sends, i.email, i.role, i.expires_at, i.next_send_at, i.partner_id,"
                 " p.enterprise_id, p.status"
                 " FROM invitations i JOIN partners p ON p.id = i.partner_id WHERE i.id = $1 FOR UPDATE OF i, p",
                 input.invitation_id,
@@ -145,7 +145,8 @@ class InvitationStore:
                 await db.execute(
                     "UPDATE invitations SET workflow_id = $2 WHERE id = $1", input.invitation_id, input.workflow_id
                 )
-                return ReopenInvitationOutput(sends=row["sends"], expires_at=row["expires_at"], manual_sends=manual)
+                schedule = {"expires_at": row["expires_at"], "next_send_at": row["next_send_at"]}
+                return ReopenInvitationOutput(sends=row["sends"], manual_sends=manual, **schedule)
             if not (take_over.revive and state in (InvitationState.EXPIRED, InvitationState.UNDELIVERABLE)):
                 raise Refused(ErrorCode.closed_invitation(state.value), f"The invitation is {state.value}.")
             purpose, superseded = await _admit(

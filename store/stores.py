@@ -23,6 +23,7 @@ from store.memberships import MembershipStore
 from store.partners import PartnerStore
 from store.persons import PersonStore
 from store.reads import ReadModel
+from store.reconcile import ReconcileReads
 from store.retention import Retention
 from store.sends import SendLedger
 from store.suspension import Suspensions
@@ -45,6 +46,7 @@ class Stores:
     idempotency: IdempotencyKeys
     mail_quota: MailQuota
     mail_feedback: MailFeedback
+    reconcile: ReconcileReads
     retention: Retention
     console: ConsoleSessions
     webhook_deliveries: WebhookDeliveries
@@ -94,6 +96,7 @@ class Stores:
             idempotency=IdempotencyKeys(pool, window_seconds=settings.idempotency_retention),
             mail_quota=mail_quota,
             mail_feedback=MailFeedback(pool),
+            reconcile=ReconcileReads(pool),
             retention=Retention(pool, settings),
             pool=pool,
             webhook_deliveries=WebhookDeliveries(pool),

@@ -87,7 +87,7 @@ def test_the_api_and_the_cli_never_import_activities_and_only_the_worker_builds_
             if name in text and f"class {name[:-1]}" not in text:
                 builders.append(f"{path.relative_to(ROOT)}: {name}")
     assert builders == []
-    assert "Activities.build(settings, stores)" in (ROOT / "worker.py").read_text()
+    assert "Activities.build(settings, stores, client)" in (ROOT / "worker.py").read_text()
 
 
 def test_no_sql_outside_the_store() -> None:

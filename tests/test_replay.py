@@ -37,7 +37,7 @@ from partners.ids import (
     onboarding_workflow_id,
     replacement_workflow_id,
 )
-from partners.models import RetentionInput
+from partners.models import ReconcileInput, RetentionInput
 from partners.settings import Settings
 from store.idempotency import idempotent_partner_id
 from tests.helpers.codec import TEST_PAYLOAD_KEYS, converter_for_tests
@@ -46,6 +46,7 @@ from tests.helpers.releases import released
 from tests.helpers.sandbox_probe import SandboxProbe
 from tests.helpers.stack import Stack, holder, new_enterprise, running_stack, unique_domain
 from worker import WORKFLOWS, sandbox_runner, workflow_runner
+from workflows.reconcile import ReconcileWorkflow
 from workflows.retention import RetentionWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -268,6 +269,23 @@ async def test_record_retention_history(dev_stack: Stack) -> None:
         task_queue=dev_stack.settings.temporal_task_queue,
     )
     await _save(dev_stack, "retention-pruned", pruning)
+
+
+@pytest.mark.skipif(not RECORD, reason="records histories only when RECORD_HISTORIES=1")
+async def test_record_reconcile_history(dev_stack: Stack) -> None:
+    """Reconcile (R25), on the dev server: a member invitation whose workflow is gone,
+    taken over."""
+    partner = await dev_stack.active_partner()
+    invitation = (await dev_stack.invite(partner, f"lost@{partner.domain}")).json()
+    await dev_stack.delivered(f"lost@{partner.domain}")
+    await dev_stack.client.get_workflow_handle(f"invitation-{invitation['id']}").terminate("recorded: lost")
+    run = await dev_stack.client.start_workflow(
+        ReconcileWorkflow.run,
+        ReconcileInput(settle_seconds=0, enterprise_id=partner.enterprise),
+        id=f"reconcile-recorded-{uuid.uuid4()}",
+        task_queue=dev_stack.settings.temporal_task_queue,
+    )
+    await _save(dev_stack, "reconcile-took-over", run)
 
 
 @pytest.mark.skipif(not RECORD, reason="records histories only when RECORD_HISTORIES=1")

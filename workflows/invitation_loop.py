@@ -132,10 +132,16 @@ class Invitation:
                     data.revival_unanswered = True
                     data.manual_sends.append(workflow.now())
                 else:
-                    # Adopted without a new mail: it ends when its last send would have.
+                    # Adopted without a new mail: it ends when its last send would have,
+                    # or goes on with the row's schedule, reminders included (R25).
                     data.sending = Sending.IDLE
                     data.round_sends = input.timing.max_sends
                     data.deadline = data.expires_at = taken.expires_at or workflow.now()
+                    if input.take_over.continue_schedule and taken.next_send_at and taken.expires_at:
+                        ttl = timedelta(seconds=input.timing.ttl_seconds)
+                        left = round((taken.expires_at - taken.next_send_at) / ttl)
+                        data.round_sends = max(input.timing.max_sends - left, 0)
+                        data.deadline = data.next_send_at = taken.next_send_at
         except ApplicationError as err:
             data.refusal = Refused.found_in(err)
             if data.refusal is None:

@@ -37,15 +37,7 @@ class Service:
 
     @property
     def _timing(self) -> InvitationTiming:
-        settings = self._settings
-        return InvitationTiming(
-            ttl_seconds=settings.invitation_ttl,
-            max_sends=settings.invitation_max_sends,
-            resend_cooldown_seconds=settings.resend_cooldown,
-            resend_daily_limit=settings.resend_daily_limit,
-            hold_while_suspended=True,
-            tell_inviter=settings.notify_inviters,
-        )
+        return InvitationTiming.of(self._settings)
 
     def _start_operation(
         self,
