@@ -4,6 +4,8 @@ delivery), on its meter."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import activity
 
 
@@ -11,6 +13,11 @@ def count(name: str, description: str, amount: int = 1, **labels: str) -> None:
     """Counts `amount` events of the activity running now (callers count real changes
     only, not the idempotent answers of a retry)."""
     activity.metric_meter().create_counter(name, description).add(amount, labels)
+
+
+def delay(name: str, description: str, value: timedelta, **labels: str) -> None:
+    """Records how long something took (a histogram), as the running activity saw it."""
+    activity.metric_meter().create_histogram_timedelta(name, description).record(value, labels)
 
 
 def gauge(name: str, description: str, value: float, **labels: str) -> None:

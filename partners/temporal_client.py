@@ -29,11 +29,20 @@ async def connect_client(settings: Settings, runtime: Runtime | None = None) -> 
         raise ConnectionError(f"Temporal at {address} did not answer: {err}") from err
 
 
+# From invitation to acceptance takes minutes to days: 1 minute to 14 days, in ms.
+ACCEPTANCE_BUCKETS_MS = [60_000.0 * minutes for minutes in (1, 10, 60, 360, 1440, 3 * 1440, 7 * 1440, 14 * 1440)]
+
+
 def metrics_runtime(port: int, host: str = "0.0.0.0") -> Runtime:  # noqa: S104 (scraped from other hosts)
     """The SDK's own metrics (task latencies, slots, polls...) and our business counters,
     on one Prometheus endpoint."""
     return Runtime(
         telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(bind_address=f"{host}:{port}", counters_total_suffix=True, unit_suffix=True)
+            metrics=PrometheusConfig(
+                bind_address=f"{host}:{port}",
+                counters_total_suffix=True,
+                unit_suffix=True,
+                histogram_bucket_overrides={"partners_invitation_acceptance_delay": ACCEPTANCE_BUCKETS_MS},
+            )
         )
     )

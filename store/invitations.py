@@ -28,7 +28,7 @@ from partners.activity_io import (
 from partners.errors import ErrorCode, Refused
 from partners.events import AuditAction
 from partners.ids import invitation_workflow_id
-from partners.metrics import count
+from partners.metrics import count, delay
 from partners.models import InvitationPurpose, InvitationState, InvitationWorkflowRef, PartnerStatus, Role
 from partners.rules import TOKEN_HASH_PATTERN, resend_limit_refusal
 from partners.texts import Locale
@@ -180,6 +180,7 @@ class InvitationStore:
             row = await db.fetchrow(
                 "SELECT i.partner_id, i.email, i.first_name, i.last_name, i.role, i.purpose, i.state,"
                 " i.expires_at, i.sends, i.live_from_send, p.enterprise_id, p.status AS partner_status, now() AS now,"
+                " i.created_at,"
                 " t.send_number"
                 " FROM invitations i JOIN partners p ON p.id = i.partner_id"
                 " LEFT JOIN invitation_tokens t ON t.token_hash = $2 AND t.invitation_id = i.id"
@@ -272,6 +273,7 @@ class InvitationStore:
             await audit_all(db, row["enterprise_id"], row["partner_id"], row["email"], changes)
         log.info("invitation accepted", extra={"invitation_id": input.invitation_id, "partner_id": row["partner_id"]})
         count("partners_invitations_accepted", "Invitations accepted.", purpose=row["purpose"])
+        delay("partners_invitation_acceptance_delay", "From invitation to acceptance.", row["now"] - row["created_at"])
         return AcceptInvitationOutput(state=InvitationState.ACCEPTED, partner_status=partner_status)
 
     async def stored_state(self, input: InvitationRef) -> CloseInvitationOutput:

@@ -1,10 +1,12 @@
-"""The operators' alerting rules (deploy/prometheus/alerts.yml): valid and unit-tested with
-Prometheus's own promtool, each with its runbook, and reading only series the running
-service exports."""
+"""The operators' alerting rules (deploy/prometheus/alerts.yml) and on-call dashboard
+(deploy/grafana/partners-on-call.json): valid (Prometheus's own promtool parses every
+query), the rules unit-tested and each with its runbook, and both reading only series the
+running service exports."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 from pathlib import Path
@@ -43,8 +45,31 @@ def _alerts() -> list[dict[str, object]]:
     return [rule for group in rules["groups"] for rule in group["rules"]]
 
 
+def _dashboard_queries() -> list[str]:
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "partners-on-call.json").read_text())
+    return [str(target["expr"]) for panel in dashboard["panels"] for target in panel["targets"]]
+
+
 def _series_read() -> set[str]:
-    return {name for rule in _alerts() for name in re.findall(r"\b(?:partners|temporal)_[a-z_]+\b", str(rule["expr"]))}
+    queries = [str(rule["expr"]) for rule in _alerts()] + _dashboard_queries()
+    return {name for query in queries for name in re.findall(r"\b(?:partners|temporal)_[a-z_]+\b", query)}
+
+
+async def test_the_dashboard_is_grafanas_and_every_query_parses(tmp_path: Path) -> None:
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "partners-on-call.json").read_text())
+    assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 36
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids)) >= 8
+    for panel in dashboard["panels"]:
+        assert panel["type"] == "timeseries" and panel["targets"] and set(panel["gridPos"]) == {"h", "w", "x", "y"}
+        assert all(t["refId"] and t["datasource"]["uid"] == "${datasource}" for t in panel["targets"])
+    # Each query as a recording rule, Grafana's $__rate_interval as a window: promtool parses it.
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:query_{i}", "expr": query.replace("$__rate_interval", "5m")}
+        for i, query in enumerate(_dashboard_queries())]}]}  # fmt: skip
+    (tmp_path / "queries.yml").write_text(yaml.safe_dump(rules))
+    code, out, err = await run(_promtool(), "check", "rules", str(tmp_path / "queries.yml"))
+    assert code == 0, out + err
 
 
 def _promtool() -> str:
