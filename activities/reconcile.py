@@ -9,7 +9,7 @@ after a restore of either (`partners reconcile`, and the daily `partners-reconci
   (`closed_elsewhere`: it reads the stored state and ends); one whose row is missing is
   terminated, saying why. Workflows started in the last `settle_seconds` (10 minutes)
   are left alone: their rows may not be committed yet.
-- The schedules exist.
+- The schedules exist (`partners-retention`, `partners-reconcile`).
 
 With `dry_run`, each repair is listed and nothing changes. Each repair is audited as the
 actor and counted (`partners_reconcile_repairs_total{repair}`). Safe to run at any time,
@@ -61,6 +61,7 @@ class Reconciler:
             *await self._invitations(input, running),
             *await self._endpoints(input, running),
             *await self._strays(input, running),
+            *await self._schedules(input),
         ]
         for repair in repairs:
             if not input.dry_run:
@@ -133,6 +134,28 @@ class Reconciler:
                 await start_delivery(self._client, self._settings, row["id"], row["enterprise_id"])
                 await self._reads.audit_repair(row["enterprise_id"] or "*", None, input.actor, repair.kind,
                                                endpoint_id=repair.id)  # fmt: skip
+        return repairs
+
+    async def _schedules(self, input: ReconcileInput) -> list[Repair]:
+        """The service's schedules (a restored or new namespace has none)."""
+        from workflows.reconcile import RECONCILE_SCHEDULE_ID, ensure_reconcile_schedule
+        from workflows.retention import RETENTION_SCHEDULE_ID, ensure_retention_schedule
+
+        repairs: list[Repair] = []
+        for schedule_id, ensure in (
+            (RETENTION_SCHEDULE_ID, ensure_retention_schedule),
+            (RECONCILE_SCHEDULE_ID, ensure_reconcile_schedule),
+        ):
+            try:
+                await self._client.get_schedule_handle(schedule_id).describe()
+                continue
+            except RPCError as err:
+                if err.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+            repairs.append(Repair(kind="schedule_created", id=schedule_id, detail="missing"))
+            if not input.dry_run:
+                await ensure(self._client, self._settings)
+                await self._reads.audit_repair("*", None, input.actor, "schedule_created", schedule_id=schedule_id)
         return repairs
 
     async def _strays(self, input: ReconcileInput, running: dict[str, datetime]) -> list[Repair]:

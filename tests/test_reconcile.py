@@ -69,6 +69,8 @@ async def test_reconcile_brings_back_what_a_lost_namespace_leaves(
         ]
         for workflow_id in lost:
             await dev_stack.client.get_workflow_handle(workflow_id).terminate("the namespace was lost")
+        # A namespace restored without its schedules.
+        await dev_stack.client.get_schedule_handle("partners-reconcile").delete()
         # A restored database may hold as closed an invitation whose workflow still waits.
         await dev_stack.pool.execute("UPDATE invitations SET state = 'cancelled' WHERE id = $1::uuid", closed["id"])
 
@@ -79,6 +81,7 @@ async def test_reconcile_brings_back_what_a_lost_namespace_leaves(
         assert ("webhook_started", hook["id"]) in kinds
         assert ("workflow_told_closed", invitation_workflow_id(closed["id"])) in kinds
         assert [k for k, _ in kinds].count("invitation_taken_over") == 2, "the first admin's too"
+        assert ("schedule_created", "partners-reconcile") in kinds
         assert await _status(dev_stack, invitation_workflow_id(invitation["id"])) is WorkflowExecutionStatus.TERMINATED
         assert await _status(dev_stack, invitation_workflow_id(closed["id"])) is WorkflowExecutionStatus.RUNNING
 
@@ -99,6 +102,7 @@ async def test_reconcile_brings_back_what_a_lost_namespace_leaves(
             ("operator:olivia", "invitation_taken_over"),
             ("operator:olivia", "webhook_started"),
         }
+        assert (await dev_stack.client.get_schedule_handle("partners-reconcile").describe()).schedule is not None
         # Twice in a row: nothing more to repair.
         assert (await reconcile())["repairs"] == []
 
