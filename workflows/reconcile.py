@@ -10,13 +10,10 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 from temporalio.common import RetryPolicy, VersioningBehavior
 
@@ -24,6 +21,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.reconcile import Reconciler
     from partners.models import ReconcileInput, ReconcileResult
     from partners.settings import Settings
+
+from workflows.retention import ensure_schedule
 
 RECONCILE_SCHEDULE_ID = "partners-reconcile"
 
@@ -62,12 +61,4 @@ def reconcile_schedule(settings: Settings) -> Schedule:
 
 async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
     """`partners-reconcile`, created, or updated to the settings, at every worker start."""
-    schedule = reconcile_schedule(settings)
-    try:
-        await client.create_schedule(RECONCILE_SCHEDULE_ID, schedule)
-    except ScheduleAlreadyRunningError:
-
-        def updated(_: ScheduleUpdateInput) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=schedule)
-
-        await client.get_schedule_handle(RECONCILE_SCHEDULE_ID).update(updated)
+    await ensure_schedule(client, RECONCILE_SCHEDULE_ID, reconcile_schedule(settings))

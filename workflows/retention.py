@@ -92,12 +92,16 @@ def retention_schedule(settings: Settings) -> Schedule:
 
 async def ensure_retention_schedule(client: Client, settings: Settings) -> None:
     """`partners-retention`, created, or updated to the settings, at every worker start."""
-    schedule = retention_schedule(settings)
+    await ensure_schedule(client, RETENTION_SCHEDULE_ID, retention_schedule(settings))
+
+
+async def ensure_schedule(client: Client, schedule_id: str, schedule: Schedule) -> None:
+    """A schedule of the service, created, or updated to what the settings say now."""
     try:
-        await client.create_schedule(RETENTION_SCHEDULE_ID, schedule)
+        await client.create_schedule(schedule_id, schedule)
     except ScheduleAlreadyRunningError:
 
         def updated(_: ScheduleUpdateInput) -> ScheduleUpdate:
             return ScheduleUpdate(schedule=schedule)
 
-        await client.get_schedule_handle(RETENTION_SCHEDULE_ID).update(updated)
+        await client.get_schedule_handle(schedule_id).update(updated)
