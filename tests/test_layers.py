@@ -35,6 +35,8 @@ ROOT = Path(__file__).parent.parent
                 "webhook_deliveries",
                 "suspension",
                 "mail_feedback",
+                "admission",
+                "reconcile",
             )
         ),
         # The service layer serves the routes, the pages and the CLI: it imports none of them.

@@ -9,23 +9,17 @@ import math
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, RetryState
-from temporalio.exceptions import TimeoutError as ActivityTimeout
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.invitations import InvitationActivities
-    from activities.mail import UNDELIVERABLE, Mailer
     from partners import search
     from partners.activity_io import (
         AcceptInvitationInput,
         CloseInvitationInput,
         CreateInvitationInput,
         InvitationRef,
-        InviterNoticeInput,
         ReopenInvitationInput,
-        SendInvitationInput,
-        SendOutcome,
-        StoredSchedule,
     )
     from partners.errors import ErrorCode, Refused
     from partners.models import (
@@ -35,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
         CarriedInvitation,
         ClosedElsewhere,
         InvitationInput,
-        InvitationPurpose,
         InvitationResult,
         InvitationState,
         InvitationStatus,
@@ -44,17 +37,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from partners.rules import resend_limit_refusal
 
-from workflows.activity_options import MAIL_STEP, database_step, history_is_long
+from workflows.activity_options import database_step, history_is_long
 from workflows.invitation_data import IndexedWith, InvitationData, Sending, indexed_alone
-
-# R23: a suspended partner's invitation waits for the resume's signal; should that signal
-# be lost, it looks again this often (one timer and one read a day while suspended).
-HELD_RECHECK = timedelta(days=1)
-# R24: the inviter's mail, tried this long at most (a relay down for a day drops it).
-INVITER_NOTICE_WITHIN = timedelta(days=1)
+from workflows.invitation_sends import InvitationSends
 
 
-class Invitation:
+class Invitation(InvitationSends):
     """One invitation's life inside a workflow: `InvitationWorkflow` runs one per member,
     replacement or taken-over invitation, and `PartnerOnboardingWorkflow` runs its
     partner's first admin's (one workflow per onboarding instead of two).
@@ -191,27 +179,6 @@ class Invitation:
         await self._tell_inviter()
         return InvitationResult(state=data.state, sends=data.sends)
 
-    async def _tell_inviter(self) -> None:
-        """R24: whoever asked for it hears how it ended, where that is news to act on: a
-        first admin or a replacement accepted, or it expired or could not be delivered.
-        A mail that cannot go out is logged; the invitation's outcome stands."""
-        state, purpose = self._data.state, self._input.purpose
-        told = state in (InvitationState.EXPIRED, InvitationState.UNDELIVERABLE) or (
-            state is InvitationState.ACCEPTED and purpose is not InvitationPurpose.MEMBER
-        )
-        if not told or not self._input.timing.tell_inviter:
-            return
-        try:
-            await workflow.execute_activity_method(
-                Mailer.notify_inviter,
-                InviterNoticeInput(invitation_id=self._input.invitation_id, state=state),
-                summary=f"tell the inviter: {state.value}",
-                schedule_to_close_timeout=INVITER_NOTICE_WITHIN,
-                **MAIL_STEP,
-            )
-        except ActivityError as err:
-            workflow.logger.warning("the inviter of %s was not told: %s", self._input.invitation_id, err.cause)
-
     def _history_is_long(self) -> bool:
         return history_is_long(self._input.history_limit)
 
@@ -244,14 +211,6 @@ class Invitation:
             )
             self._set_state(outcome.state)
         return AcceptResult(state=outcome.state, newly_accepted=outcome.state is InvitationState.ACCEPTED)
-
-    async def partner_resumed(self) -> None:
-        """R23: its partner resumed; the stored schedule, moved on by the time it was
-        suspended, is the one to keep (read, not taken from the signal)."""
-        await workflow.wait_condition(lambda: self._data.ready)
-        async with self._lock:
-            if self._data.refusal is None and self._data.state is InvitationState.PENDING:
-                await self._adopt_schedule()
 
     async def resend(self, request: ResendRequest) -> InvitationStatus:
         await self._pending_turn()
@@ -349,122 +308,6 @@ class Invitation:
         if (state := self._data.state) is not InvitationState.PENDING:
             raise Refused(ErrorCode.closed_invitation(state.value), f"The invitation is {state.value}.")
 
-    async def _send(self, ttl: timedelta) -> None:
-        data, max_sends = self._data, self._input.timing.max_sends
-        before = (data.sends, data.round_sends, data.deadline, data.next_send_at, data.expires_at, data.last_send_at)
-        data.sends += 1
-        data.round_sends += 1
-        now = workflow.now()
-        data.deadline = now + ttl
-        left = max_sends - data.round_sends
-        data.next_send_at = data.deadline if left > 0 else None
-        data.expires_at = now + ttl * (left + 1)
-        data.last_send_at = now
-        data.sending = Sending.IN_FLIGHT
-        requested_by, data.requested_by = data.requested_by, None
-        self._describe()
-        try:
-            sent = await workflow.execute_activity_method(
-                Mailer.send_invitation,
-                SendInvitationInput(
-                    invitation_id=self._input.invitation_id,
-                    send_number=data.sends,
-                    next_send_at=data.next_send_at,
-                    expires_at=data.expires_at,
-                    requested_by=requested_by,
-                ),
-                summary=f"send e-mail {data.round_sends} of {max_sends}",
-                # R7: a mail that cannot go out (4xx for days) does not keep the
-                # invitation pending past its expiry.
-                schedule_to_close_timeout=data.expires_at - now,
-                **MAIL_STEP,
-            )
-        except ActivityError as err:
-            closing = _closing_failure(err)
-            if closing is None:
-                raise
-            state, data.last_error = closing
-            async with self._lock:
-                if data.state is InvitationState.PENDING:
-                    await self._close(state, reason=data.last_error)
-            return
-        finally:
-            if data.sending is Sending.IN_FLIGHT:
-                data.sending = Sending.IDLE
-        if sent.outcome is SendOutcome.CLOSED:
-            # Closed in the database by a transaction outside this workflow: mirror it.
-            self._set_state(sent.state)
-        elif sent.outcome is SendOutcome.HELD:  # an outcome no 1.0.0 history holds
-            # R23: its partner is suspended; nothing went out. As it was before this send,
-            # to be sent once the partner resumes.
-            data.sends, data.round_sends, data.deadline, data.next_send_at, data.expires_at, data.last_send_at = before
-            data.requested_by = requested_by
-            data.sending = Sending.HELD
-            self._describe()
-
-    async def _expire(self) -> None:
-        """The last send's time-to-live ended unanswered: expired, unless its partner is
-        suspended (R23), which holds it until the resume gives its time back."""
-        data = self._data
-        reason = f"not accepted after {data.round_sends} sends"
-        if not self._input.timing.hold_while_suspended:  # a run started by 1.0.0
-            await self._close(InvitationState.EXPIRED, reason=reason)
-            return
-        recorded = await database_step(
-            InvitationActivities.close_invitation,
-            CloseInvitationInput(
-                invitation_id=self._input.invitation_id,
-                state=InvitationState.EXPIRED,
-                reason=reason,
-                hold_while_suspended=True,
-            ),
-            summary="record: invitation expired (held while its partner is suspended)",
-        )
-        if recorded.held:
-            data.sending = Sending.HELD
-            self._describe()
-            return
-        data.next_send_at = None
-        self._set_state(recorded.state)
-
-    async def _held(self) -> None:
-        """Waits for the resume's signal; without one for a day, reads the schedule itself."""
-        data = self._data
-        try:
-            await workflow.wait_condition(
-                lambda: data.state is not InvitationState.PENDING or data.sending is not Sending.HELD,
-                timeout=HELD_RECHECK,
-                timeout_summary="partner suspended: look again",
-            )
-        except TimeoutError:
-            async with self._lock:
-                if data.state is InvitationState.PENDING and data.sending is Sending.HELD:
-                    await self._adopt_schedule()
-
-    async def _adopt_schedule(self) -> None:
-        """The stored state and schedule; the caller holds the lock. While the partner is
-        still suspended, nothing changes."""
-        data = self._data
-        stored: StoredSchedule = await database_step(
-            InvitationActivities.stored_schedule,
-            InvitationRef(invitation_id=self._input.invitation_id),
-            summary="read the schedule its partner's resume left",
-        )
-        if stored.state is not InvitationState.PENDING:
-            self._set_state(stored.state)
-            return
-        if stored.suspended:
-            return
-        data.next_send_at, data.expires_at = stored.next_send_at, stored.expires_at
-        # A deadline already past goes off in a second: a timer of no length is one the
-        # time-skipping test server mishandles, and a second changes nothing for anyone.
-        soonest = workflow.now() + timedelta(seconds=1)
-        data.deadline = max(stored.next_send_at or stored.expires_at or soonest, soonest)
-        if data.sending is Sending.HELD:
-            data.sending = Sending.IDLE
-        data.rescheduled = True
-        self._describe()
-
     async def _close(self, state: InvitationState, *, reason: str, actor: str = "system") -> None:
         """Records a decision of this workflow; the caller holds the lock."""
         # Decided now, before the activity records it: an update arriving meanwhile
@@ -499,16 +342,3 @@ class Invitation:
         else:
             reason = f": {data.last_error}" if data.last_error else ""
             workflow.set_current_details(f"{data.state.value} after {data.sends} send(s){reason}")
-
-
-def _closing_failure(err: ActivityError) -> tuple[InvitationState, str] | None:
-    """The state a failed send closes the invitation in, with why; None to fail the run."""
-    cause = err.cause
-    if isinstance(cause, ApplicationError) and cause.type == UNDELIVERABLE:
-        return InvitationState.UNDELIVERABLE, cause.message
-    if err.retry_state is RetryState.TIMEOUT:
-        # Out of time (the schedule-to-close bound, the invitation's expiry): the server
-        # gives up with the last attempt's failure, or a timeout when none was left.
-        last = cause.cause if isinstance(cause, ActivityTimeout) and cause.cause is not None else cause
-        return InvitationState.EXPIRED, f"expired before its mail could be sent: {last}"
-    return None
