@@ -180,32 +180,37 @@ class Invitations(Service):
         """An update to the workflow that runs the invitation, answered with its status
         (see `_taken_over`): it revives an expired invitation when `revive`."""
         take_over = TakeOver(actor=actor.email, revive=revive)
-        live = await self._taken_over(detail, update, request, take_over, summary="Invitation taken over by hand")
+        live = await self._taken_over(
+            detail.id, update, request, take_over, summary="Invitation taken over by hand", detail=detail
+        )
         return (await self._invitation(detail.id)).model_copy(update={"live": live})
 
     async def _taken_over(
         self,
-        detail: InvitationDetail,
+        invitation_id: UUID,
         update: UpdateMethodMultiParam[[InvitationWorkflow, P], R],
         request: P,
         take_over: TakeOver,
         *,
         summary: str,
+        workflow_id: str | None = None,
+        detail: InvitationDetail | None = None,
     ) -> R:
         """The update's answer from the workflow that runs the invitation (its row says
         which). Where that workflow is gone (the invitation closed, or an operator
         terminated it), a new run of its own `invitation-{id}` takes it over and answers:
         it adopts a pending invitation, revives an expired one when asked, refuses any
-        other state. Resend, cancel and acceptance all reach an invitation this way."""
-        invitation_id = detail.id
-        workflow_id = await self._workflow_of(invitation_id)
-        if workflow_id != invitation_workflow_id(invitation_id):
-            try:
-                handle = self._client.get_workflow_handle(workflow_id)
-                return await self._decided(handle.execute_update(update, request))
-            except RPCError as err:
-                if err.status is not RPCStatusCode.NOT_FOUND:
-                    raise
+        other state. Resend, cancel and acceptance all reach an invitation this way.
+        `workflow_id` and `detail`, where the caller has them, spare their reads; the
+        detail is read only when a run must take the invitation over."""
+        workflow_id = workflow_id or await self._workflow_of(invitation_id)
+        try:  # the common case: the workflow runs, and answers
+            handle = self._client.get_workflow_handle(workflow_id)
+            return await self._decided(handle.execute_update(update, request))
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+        detail = detail or await self._invitation(invitation_id)
         start = self._start_operation(
             InvitationWorkflow.run,
             invitation_input(
@@ -267,14 +272,14 @@ class Invitations(Service):
         pending invitation over (R25): the invitee is the one person who cannot work around
         it. Where it closed meanwhile, the database has the answer."""
         request = AcceptRequest(token_hash=token_hash(token).hex(), clicked_at=datetime.now(UTC))
-        detail = await self._invitation(page.invitation_id)
         try:
             return await self._taken_over(
-                detail,
+                page.invitation_id,
                 InvitationWorkflow.accept,
                 request,
                 TakeOver(actor="system", revive=False),
                 summary="Invitation taken over by its acceptance",
+                workflow_id=page.workflow_id,
             )
         except (Refused, WorkflowUpdateFailedError):
             fresh = await self.link(token)
