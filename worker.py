@@ -116,7 +116,7 @@ class Activities:
                 SmtpSettings.from_settings(settings),
                 link_base=settings.link_base,
                 accept_link=settings.accept_link_template,
-                return_path=ReturnPath(settings.bounce_address, next(iter(settings.payload_key_map.values()), b"")),
+                return_path=ReturnPath.of(settings),
                 notify_inviters=settings.notify_inviters,
                 portal_url=settings.portal_url or None,
             ),

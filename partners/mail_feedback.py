@@ -24,6 +24,8 @@ from uuid import UUID
 
 from flufl.bounce import all_failures
 
+from partners.settings import Settings
+
 # 100 bits of HMAC, in lower-case base32: fits a local part, reads back case-insensitively.
 _TAG_CHARACTERS = 20
 
@@ -34,6 +36,11 @@ class ReturnPath:
     def __init__(self, bounce_address: str | None, key: bytes) -> None:
         self._address = bounce_address
         self._key = hmac.new(key, b"partners return path", hashlib.sha256).digest() if key else b""
+
+    @classmethod
+    def of(cls, settings: Settings) -> ReturnPath:
+        """The service's, keyed by its first payload key (the worker's and the listener's)."""
+        return cls(settings.bounce_address, next(iter(settings.payload_key_map.values()), b""))
 
     def tag(self, invitation_id: UUID, send_number: int) -> str | None:
         """The send's tag; None without a bounce address (the envelope sender is then MAIL_FROM)."""

@@ -36,7 +36,7 @@ class BounceListener:
         self._services = services
         self._settings = settings
         self.registry = registry
-        self._return_path = ReturnPath(settings.bounce_address, next(iter(settings.payload_key_map.values()), b""))
+        self._return_path = ReturnPath.of(settings)
         self.reports = Counter(
             "partners_mail_feedback",
             "Delivery reports and complaints received, by what they said and what they changed.",
