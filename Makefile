@@ -8,7 +8,11 @@ STAMP  := $(VENV)/.installed
 # operator's choice) it imports the workflow modules anew for every workflow run: without
 # bytecode (PYTHONDONTWRITEBYTECODE, an editable install) it compiles them from source
 # each time. An installed image has its bytecode; here it is written before a run.
-COMPILE := $(BIN)/python -m compileall -q partners store workflows activities starter worker.py
+COMPILE := $(BIN)/python -m compileall -q partners store workflows activities starter worker.py devstack tests
+# The suite's processes run from bytecode too, and pytest keeps its assertion-rewritten
+# test modules: an environment that sets PYTHONDONTWRITEBYTECODE would have each of the
+# three test processes, and each sandboxed workflow run, compile them from source again.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 
 .PHONY: run test check-chromium check-promtool test-fast lint format bench bench-access bench-webhooks bench-retention bench-idle bench-scale bench-memory histories release upgrade-check screenshots lock clean
 
@@ -27,7 +31,8 @@ TEST_PROCESSES ?= 3
 # Chromium is checked (and, as root, installed) before anything else, in its first second:
 # without it the browser tests would fail minutes in.
 test: check-chromium check-promtool $(STAMP) lint
-	$(BIN)/python -m pytest -n $(TEST_PROCESSES)
+	$(COMPILE)
+	$(PYTEST) -n $(TEST_PROCESSES)
 
 check-chromium:
 	@bash .ci/chromium
@@ -39,7 +44,8 @@ check-promtool:
 # compose, the benchmark's arithmetic): seconds, for every save. Which they are follows
 # from the fixtures each test uses (tests/conftest.py: SERVER_FIXTURES).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not servers"
+	$(COMPILE)
+	$(PYTEST) -q -m "not servers"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

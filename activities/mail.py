@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import secrets
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.charset import QP, Charset
 from email.header import Header
@@ -20,6 +18,7 @@ import jinja2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeats import heartbeating
 from activities.smtp_pool import SmtpPool, SmtpSettings
 from partners import texts, tracing
 from partners.activity_io import (
@@ -43,6 +42,12 @@ UNDELIVERABLE = "undeliverable"
 # The parts' charset: UTF-8, quoted-printable (readable where the text is mostly ASCII).
 _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = QP
+# The mails' templates, compiled once for the process (each Mailer would compile its own).
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("activities", "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
+)
 
 
 class Mailer:
@@ -69,11 +74,7 @@ class Mailer:
         self._connections = SmtpPool(smtp)
         self._link_base = link_base.rstrip("/")
         self._accept_link = accept_link
-        self._templates = jinja2.Environment(
-            loader=jinja2.PackageLoader("activities", "templates"),
-            autoescape=jinja2.select_autoescape(["html"]),
-            undefined=jinja2.StrictUndefined,
-        )
+        self._templates = _TEMPLATES
 
     async def close(self) -> None:
         """Closes the SMTP connections it keeps (the worker's shutdown)."""
@@ -104,7 +105,7 @@ class Mailer:
         if ticket.held:
             return SendInvitationOutput(outcome=SendOutcome.HELD)
         message = self._compose(ticket, link_for(self._accept_link, token), input)
-        async with _heartbeating():
+        async with heartbeating():
             try:
                 with tracing.tracer().start_as_current_span(
                     "smtp send",
@@ -142,7 +143,7 @@ class Mailer:
             return False
         mail_from, portal = self._smtp.mail_from, self._portal_url
         message = compose_notice(self._templates, ticket, input, mail_from=mail_from, portal=portal)
-        async with _heartbeating():
+        async with heartbeating():
             try:
                 await self._deliver(message, None)
             except (aiosmtplib.SMTPException, OSError) as err:
@@ -205,24 +206,6 @@ class Mailer:
             if err.code >= 500:
                 count("partners_mail_configuration_faults", "Permanent SMTP errors not about the recipient.")
             raise
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating(every: float = 2.0) -> AsyncIterator[None]:
-    """Tells Temporal this worker is alive while the block runs, from `every` seconds on:
-    a mail that goes out sooner (nearly all) sends no heartbeat, each a billed Action
-    (the SDK sends the first one at once)."""
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(every)
-            activity.heartbeat()
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
 
 
 def compose_notice(

@@ -29,6 +29,9 @@ from tests.helpers.waiting import eventually
 from worker import running_workers
 
 API_TOKEN = "test-portal-token"
+# Loaded once: httpx would load the trusted certificates for each client (about 20 ms of
+# CPU), two clients a stack, hundreds of stacks a suite.
+TLS = httpx.create_ssl_context()
 T = TypeVar("T")
 
 # How long, in the time-skipping servers' time, each workflow a test waited for lived: the
@@ -231,8 +234,8 @@ async def running_stack(
             # connection the server is closing fails with ReadError, and a POST is not retried.
             limits = httpx.Limits(keepalive_expiry=2.0)
             async with (
-                httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http,
-                httpx.AsyncClient(base_url=operator_url, timeout=30, limits=limits) as operator,
+                httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits, verify=TLS) as http,
+                httpx.AsyncClient(base_url=operator_url, timeout=30, limits=limits, verify=TLS) as operator,
             ):
                 yield Stack(
                     env,
