@@ -20,6 +20,7 @@ import pytest
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.webhook_delivery import WebhookDelivery
+from devstack.deployment import make_current
 from devstack.mailcatcher import MailCatcher
 from devstack.net import free_port
 from partners import destinations
@@ -195,6 +196,9 @@ async def test_a_worker_killed_mid_delivery_is_replaced_and_the_event_delivered_
             stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         try:
+            # The dev server dispatches to a build once it is current (Worker Versioning):
+            # run alone, no earlier test has made it so.
+            await make_current(api.client, api.settings)
             hook = await _webhook(api, enterprise, receiver)
             domain = unique_domain()
             assert (await api.register(enterprise, domain)).status_code == 201
