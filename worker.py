@@ -178,7 +178,7 @@ def build_webhook_worker(client: Client, settings: Settings, activities: Activit
     return Worker(
         client,
         task_queue=webhook_task_queue(settings.temporal_task_queue),
-        activities=[activities.webhooks.next_events, activities.webhooks.deliver],
+        activities=[activities.webhooks.deliver_next, activities.webhooks.next_events, activities.webhooks.deliver],
         max_concurrent_activities=settings.webhook_max_endpoints,
         # Its queue is the deployment's too: a build made current is current for both.
         deployment_config=deployment(settings),

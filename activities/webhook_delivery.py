@@ -1,14 +1,16 @@
 """WebhookDelivery: the activities of `webhook-{endpoint_id}` (R15).
 
-- `next_events` answers the ids of the endpoint's next events at once; where there are
-  none it flags the endpoint asleep, and `WakeUps` (the worker's LISTEN) signals its
-  workflow when its enterprise commits one: an idle endpoint costs no Action.
-- `deliver` POSTs a batch of events one at a time, in order, each signed as Standard
-  Webhooks says, to an address checked at that connection, and records each attempt; a
-  final answer also moves the endpoint's cursor, in the same transaction. Timeouts,
-  connection errors, 429 and 5xx of the first event raise (Temporal retries it with
-  backoff); of a later one, end the batch there. Another answer fails that event at once.
-  Connections are kept alive per name and address between attempts.
+- `deliver_next`, one activity per wake-up, finds the endpoint's next events and POSTs
+  them one at a time, in order, each signed as Standard Webhooks says, to an address
+  checked at that connection, and records each attempt; a final answer also moves the
+  endpoint's cursor, in the same transaction. Timeouts, connection errors, 429 and 5xx of
+  the first event raise (Temporal retries it with backoff); of a later one, end the
+  activity there. Another answer fails that event at once. With none left, it flags the
+  endpoint asleep, and `WakeUps` (the worker's LISTEN) signals its workflow when its
+  enterprise commits one: an idle endpoint costs no Action. Connections are kept alive
+  per name and address between attempts.
+- `next_events` and `deliver` are its two halves: a redelivery by hand, and the runs
+  that started before `deliver_next` (they finish on them).
 - `give_up` records the last failure after WEBHOOK_RETRY_FOR and disables the endpoint.
 """
 
@@ -26,8 +28,17 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeats import heartbeating
 from partners import destinations
-from partners.activity_io import DeliverInput, DeliverOutput, GiveUpInput, NextEventsInput, NextEventsOutput
+from partners.activity_io import (
+    DeliverInput,
+    DeliverNextInput,
+    DeliverNextOutput,
+    DeliverOutput,
+    GiveUpInput,
+    NextEventsInput,
+    NextEventsOutput,
+)
 from partners.codec import EncryptionCodec, PayloadKeyError
 from partners.errors import Refused
 from partners.metrics import count, gauge
@@ -38,6 +49,9 @@ RESPONSE_LIMIT = 64 * 1024
 _CLIENTS_KEPT = 64
 # One delivery activity posts events for up to this long, then hands back to the workflow.
 BATCH_SECONDS = 20.0
+# The system's trusted certificates, loaded once for every client: loading them is about
+# 20 ms of CPU, which a client per destination would otherwise spend each time.
+_TLS = httpx.create_ssl_context()
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -89,10 +103,50 @@ class WebhookDelivery:
         return found
 
     @activity.defn
+    async def deliver_next(self, input: DeliverNextInput) -> DeliverNextOutput:
+        """One wake-up's work in one activity: the endpoint's next events, fetched and
+        delivered in order for up to BATCH_SECONDS, looked for again until none is left,
+        and then the endpoint flagged asleep (as `next_events` does). An event committed
+        alone costs its wake-up signal and this activity; a burst is delivered in
+        batches. The first event's failure (to retry) fails the activity: Temporal
+        retries it with backoff. A later one's ends the activity; the next one starts
+        from that event."""
+        batch_ends = time.monotonic() + BATCH_SECONDS
+        earlier_attempts = input.earlier_attempts
+        last = DeliverNextOutput()
+        async with heartbeating():
+            while True:
+                found = await self.next_events(input)
+                if found.stopped or found.sleeping:
+                    return last.model_copy(update={"stopped": found.stopped, "sleeping": found.sleeping})
+                batch = DeliverInput(
+                    endpoint_id=input.endpoint_id,
+                    seqs=found.seqs,
+                    backlog=found.backlog,
+                    earlier_attempts=earlier_attempts,
+                )
+                outcome = await self._deliver(batch, batch_ends, first=last.done == 0)
+                left = found.backlog - outcome.done
+                update: dict[str, object] = {"done": last.done + outcome.done, "backlog": left}
+                if outcome.seq is not None:
+                    update |= {"status": outcome.status, "http_status": outcome.http_status, "seq": outcome.seq}
+                last = last.model_copy(update=update | {"retry_next": outcome.retry_next})
+                if outcome.retry_next or time.monotonic() >= batch_ends or activity.is_worker_shutdown():
+                    return last
+                earlier_attempts = 0
+
+    @activity.defn
     async def deliver(self, input: DeliverInput) -> DeliverOutput:
-        """POSTs the events in order, one at a time, for up to BATCH_SECONDS. The first
-        one's failure (to retry) fails the activity: Temporal retries it with backoff. A
-        later one's ends the batch there; the workflow asks again from that event."""
+        """POSTs the events in order, one at a time, for up to BATCH_SECONDS (a
+        redelivery by hand, and the runs started before `deliver_next`). The first
+        one's failure (to retry) fails the activity: Temporal retries it with backoff.
+        A later one's ends the batch there; the workflow asks again from that event."""
+        async with heartbeating():
+            return await self._deliver(input, time.monotonic() + BATCH_SECONDS, first=True)
+
+    async def _deliver(self, input: DeliverInput, batch_ends: float, *, first: bool) -> DeliverOutput:
+        """The events of `input` POSTed in order until `batch_ends`. A failure to retry
+        raises where it is this activity's `first` event, and ends the batch otherwise."""
         endpoint = await self._store.endpoint(input.endpoint_id)
         if endpoint is None:
             raise ApplicationError("the endpoint is gone", non_retryable=True)
@@ -108,10 +162,9 @@ class WebhookDelivery:
         # A retried batch skips what an earlier attempt of it delivered: nothing goes out
         # again after its 2xx (a redelivery by hand, backlog None, is sent as asked).
         skipped = 0 if input.backlog is None else sum(e["passed"] for e in events)
-        batch_ends = time.monotonic() + BATCH_SECONDS
         last = DeliverOutput(done=skipped, status="none")
         for position, event in enumerate(events[skipped:], start=skipped):
-            attempt = input.earlier_attempts + activity.info().attempt if position == skipped else 1
+            attempt = input.earlier_attempts + activity.info().attempt if position == skipped and first else 1
             status, error, duration_ms = await self._attempt(endpoint, signing, event)
             retry = error is not None and (status is None or status == 429 or status >= 500)
             outcome = "delivered" if error is None else ("retrying" if retry else "failed")
@@ -120,7 +173,7 @@ class WebhookDelivery:
             if retry:  # stuck here: what waits behind, counted anew (attempts are spaced by backoff)
                 waiting = await self._store.pending(input.endpoint_id, 1)
                 self._levels.report(input.endpoint_id, backlog=waiting.backlog, lag=waiting.oldest_age)
-                if position == skipped:
+                if position == skipped and first:
                     raise ApplicationError(error or "failed", type="WebhookAttemptFailed")
                 return last.model_copy(update={"retry_next": True})
             last = DeliverOutput(done=position + 1, status=outcome, http_status=status, seq=event["seq"])
@@ -129,7 +182,6 @@ class WebhookDelivery:
                 # the next one's age (beyond this batch, this one's: a little more than it)
                 lag = events[min(position + 1, len(events) - 1)]["age"] if left > 0 else 0.0
                 self._levels.report(input.endpoint_id, backlog=left, lag=lag)
-            activity.heartbeat(position + 1)
             if time.monotonic() >= batch_ends or activity.is_worker_shutdown():
                 break
         return last
@@ -208,7 +260,9 @@ class WebhookDelivery:
     async def _client(self, key: tuple[str, str, str, int | None]) -> httpx.AsyncClient:
         """A client per name and checked address: its kept-alive connections (and their TLS
         sessions) serve only that name at that address. The oldest of too many is closed."""
-        client = self._clients.pop(key, None) or httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        client = self._clients.pop(key, None) or httpx.AsyncClient(
+            timeout=self._timeout, follow_redirects=False, verify=_TLS
+        )
         self._clients[key] = client  # the most recently used last
         if len(self._clients) > _CLIENTS_KEPT:
             oldest = next(iter(self._clients))
@@ -217,8 +271,12 @@ class WebhookDelivery:
 
     @activity.defn
     async def give_up(self, input: GiveUpInput) -> None:
-        """After WEBHOOK_RETRY_FOR: the delivery failed, and the endpoint is disabled."""
-        await self._store.give_up(input.endpoint_id, input.seq, input.error)
+        """After WEBHOOK_RETRY_FOR: the delivery failed, and the endpoint is disabled.
+        Without a seq, of the endpoint's next event (the one `deliver_next` was stuck on)."""
+        seq = input.seq
+        if seq is None:
+            seq = next(iter((await self._store.pending(input.endpoint_id, 1)).seqs), None)
+        await self._store.give_up(input.endpoint_id, seq, input.error)
         count("partners_webhook_endpoints_disabled", "Webhook endpoints disabled after failing too long.")
 
 

@@ -199,9 +199,25 @@ class DeliverOutput(BaseModel):
     retry_next: bool = False  # the event after them failed once and is to be retried
 
 
+class DeliverNextInput(NextEventsInput):
+    earlier_attempts: int = 0  # the first event's attempts in an earlier activity
+
+
+class DeliverNextOutput(DeliverOutput):
+    """What one wake-up's activity did: `done` events delivered or failed, the last one's
+    outcome; then either more wait (`backlog`), or none (`sleeping`), or the endpoint is
+    disabled or deleted (`stopped`)."""
+
+    done: int = 0
+    status: str = "none"
+    backlog: int = 0
+    sleeping: bool = False
+    stopped: bool = False
+
+
 class GiveUpInput(BaseModel):
     endpoint_id: UUID
-    seq: int
+    seq: int | None  # None: the endpoint's next event, whichever it is now
     error: str
 
 

@@ -157,7 +157,7 @@ class WebhookDeliveries:
             if status != "retrying":
                 await db.execute(_MOVE_CURSOR, endpoint_id, event["seq"], event["xid"])
 
-    async def give_up(self, endpoint_id: UUID, seq: int, error: str) -> None:
+    async def give_up(self, endpoint_id: UUID, seq: int | None, error: str) -> None:
         """The delivery of `seq` failed for good: recorded, the cursor past it, the endpoint
         disabled (and audited, for an enterprise's own)."""
         async with self._pool.acquire() as db, db.transaction():

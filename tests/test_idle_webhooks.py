@@ -49,6 +49,20 @@ async def _events(client: Client, endpoint: UUID) -> list[Any]:
     return list(history.events)
 
 
+# The history events the server bills an Action for, as bench/idle.py counts them.
+_BILLED = {
+    "activity_task_scheduled_event_attributes",
+    "timer_started_event_attributes",
+    "workflow_execution_signaled_event_attributes",
+    "marker_recorded_event_attributes",
+    "upsert_workflow_search_attributes_event_attributes",
+}
+
+
+# The last event of a history that waits: a workflow task done, or the timer it started.
+_AT_REST = {"workflow_task_completed_event_attributes", "timer_started_event_attributes"}
+
+
 def _timers(events: list[Any]) -> list[int]:
     return [
         e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
@@ -65,6 +79,33 @@ async def test_an_idle_endpoint_sleeps_on_one_timer_and_asks_nothing_more(dev_st
         await asyncio.sleep(3)  # before: an activity rescheduled every 5 min, heartbeating
         after = await _events(dev_stack.client, endpoint)
         assert len(after) == len(before), "an idle endpoint's history does not grow"
+
+
+async def test_an_event_committed_alone_costs_its_wake_up_and_one_activity(dev_stack: Stack) -> None:
+    """Billed history events (an Action each) of one event's delivery to a sleeping
+    endpoint: the wake-up signal and one activity that finds, delivers and flags the
+    endpoint asleep again; the day's timer goes on running, none is started anew."""
+    enterprise = new_enterprise()
+    async with receiving() as receiver:
+        endpoint = await _asleep(dev_stack, enterprise, receiver.url)
+        before = await _events(dev_stack.client, endpoint)
+        for number in range(2):
+            async with dev_stack.pool.acquire() as db, db.transaction():
+                await db.execute("INSERT INTO enterprises (id) VALUES ($1) ON CONFLICT DO NOTHING", enterprise)
+                await audit(db, enterprise, uuid.uuid4(), "test", AuditAction.LOGO_SET, size=number)
+            await receiver.wait_for(number + 1, timeout=30)
+            await eventually(  # asleep again, its workflow task done: the history at rest
+                lambda: _events(dev_stack.client, endpoint),
+                lambda events: events[-1].WhichOneof("attributes") in _AT_REST,
+            )
+            await eventually(
+                lambda: dev_stack.pool.fetchval("SELECT sleeping FROM webhook_endpoints WHERE id = $1", endpoint)
+            )
+    added = (await _events(dev_stack.client, endpoint))[len(before) :]
+    billed = [e.WhichOneof("attributes") for e in added if e.WhichOneof("attributes") in _BILLED]
+    assert sorted(billed) == sorted(
+        2 * ["activity_task_scheduled_event_attributes", "workflow_execution_signaled_event_attributes"]
+    )
 
 
 async def test_one_enterprises_burst_wakes_its_endpoint_and_no_other(dev_stack: Stack) -> None:

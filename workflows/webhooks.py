@@ -17,7 +17,14 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 with workflow.unsafe.imports_passed_through():
     from activities.webhook_delivery import BATCH_SECONDS, WebhookDelivery, webhook_task_queue
     from partners import search
-    from partners.activity_io import DeliverInput, GiveUpInput, NextEventsInput, WebhookInput
+    from partners.activity_io import (
+        DeliverInput,
+        DeliverNextInput,
+        DeliverOutput,
+        GiveUpInput,
+        NextEventsInput,
+        WebhookInput,
+    )
     from partners.ids import WEBHOOK_WAKE_SIGNAL, webhook_workflow_id
     from partners.settings import Settings
 
@@ -28,16 +35,19 @@ _ROUNDS_PER_RUN = 500
 # An asleep endpoint looks again after this long even unwoken: a wake-up lost (a worker
 # down between a commit and its signal) delays delivery by a day at most.
 _SLEEP_AT_MOST = timedelta(days=1)
+# Runs started since take one activity per wake-up (`deliver_next`); earlier ones go on
+# with `next_events` and `deliver` until they continue as new.
+_ONE_ACTIVITY_PER_WAKE = "deliver-next"
 # Beyond WEBHOOK_TIMEOUT, an attempt's time for its database reads and writes.
 _ATTEMPT_MARGIN_SECONDS = 5.0
 
 
 @workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class WebhookDeliveryWorkflow:
-    """`webhook-{endpoint_id}`: asks for the endpoint's next events; with none, sleeps until
-    its enterprise commits one (the worker's LISTEN signals `wake`: an idle endpoint costs
-    no Action), then delivers them one at a time in commit order, each retried
-    with backoff for WEBHOOK_RETRY_FOR. A delivery that runs out of time is failed and
+    """`webhook-{endpoint_id}`: delivers the endpoint's next events one at a time in commit
+    order, each retried with backoff for WEBHOOK_RETRY_FOR, in one activity per wake-up;
+    with none left, sleeps until its enterprise commits one (the worker's LISTEN signals
+    `wake`: an idle endpoint costs no Action). A delivery that runs out of time is failed and
     the endpoint disabled: the run ends. Where it got to lives in the database (the
     endpoint's cursor), so a new run, a crash or a restart goes on from there."""
 
@@ -47,9 +57,13 @@ class WebhookDeliveryWorkflow:
         self._redeliver: list[int] = []
         self._wakes = 0
         self._last = "no delivery yet"
+        self._daily: asyncio.Future[None] | None = None
 
     @workflow.run
     async def run(self, input: WebhookInput) -> str:
+        if workflow.patched(_ONE_ACTIVITY_PER_WAKE):
+            return await self._deliver_as_woken(input)
+        # A run started before it (its history has no marker) goes on as it began:
         for _ in range(_ROUNDS_PER_RUN):
             if self._redeliver:
                 if not await self._deliver([self._redeliver.pop(0)]):
@@ -78,6 +92,53 @@ class WebhookDeliveryWorkflow:
             self._describe(backlog=0)
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(input)
+
+    async def _deliver_as_woken(self, input: WebhookInput) -> str:
+        """One activity per wake-up (`deliver_next`: finds, delivers, flags asleep), then
+        asleep on the day's timer, started once a day rather than once a sleep: an event
+        committed alone costs its wake-up signal and one activity, two Actions."""
+        earlier_attempts = 0
+        for _ in range(_ROUNDS_PER_RUN):
+            if self._redeliver:
+                if not await self._deliver([self._redeliver.pop(0)]):
+                    return self._last
+                continue
+            wakes = self._wakes
+            try:
+                done = await workflow.execute_activity_method(
+                    WebhookDelivery.deliver_next,
+                    DeliverNextInput(endpoint_id=input.endpoint_id, earlier_attempts=earlier_attempts),
+                    **webhook_delivery(BATCH_SECONDS, input.attempt_seconds, input.retry_for_seconds),
+                    summary="deliver the next events",
+                    task_queue=webhook_task_queue(workflow.info().task_queue),
+                )
+            except ActivityError as err:
+                if err.retry_state is not RetryState.TIMEOUT:
+                    raise
+                await self._give_up(None, err)
+                return self._last
+            self._note(done)
+            earlier_attempts = 1 if done.retry_next else 0
+            if done.stopped:
+                workflow.set_current_details(f"stopped: the endpoint is disabled or deleted; {self._last}")
+                return "stopped"
+            if done.sleeping:
+                workflow.set_current_details(f"asleep, nothing to deliver; last: {self._last}")
+                await self._sleep(wakes)
+            else:
+                self._describe(backlog=done.backlog)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(input)
+
+    async def _sleep(self, wakes: int) -> None:
+        """Until its enterprise commits an event (a `wake` signal), a redelivery is asked,
+        or the day's timer fires: a safety net for a wake-up lost, one Action a day."""
+        if self._daily is None or self._daily.done():
+            self._daily = asyncio.ensure_future(
+                workflow.sleep(_SLEEP_AT_MOST, summary="look for events once a day, woken or not")
+            )
+        daily = self._daily
+        await workflow.wait_condition(lambda: self._woken(wakes) or daily.done())
 
     def _woken(self, wakes: int) -> bool:
         return self._wakes > wakes or bool(self._redeliver)
@@ -117,28 +178,33 @@ class WebhookDeliveryWorkflow:
                     raise
                 await self._give_up(seqs[0], err)
                 return False
-            if outcome.seq is not None:
-                self._last = f"event {outcome.seq}: {outcome.status}" + (
-                    f" ({outcome.http_status})" if outcome.http_status else ""
-                )
+            self._note(outcome)
             seqs = seqs[outcome.done :]
             earlier_attempts = 1 if outcome.retry_next else 0
             if backlog is not None:
                 backlog -= outcome.done
         return True
 
-    async def _give_up(self, seq: int, err: ActivityError) -> None:
+    def _note(self, outcome: DeliverOutput) -> None:
+        """The last event's outcome, for the workflow's current details."""
+        if outcome.seq is not None:
+            self._last = f"event {outcome.seq}: {outcome.status}" + (
+                f" ({outcome.http_status})" if outcome.http_status else ""
+            )
+
+    async def _give_up(self, seq: int | None, err: ActivityError) -> None:
         """Out of time: the last attempt's failure, or the timeout when none was left."""
+        which = seq if seq is not None else "next"
         cause = err.cause
         if isinstance(cause, ActivityTimeout) and cause.cause is not None:
             cause = cause.cause
         await workflow.execute_activity_method(
             WebhookDelivery.give_up,
             GiveUpInput(endpoint_id=self._input.endpoint_id, seq=seq, error=str(cause or "timed out")),
-            summary=f"give up on event {seq}; disable the endpoint",
+            summary=f"give up on event {which}; disable the endpoint",
             **DATABASE_STEP,
         )
-        self._last = f"disabled: event {seq} failed for {self._input.retry_for_seconds} s ({cause})"
+        self._last = f"disabled: event {which} failed for {self._input.retry_for_seconds} s ({cause})"
         workflow.set_current_details(self._last)
 
     def _describe(self, *, backlog: int) -> None:
