@@ -231,18 +231,23 @@ async def main(settings: Settings, stop: asyncio.Event | None = None) -> None:
     async with open_pool(settings) as pool:
         runtime = metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
         if runtime is not None:
-            count_long_pauses_on(runtime)
+            record_pauses_on(runtime)
         client = await connect_client(settings, runtime)
         await serve(client, settings, Stores.build(pool, settings), stop or asyncio.Event())
 
 
-def count_long_pauses_on(runtime: Runtime) -> None:
-    """The worker's long collections as `partners_gc_long_pauses_total`, beside the SDK's metrics."""
-    counter = runtime.metric_meter.create_counter(
+def record_pauses_on(runtime: Runtime) -> None:
+    """The worker's full collections as `partners_gc_pause_milliseconds` (a histogram) and
+    the long ones as `partners_gc_long_pauses_total`, beside the SDK's metrics."""
+    meter = runtime.metric_meter
+    pauses = meter.create_histogram_float(
+        "partners_gc_pause", "Full garbage collections, by how long they held the event loop.", "milliseconds"
+    )
+    long_pauses = meter.create_counter(
         "partners_gc_long_pauses", "Full garbage collections that held the loop over 100 ms."
     )
-    counter.add(0)  # exported from the start: an alert reads a series that exists
-    collector.count_long_pauses(lambda: counter.add(1))
+    long_pauses.add(0)  # exported from the start: an alert reads a series that exists
+    collector.record_pauses(pauses.record, lambda: long_pauses.add(1))
 
 
 async def serve(client: Client, settings: Settings, stores: Stores, stop: asyncio.Event) -> None:

@@ -182,7 +182,7 @@ async def main() -> None:
         _say("Schema", f"migrated ({', '.join(applied)})" if applied else "up to date")
         runtime = metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
         if runtime is not None:
-            worker.count_long_pauses_on(runtime)
+            worker.record_pauses_on(runtime)
         # One bootstrap, as the API's and the tests': the worker shares its pool and client.
         async with open_services(settings, runtime=runtime) as services, contextlib.AsyncExitStack() as listeners:
             # As production: the public listener and the operators', uvicorn's loggers (its

@@ -7,7 +7,7 @@ from __future__ import annotations
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from partners import tracing
+from partners import collector, tracing
 from partners.codec import data_converter
 from partners.settings import Settings
 
@@ -42,7 +42,10 @@ def metrics_runtime(port: int, host: str = "0.0.0.0") -> Runtime:  # noqa: S104 
                 bind_address=f"{host}:{port}",
                 counters_total_suffix=True,
                 unit_suffix=True,
-                histogram_bucket_overrides={"partners_invitation_acceptance_delay": ACCEPTANCE_BUCKETS_MS},
+                histogram_bucket_overrides={
+                    "partners_invitation_acceptance_delay": ACCEPTANCE_BUCKETS_MS,
+                    "partners_gc_pause": collector.PAUSE_BUCKETS_MS,
+                },
             )
         )
     )

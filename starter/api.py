@@ -188,7 +188,6 @@ async def serve(settings: Settings) -> None:
         running = servers(services, timeout_graceful_shutdown=30)
         app = running[0].config.app
         assert isinstance(app, FastAPI)
-        collector.count_long_pauses(app.state.metrics.long_pauses.inc)
 
         def stop() -> None:
             for server in running:

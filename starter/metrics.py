@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from partners import collector
 
 
 class ApiMetrics:
@@ -31,7 +34,14 @@ class ApiMetrics:
             "Full garbage collections that held the loop over 100 ms.",
             registry=self.registry,
         )
+        self.pauses = Histogram(
+            "partners_gc_pause_milliseconds",
+            "Full garbage collections, by how long they held the event loop.",
+            buckets=collector.PAUSE_BUCKETS_MS,
+            registry=self.registry,
+        )
         self._server: object | None = None
+        self._stop_recording: Callable[[], None] = _nothing
 
     def install(self, app: FastAPI) -> None:
         app.add_middleware(_Measured, metrics=self)
@@ -39,12 +49,20 @@ class ApiMetrics:
     def serve(self, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 (scraped from other hosts)
         server, _ = start_http_server(port, addr=host, registry=self.registry)
         self._server = server
+        # The process's full collections, for as long as these metrics are served.
+        self._stop_recording = collector.record_pauses(self.pauses.observe, self.long_pauses.inc)
 
     def close(self) -> None:
+        self._stop_recording()
+        self._stop_recording = _nothing
         if self._server is not None:
             self._server.shutdown()  # type: ignore[attr-defined]
             self._server.server_close()  # type: ignore[attr-defined]
             self._server = None
+
+
+def _nothing() -> None:
+    pass
 
 
 class _Measured:

@@ -6,6 +6,7 @@ running service exports."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import re
 import shutil
@@ -18,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from devstack.mailcatcher import MailCatcher
 from devstack.net import free_port
+from partners import collector
 from partners.models import RetentionInput
 from partners.settings import Settings
 from partners.temporal_client import connect_client, metrics_runtime
@@ -26,7 +28,7 @@ from tests.helpers.metrics import scrape
 from tests.helpers.receiver import receiving
 from tests.helpers.stack import holder, partner_user, running_stack
 from tests.test_mail_feedback import dsn, report
-from worker import count_long_pauses_on
+from worker import record_pauses_on
 from workflows.retention import RetentionWorkflow
 
 ROOT = Path(__file__).parent.parent
@@ -106,7 +108,7 @@ async def test_every_series_an_alert_reads_is_exported(
     worker_port, api_port = free_port(), free_port()
     settings = Settings(temporal_address=dev_env.client.service_client.config.target_host)
     runtime = metrics_runtime(worker_port, "127.0.0.1")
-    count_long_pauses_on(runtime)  # as the worker's main does
+    record_pauses_on(runtime)  # as the worker's main does
     client = await connect_client(settings, runtime)
     async with (
         running_stack(dev_env, pool, mail, client=client, api_metrics_port=api_port) as stack,
@@ -130,11 +132,22 @@ async def test_every_series_an_alert_reads_is_exported(
         await stack.client.execute_workflow(
             RetentionWorkflow.run, RetentionInput(), id=f"retention-{worker_port}", task_queue=queue
         )
+        with collector.timed():  # as the worker's and the API's run() do
+            gc.collect()  # a full collection: its pause in both processes' histograms
         wanted = _series_read() - set(FIRST_EVENT_ONLY)
         async with asyncio.timeout(60):  # the SDK exports on its own schedule
             while missing := wanted - _names(await scrape(worker_port)) - _names(await scrape(api_port)):
                 await asyncio.sleep(0.5)
         assert not missing
+        async with asyncio.timeout(60):
+            while "partners_gc_pause_milliseconds_count" not in _names(await scrape(worker_port)):
+                await asyncio.sleep(0.5)
+        api_pauses = [
+            line
+            for line in (await scrape(api_port)).splitlines()
+            if line.startswith("partners_gc_pause_milliseconds_count")
+        ]
+        assert api_pauses and float(api_pauses[0].split()[-1]) >= 1
     for name, source in FIRST_EVENT_ONLY.items():
         assert source is None or name.removesuffix("_total") in source.read_text(), name
 
