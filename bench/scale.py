@@ -187,6 +187,56 @@ async def at_size(scale: Scale, size: int, args: argparse.Namespace, smtp: dict[
     }
 
 
+async def caches_at_size(
+    scale: Scale, size: int, args: argparse.Namespace, smtp: dict[str, str]
+) -> list[dict[str, Any]]:
+    """With `size` waiting, the worker restarted with each of `--caches` cached workflows
+    (WORKER_MAX_CACHED_WORKFLOWS) and its full collection every `--gc-interval` seconds:
+    its cache filled first (`cache` registrations more, their garbage collected), then
+    registrations at `--rate` (each a workflow cached, evicting the least recent), warm
+    clicks of them, cold clicks of the oldest; the worker's full collections meanwhile,
+    longest first, and the clicks' p99 against the cache."""
+    bench, local = scale.bench, scale.bench.local
+    curve = []
+    for cache in args.caches:
+        await scale.fill(size)
+        await local.stop("worker")
+        extra = {
+            "WORKER_MAX_CACHED_WORKFLOWS": str(cache),
+            "WORKER_GC_INTERVAL": str(args.gc_interval),
+            "LOG_LEVEL": "INFO",  # every full collection logged, the short ones too
+        }
+        await local.start("worker", "worker", **smtp, **extra)
+        first = scale.waiting[0]
+        await bench.click(first)  # the worker is up and polling
+        scale.waiting.remove(first)
+        # Its cache full, as after hours of running (each registration's workflow stays
+        # cached, waiting), and the garbage of filling it collected.
+        await scale.fill(len(scale.waiting) + cache)
+        await asyncio.sleep(args.gc_interval)
+        measured_from = time.time()
+        partners = await open_loop(args.rate, range(args.samples), scale.register)
+        warm = await scale.clicks(partners)
+        cold = await scale.clicks(scale.waiting[: args.samples])
+        await asyncio.sleep(args.gc_interval)  # the last window's collection
+        logged = collections(local.logs["worker"])
+        worker = [round((end - start) * 1000) for start, end in logged if end >= measured_from]
+        curve.append(
+            {
+                "cache": cache,
+                "waiting": len(scale.waiting),
+                "worker_collections_ms": sorted(worker, reverse=True),
+                "longest_pause_ms": max(worker, default=0),
+                "register_ms": percentiles([took for _, took in (p["register"] for p in partners)]),
+                "click_warm_ms": percentiles([took for _, took in warm]),
+                "click_cold_ms": percentiles([took for _, took in cold]),
+                "worker_rss_mib": round(psutil.Process(local.processes["worker"].pid).memory_info().rss / 2**20, 1),
+            }
+        )
+        print(json.dumps(curve[-1]), flush=True)
+    return curve
+
+
 def plot(results: dict[str, Any], path: str) -> None:
     import matplotlib
 
@@ -254,8 +304,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             with collector.timed(scale.driver_paused):
                 for size in args.sizes:
                     print(f"size {size}", flush=True)
-                    results["sizes"].append(await at_size(scale, size, args, smtp))
+                    if args.caches:  # the curve against the cache instead
+                        results.setdefault("caches", []).extend(await caches_at_size(scale, size, args, smtp))
+                    else:
+                        results["sizes"].append(await at_size(scale, size, args, smtp))
                     (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=2) + "\n")
+            if args.caches:
+                return results
     first, last = results["sizes"][0], results["sizes"][-1]
     results["largest_over_smallest"] = {
         name: round(last[name]["p99_ms"] / first[name]["p99_ms"], 2)
@@ -275,8 +330,13 @@ if __name__ == "__main__":
     parser.add_argument("--samples", type=int, default=100, help="registrations and clicks measured per size")
     parser.add_argument("--rate", type=float, default=5.0)
     parser.add_argument("--out", default="scale", help="bench/results/<out>.json and .png")
+    parser.add_argument(
+        "--caches", type=int, nargs="*", default=[], help="instead: the pause and click curve against the cache size"
+    )
+    parser.add_argument("--gc-interval", type=float, default=60.0, help="with --caches: WORKER_GC_INTERVAL")
     figures = asyncio.run(main(parser.parse_args()))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{figures['args']['out']}.json").write_text(json.dumps(figures, indent=2) + "\n")
-    plot(figures, str(RESULTS / f"{figures['args']['out']}.png"))
+    if not figures["args"]["caches"]:
+        plot(figures, str(RESULTS / f"{figures['args']['out']}.png"))
     print(json.dumps(figures, indent=2))

@@ -171,13 +171,18 @@ class Settings(BaseSettings):
     # instead of at the server).
     worker_max_concurrent_activities: int = Field(default=20, ge=1)
     worker_max_concurrent_workflow_tasks: int = Field(default=5, ge=2)
-    worker_max_cached_workflows: int = Field(default=1000, ge=0)
+    # A full collection scans every cached workflow (about 0.1 ms each on these cores), and
+    # every request waiting meanwhile waits: 1,000 held the loop 174 ms, 100 held it 37 ms,
+    # with no worse click (BENCHMARKS.md#the-workers-pause). A waiting invitation is
+    # touched a few times in days: a cache holds the recently touched, not the waiting.
+    worker_max_cached_workflows: int = Field(default=100, ge=0)
     worker_shutdown_grace: float = Field(default=30.0, ge=0, description="seconds")
     # A full garbage collection this often (0: only the collector's own): workflows
     # evicted from the cache leave cycles that the tuned collector (worker.run_process)
     # reaches only in its rare oldest-generation passes, so without it the worker's memory
-    # grows with every workflow it ever held (BENCHMARKS.md#the-workers-pause).
-    worker_gc_interval: float = Field(default=60.0, ge=0, description="seconds")
+    # grows with every workflow it ever held. Often, so each has little garbage to free
+    # (BENCHMARKS.md#the-workers-pause).
+    worker_gc_interval: float = Field(default=20.0, ge=0, description="seconds")
     # The SDK's sandbox re-imports the workflow modules for every run and refuses a
     # non-deterministic call from them: the suite runs with it (conftest.py), on every
     # path it takes; production saves the worker that cost (a fifth of its CPU per onboarding:
