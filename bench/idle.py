@@ -5,6 +5,8 @@ dev server's own `action` metric (`--metrics-port`), by type.
    `--idle-seconds`: Actions per endpoint per hour (goal: at most 1).
 2. One enterprise's burst: `--burst` events committed for one enterprise; the Actions it
    costs, and how many of the other enterprises' endpoints it woke (goal: none).
+   Then `--one-at-a-time` events of that enterprise, each committed once the endpoint
+   sleeps again: Actions per delivered event (goal: at most 3), by type.
 3. A waiting invitation: the Actions of the committed `invitation-expired` history (a
    member invitation nobody accepts: every reminder, then expiry), per day of its life
    and per reminder, read from its events the way the server bills them.
@@ -121,6 +123,7 @@ async def idle_endpoints(
             await asyncio.sleep(0.1)
     await asyncio.sleep(2)
     burst = await total(port) - before
+    one_at_a_time = await alone(local, receiver, busy, partner, port, args.one_at_a_time, first=args.burst)
     await receiver.stop()
     return {
         "endpoints": args.endpoints,
@@ -129,12 +132,40 @@ async def idle_endpoints(
         "actions_per_endpoint_hour": round(per_hour, 3),
         "burst_events": args.burst,
         "burst_actions": burst,
+        "one_at_a_time": one_at_a_time,
         # The other enterprises' endpoints whose workflow did anything meanwhile.
         "other_endpoints_woken": sum(
             1
             for endpoint, n in (await history_lengths(client, local, enterprises[1:])).items()
             if n != others[endpoint]
         ),
+    }
+
+
+async def alone(
+    local: LocalStack, receiver: Receiver, enterprise: str, partner: UUID, port: int, events: int, *, first: int
+) -> dict[str, Any]:
+    """`events` events of one enterprise, each committed alone: once the one before was
+    received and the endpoint sleeps again, its workflow task done. The Actions they cost
+    in all, by type, and per event."""
+    before = await actions_by_type(port)
+    for number in range(first, first + events):
+        async with local.pool.acquire() as db, db.transaction():
+            await audit(db, enterprise, partner, "bench", AuditAction.LOGO_SET, content_type="image/png", size=number)
+        await receiver.wait_for(local, range(number, number + 1), timeout=30)
+        async with asyncio.timeout(30):
+            while not await local.pool.fetchval(
+                "SELECT sleeping FROM webhook_endpoints WHERE enterprise_id = $1", enterprise
+            ):
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)  # its last workflow task completes
+    after = await actions_by_type(port)
+    by_type = {kind: after[kind] - before.get(kind, 0.0) for kind in after if after[kind] != before.get(kind, 0.0)}
+    return {
+        "events": events,
+        "actions": sum(by_type.values()),
+        "actions_per_event": round(sum(by_type.values()) / events, 2),
+        "by_type": by_type,
     }
 
 
@@ -183,6 +214,7 @@ if __name__ == "__main__":
     parser.add_argument("--endpoints", type=int, default=20)
     parser.add_argument("--idle-seconds", type=float, default=300.0)
     parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--one-at-a-time", type=int, default=20)
     figures = asyncio.run(main(parser.parse_args()))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "idle.json").write_text(json.dumps(figures, indent=2) + "\n")
