@@ -58,77 +58,80 @@ class WebhookDeliveryWorkflow:
         self._wakes = 0
         self._last = "no delivery yet"
         self._daily: asyncio.Future[None] | None = None
+        self._earlier_attempts = 0  # the next event's attempts in an earlier activity
 
     @workflow.run
     async def run(self, input: WebhookInput) -> str:
-        if workflow.patched(_ONE_ACTIVITY_PER_WAKE):
-            return await self._deliver_as_woken(input)
-        # A run started before it (its history has no marker) goes on as it began:
+        # Runs started since take one activity per wake-up; a run started before it (its
+        # history has no marker) goes on as it began.
+        one_activity = workflow.patched(_ONE_ACTIVITY_PER_WAKE)
         for _ in range(_ROUNDS_PER_RUN):
             if self._redeliver:
                 if not await self._deliver([self._redeliver.pop(0)]):
                     return self._last
                 continue
             wakes = self._wakes
-            found = await workflow.execute_activity_method(
-                WebhookDelivery.next_events,
-                NextEventsInput(endpoint_id=input.endpoint_id),
-                **WEBHOOK_LOOKUP,
-                summary="next events",
-                task_queue=webhook_task_queue(workflow.info().task_queue),
-            )
-            if found.stopped:
-                workflow.set_current_details(f"stopped: the endpoint is disabled or deleted; {self._last}")
-                return "stopped"
-            if found.sleeping:
-                # Asleep until its enterprise commits an event (a `wake` signal) or a
-                # redelivery is asked; the day's timer is a safety net, one Action a day.
-                workflow.set_current_details(f"asleep, nothing to deliver; last: {self._last}")
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await workflow.wait_condition(functools.partial(self._woken, wakes), timeout=_SLEEP_AT_MOST)
-                continue
-            if not await self._deliver(found.seqs, backlog=found.backlog):
-                return self._last
-            self._describe(backlog=0)
+            ended = await (self._deliver_as_woken(wakes) if one_activity else self._look_then_deliver(wakes))
+            if ended is not None:
+                return ended
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(input)
 
-    async def _deliver_as_woken(self, input: WebhookInput) -> str:
+    async def _look_then_deliver(self, wakes: int) -> str | None:
+        """A round of the runs started before `deliver_next`: asks for the next events,
+        delivers them, or sleeps on a new day's timer. What the run ends with, if it ends."""
+        found = await workflow.execute_activity_method(
+            WebhookDelivery.next_events,
+            NextEventsInput(endpoint_id=self._input.endpoint_id),
+            **WEBHOOK_LOOKUP,
+            summary="next events",
+            task_queue=webhook_task_queue(workflow.info().task_queue),
+        )
+        if found.stopped:
+            return self._stopped()
+        if found.sleeping:
+            workflow.set_current_details(f"asleep, nothing to deliver; last: {self._last}")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(functools.partial(self._woken, wakes), timeout=_SLEEP_AT_MOST)
+            return None
+        if not await self._deliver(found.seqs, backlog=found.backlog):
+            return self._last
+        self._describe(backlog=0)
+        return None
+
+    async def _deliver_as_woken(self, wakes: int) -> str | None:
         """One activity per wake-up (`deliver_next`: finds, delivers, flags asleep), then
         asleep on the day's timer, started once a day rather than once a sleep: an event
-        committed alone costs its wake-up signal and one activity, two Actions."""
-        earlier_attempts = 0
-        for _ in range(_ROUNDS_PER_RUN):
-            if self._redeliver:
-                if not await self._deliver([self._redeliver.pop(0)]):
-                    return self._last
-                continue
-            wakes = self._wakes
-            try:
-                done = await workflow.execute_activity_method(
-                    WebhookDelivery.deliver_next,
-                    DeliverNextInput(endpoint_id=input.endpoint_id, earlier_attempts=earlier_attempts),
-                    **webhook_delivery(BATCH_SECONDS, input.attempt_seconds, input.retry_for_seconds),
-                    summary="deliver the next events",
-                    task_queue=webhook_task_queue(workflow.info().task_queue),
-                )
-            except ActivityError as err:
-                if err.retry_state is not RetryState.TIMEOUT:
-                    raise
-                await self._give_up(None, err)
-                return self._last
-            self._note(done)
-            earlier_attempts = 1 if done.retry_next else 0
-            if done.stopped:
-                workflow.set_current_details(f"stopped: the endpoint is disabled or deleted; {self._last}")
-                return "stopped"
-            if done.sleeping:
-                workflow.set_current_details(f"asleep, nothing to deliver; last: {self._last}")
-                await self._sleep(wakes)
-            else:
-                self._describe(backlog=done.backlog)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.continue_as_new(input)
+        committed alone costs its wake-up signal and one activity, two Actions. What the
+        run ends with, if it ends."""
+        input = self._input
+        try:
+            done = await workflow.execute_activity_method(
+                WebhookDelivery.deliver_next,
+                DeliverNextInput(endpoint_id=input.endpoint_id, earlier_attempts=self._earlier_attempts),
+                **webhook_delivery(BATCH_SECONDS, input.attempt_seconds, input.retry_for_seconds),
+                summary="deliver the next events",
+                task_queue=webhook_task_queue(workflow.info().task_queue),
+            )
+        except ActivityError as err:
+            if err.retry_state is not RetryState.TIMEOUT:
+                raise
+            await self._give_up(None, err)
+            return self._last
+        self._note(done)
+        self._earlier_attempts = 1 if done.retry_next else 0
+        if done.stopped:
+            return self._stopped()
+        if done.sleeping:
+            workflow.set_current_details(f"asleep, nothing to deliver; last: {self._last}")
+            await self._sleep(wakes)
+        else:
+            self._describe(backlog=done.backlog)
+        return None
+
+    def _stopped(self) -> str:
+        workflow.set_current_details(f"stopped: the endpoint is disabled or deleted; {self._last}")
+        return "stopped"
 
     async def _sleep(self, wakes: int) -> None:
         """Until its enterprise commits an event (a `wake` signal), a redelivery is asked,
