@@ -13,6 +13,15 @@ from pathlib import Path
 _LOWEST = 20_000
 _handed_out: set[int] = set()
 _pick = random.Random()  # seeded from the OS: parallel processes pick apart
+_slice = (0, 1)  # this process's slice of the range, of how many (share_range)
+
+
+def share_range(index: int, count: int) -> None:
+    """Processes that hand out ports side by side (the suite's test processes) each pick
+    from a slice of their own: two of them never pick the same port, where a port one
+    checked free could otherwise be bound by the other before its server binds it."""
+    global _slice
+    _slice = (index, count)
 
 
 def _ephemeral_start() -> int:
@@ -25,9 +34,11 @@ def _ephemeral_start() -> int:
 def free_port() -> int:
     """A port free on the loopback now, outside the ephemeral range and never handed out
     twice by this process (another process binding it meanwhile is the race left)."""
-    highest = _ephemeral_start() - 1
+    index, count = _slice
+    span = (_ephemeral_start() - _LOWEST) // count
+    lowest, highest = _LOWEST + index * span, _LOWEST + (index + 1) * span - 1
     for _ in range(200):
-        port = _pick.randint(_LOWEST, highest) if highest > _LOWEST else 0
+        port = _pick.randint(lowest, highest) if highest > lowest else 0
         if port in _handed_out:
             continue
         with socket.socket() as s:

@@ -16,6 +16,7 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 from temporalio.testing import WorkflowEnvironment
 
+from devstack import net
 from devstack.binaries import temporal_cli, temporal_test_server
 from devstack.mailcatcher import MailCatcher
 from devstack.postgres import EmbeddedPostgres
@@ -30,6 +31,12 @@ os.environ["PAYLOAD_KEYS"] = TEST_PAYLOAD_KEYS
 # modules make on every path the suite takes (production runs without it: settings.py;
 # tests/test_scale_out.py runs production's way).
 os.environ["WORKFLOW_SANDBOX"] = "true"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-xdist's test processes hand out ports from slices of their own."""
+    if worker := os.environ.get("PYTEST_XDIST_WORKER"):  # gw0, gw1, ...
+        net.share_range(int(worker.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
 
 
 @pytest.fixture(scope="session")
