@@ -1,8 +1,8 @@
 """The garbage collector's full collections, timed. A collection of the oldest generation
 walks every object the process holds and holds its event loop meanwhile: in the worker,
 every workflow task and activity that arrives waits; in the API, every request. Each is
-logged with its length (a warning from 100 ms: the worker's own, once a minute, are
-info lines below it) and recorded in the process's metrics
+logged with its length (a warning from 100 ms, an info line below: the worker's own,
+every `WORKER_GC_INTERVAL`, are short) and recorded in the process's metrics
 (`partners_gc_pause_milliseconds`, a histogram; `partners_gc_long_pauses_total`, those
 over 100 ms), whoever started it: the worker's own timer (`WORKER_GC_INTERVAL`) or the
 interpreter."""

@@ -17,6 +17,7 @@ import aiodns
 import asyncpg
 import httpx
 import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.webhook_delivery import WebhookDelivery
@@ -112,6 +113,13 @@ async def test_failed_attempts_are_retried_in_order_and_a_retry_redelivers(
     ):
         hook = await _webhook(stack, enterprise, receiver)
         await _onboard(stack, enterprise)
+        # While its first event is retried (seconds apart), the Temporal UI's current
+        # details say it delivers, not that it sleeps.
+        await eventually(now(lambda: receiver.receipts), timeout=30, interval=0.02)
+        details = await stack.client.get_workflow_handle(f"webhook-{hook['id']}").query(
+            "__temporal_workflow_metadata", result_type=WorkflowMetadata
+        )
+        assert details.current_details.startswith("delivering the next events"), details.current_details
 
         received = await receiver.wait_for(len(ONBOARDING), timeout=60)
 

@@ -105,6 +105,9 @@ class WebhookDeliveryWorkflow:
         committed alone costs its wake-up signal and one activity, two Actions. What the
         run ends with, if it ends."""
         input = self._input
+        # Not "asleep" while its events are delivered, or retried for hours: the pending
+        # activity shows the attempts and the last failure.
+        workflow.set_current_details(f"delivering the next events; last: {self._last}")
         try:
             done = await workflow.execute_activity_method(
                 WebhookDelivery.deliver_next,
