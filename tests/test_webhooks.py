@@ -244,7 +244,12 @@ async def test_operators_see_the_backlog_and_the_lag_in_the_metrics(
         await _onboard(stack, enterprise)
         labels: dict[str, str] = {}  # one series, whatever the endpoints (R18); this worker serves one
         async with asyncio.timeout(30):  # the SDK exports on its own schedule
-            while value(metrics := await scrape(port), "partners_webhook_backlog", **labels) < len(ONBOARDING) - 1:
+            # The backlog is reported as the events are fetched, the first attempt's count
+            # once it failed, in the same activity a moment later: both are awaited.
+            while (
+                value(metrics := await scrape(port), "partners_webhook_backlog", **labels) < len(ONBOARDING) - 1
+                or value(metrics, "partners_webhook_attempts_total", outcome="retrying") < 1
+            ):
                 await asyncio.sleep(0.5)
         assert value(metrics, "partners_webhook_lag_seconds", **labels) > 0
         levels = [line for line in metrics.splitlines() if line.startswith("partners_webhook_")]
