@@ -111,6 +111,13 @@ async def dev_stack(dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: Mail
 
 
 @pytest.fixture
+async def scheduled_stack(dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher) -> AsyncIterator[Stack]:
+    """A dev stack whose worker keeps the service's schedules, as at every production start."""
+    async with running_stack(dev_env, pool, mail, schedules=True) as stack:
+        yield stack
+
+
+@pytest.fixture
 async def time_stack(time_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher) -> AsyncIterator[Stack]:
     async with running_stack(time_env, pool, mail) as stack:
         yield stack
@@ -147,7 +154,7 @@ async def browser() -> AsyncIterator[Browser]:
 # through another fixture, is in the full tier only (`make test`); the rest is
 # `make test-fast`, run on every save.
 SERVER_FIXTURES = frozenset(
-    {"postgres_dsn", "pool", "mail", "dev_env", "time_env", "dev_stack", "time_stack", "browser"}
+    {"postgres_dsn", "pool", "mail", "dev_env", "time_env", "dev_stack", "scheduled_stack", "time_stack", "browser"}
 )
 
 

@@ -22,8 +22,9 @@ async def _status(stack: Stack, workflow_id: str) -> WorkflowExecutionStatus | N
 
 
 async def test_reconcile_brings_back_what_a_lost_namespace_leaves(
-    dev_stack: Stack, dev_env: WorkflowEnvironment, postgres_dsn: str
+    scheduled_stack: Stack, dev_env: WorkflowEnvironment, postgres_dsn: str
 ) -> None:
+    dev_stack = scheduled_stack
     env = {
         "DATABASE_URL": postgres_dsn,
         "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,

@@ -376,7 +376,7 @@ async def test_a_long_prune_continues_as_new_and_shows_its_progress(
 async def test_the_schedule_exists_once_a_worker_starts_and_an_operator_triggers_it(
     dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
 ) -> None:
-    async with short_lived(dev_env, pool, mail, retention_interval=2 * HOUR) as stack:
+    async with short_lived(dev_env, pool, mail, retention_interval=2 * HOUR, schedules=True) as stack:
         described = await stack.client.get_schedule_handle(RETENTION_SCHEDULE_ID).describe()
         assert described.schedule.policy.overlap is ScheduleOverlapPolicy.SKIP
         [interval] = described.schedule.spec.intervals

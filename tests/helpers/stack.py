@@ -187,10 +187,14 @@ async def running_stack(
     client: Client | None = None,
     with_worker: bool = True,
     stores: dict[str, Any] | None = None,
+    schedules: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[Stack]:
     """The API on a real port and, unless `with_worker` is False, a worker in this process.
-    `stores` swaps store classes for subclasses (see `Stores.build`)."""
+    `stores` swaps store classes for subclasses (see `Stores.build`). With `schedules`, the
+    worker keeps the service's schedules as at every production start: for the tests that
+    read them. Elsewhere they are left alone, as each stack would point them at its own task
+    queue, an update of both that costs the dev server more than the rest of a stack's start."""
     client = client or env.client
     port, operator_port = free_port(), free_port()
     base_url, operator_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{operator_port}"
@@ -220,7 +224,7 @@ async def running_stack(
     listeners = servers(services)
     async with contextlib.AsyncExitStack() as running:
         if with_worker:
-            schedules = not env.supports_time_skipping
+            schedules = schedules and not env.supports_time_skipping  # the test server has none
             await running.enter_async_context(running_workers(client, settings, services.stores, schedules=schedules))
             if not env.supports_time_skipping:  # the time-skipping server does not route by build
                 await make_current(client, settings)
