@@ -22,6 +22,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from devstack.mailcatcher import MailCatcher
 from devstack.net import free_port
+from partners.settings import Settings
+from partners.version import package_version
+from tests.helpers.cli import set_current_build
 from tests.helpers.stack import API_TOKEN, holder, new_enterprise, partner_body, unique_domain
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,6 +83,11 @@ async def _processes(dev_env: WorkflowEnvironment, postgres_dsn: str, mail: Mail
     ]  # fmt: skip
     try:
         processes.workers = [await processes.start_worker() for _ in range(3)]
+        # Their build made current, as an operator does after a rollout: the dev server
+        # dispatches nothing to a versioned worker until then (in a suite an earlier test's
+        # stack may have done it already; this test must not count on that).
+        address = dev_env.client.service_client.config.target_host
+        await set_current_build(address, Settings.model_fields["worker_deployment_name"].default, package_version())
         await asyncio.gather(*(_ready(url) for url in processes.apis))
         yield processes
     finally:

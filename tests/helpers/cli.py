@@ -46,8 +46,9 @@ async def set_current_build(address: str, deployment: str, build_id: str, *, wit
             )
             if code == 0:
                 return
-            # Not yet: the server has not seen the build poll, or not on every task queue
-            # the current build polls (the webhook queue's first poll may come a moment later).
-            transient = ("not found", "no pollers", "missing active task queues")
+            # Not yet: the server has not seen the build (or any build of the deployment) poll,
+            # or not on every task queue the current build polls (the webhook queue's first
+            # poll may come a moment later).
+            transient = ("not found", "no worker deployment found", "no pollers", "missing active task queues")
             assert any(words in err.lower() for words in transient), err
             await asyncio.sleep(0.2)
