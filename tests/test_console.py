@@ -25,6 +25,7 @@ from devstack.mailcatcher import MailCatcher
 from tests.helpers.stack import (
     ActivePartner,
     Stack,
+    api_client,
     holder,
     new_enterprise,
     partner_user,
@@ -277,7 +278,7 @@ async def test_the_partner_admin_invites_one_and_several_and_a_member_leaves(
 @contextlib.asynccontextmanager
 async def _cookie_client(stack: Stack, link: str) -> AsyncIterator[httpx.AsyncClient]:
     """A browser without a browser: the link opened, its session's cookie kept."""
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+    async with api_client(stack.base_url) as http:
         opened = await start_console(http, link)
         assert opened.status_code == 303 and opened.headers["location"] == "/console"
         yield http
@@ -431,7 +432,7 @@ async def test_a_link_opened_by_get_starts_nothing_until_its_person_continues(
     button's POST from our own origin starts the session."""
     enterprise = new_enterprise()
     link = await console_link(dev_stack, holder(enterprise, "ana@acme.example"))
-    async with httpx.AsyncClient(base_url=dev_stack.base_url) as scanner:
+    async with api_client(dev_stack.base_url) as scanner:
         for _ in range(2):
             shown = await scanner.get(link)
             assert shown.status_code == 200 and "set-cookie" not in shown.headers

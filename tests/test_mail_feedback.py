@@ -10,7 +10,6 @@ from email.message import EmailMessage
 
 import aiosmtplib
 import asyncpg
-import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
@@ -19,7 +18,7 @@ from partners.ids import invitation_workflow_id
 from partners.mail_feedback import ReportKind, ReturnPath, read_report
 from partners.models import InvitationState
 from tests.helpers.cli import run
-from tests.helpers.stack import Stack, holder, partner_user, running_stack, start_console
+from tests.helpers.stack import Stack, api_client, holder, partner_user, running_stack, start_console
 from tests.helpers.waiting import eventually
 from workflows.invitation import InvitationWorkflow
 
@@ -113,7 +112,7 @@ async def test_a_hard_bounce_makes_its_invitation_undeliverable_and_a_soft_one_c
     assert "Corrija o endereço e convide de novo." in notice.text
     # The account holder's console says it where they look, with what to do.
     minted = await dev_stack.http.post("/v1/console/sessions", headers=holder(partner.enterprise))
-    async with httpx.AsyncClient(base_url=dev_stack.base_url, timeout=30) as browser:
+    async with api_client(dev_stack.base_url) as browser:
         assert (await start_console(browser, minted.json()["url"])).status_code == 303
         page = (await browser.get(f"/console/partners/{partner.id}")).text
     assert "O e-mail não chegou: confira o endereço e convide de novo." in page

@@ -25,7 +25,7 @@ from devstack.net import free_port
 from partners.settings import Settings
 from partners.version import package_version
 from tests.helpers.cli import set_current_build
-from tests.helpers.stack import API_TOKEN, holder, new_enterprise, partner_body, unique_domain
+from tests.helpers.stack import API_TOKEN, api_client, holder, new_enterprise, partner_body, unique_domain
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARTNERS = 200
@@ -106,8 +106,8 @@ async def test_three_workers_two_apis_a_worker_killed(
     enterprises = [new_enterprise() for _ in range(PARTNERS // 10)]  # 10 partners each (R2)
     async with (
         _processes(dev_env, postgres_dsn, mail) as stack,
-        httpx.AsyncClient(base_url=stack.apis[0], timeout=60) as first,
-        httpx.AsyncClient(base_url=stack.apis[1], timeout=60) as second,
+        api_client(stack.apis[0], timeout=60) as first,
+        api_client(stack.apis[1], timeout=60) as second,
     ):
         apis = [first, second]
         gate = asyncio.Semaphore(20)

@@ -15,11 +15,10 @@ import re
 from typing import Any
 
 import asyncpg
-import httpx
 
 from tests.helpers.images import image
 from tests.helpers.receiver import receiving
-from tests.helpers.stack import ActivePartner, Stack, holder, partner_user, unique_domain
+from tests.helpers.stack import ActivePartner, Stack, api_client, holder, partner_user, unique_domain
 from tests.helpers.waiting import eventually
 
 # Operations about the acting person only, with no id of anyone else's: checked apart.
@@ -162,7 +161,7 @@ async def test_no_operation_lets_an_outsider_read_or_change_another_enterprises_
         before = await _snapshot(stack.pool)
 
         swept: list[str] = []
-        async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+        async with api_client(stack.base_url) as http:
             for path, operations in document["paths"].items():
                 if not path.startswith("/v1/"):
                     continue  # the public pages and probes hold no tenant's data by id

@@ -39,6 +39,7 @@ from tests.helpers.codec import TEST_PAYLOAD_KEYS, converter_for_tests
 from tests.helpers.releases import ROOT, extract, latest
 from tests.helpers.stack import (
     API_TOKEN,
+    api_client,
     fresh_database,
     holder,
     new_enterprise,
@@ -195,7 +196,7 @@ async def test_invitations_left_waiting_by_the_release_finish_after_the_upgrade(
         await old.migrate()
         await old.start()
         await set_current_build(temporal.address, DEPLOYMENT, version)
-        http = await stack.enter_async_context(httpx.AsyncClient(base_url=old.api, timeout=30))
+        http = await stack.enter_async_context(api_client(old.api))
         portal = Portal(http, mail)
 
         # Left waiting on the release: a first admin (p1); a member of an active partner

@@ -32,6 +32,15 @@ API_TOKEN = "test-portal-token"
 # Loaded once: httpx would load the trusted certificates for each client (about 20 ms of
 # CPU), two clients a stack, hundreds of stacks a suite.
 TLS = httpx.create_ssl_context()
+
+
+def api_client(base_url: str, timeout: float = 30) -> httpx.AsyncClient:
+    """A client of one of our listeners, as a portal keeps one. Its idle connections expire
+    before uvicorn closes them (5 s): a request sent on a connection the server is closing
+    fails with ReadError, and a POST is not retried."""
+    return httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=httpx.Limits(keepalive_expiry=2.0), verify=TLS)
+
+
 T = TypeVar("T")
 
 # How long, in the time-skipping servers' time, each workflow a test waited for lived: the
@@ -234,13 +243,7 @@ async def running_stack(
             async with asyncio.timeout(10):
                 while not all(server.started for server in listeners):
                     await asyncio.sleep(0.02)
-            # Idle connections expire here before uvicorn closes them (5 s): a request on a
-            # connection the server is closing fails with ReadError, and a POST is not retried.
-            limits = httpx.Limits(keepalive_expiry=2.0)
-            async with (
-                httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits, verify=TLS) as http,
-                httpx.AsyncClient(base_url=operator_url, timeout=30, limits=limits, verify=TLS) as operator,
-            ):
+            async with api_client(base_url) as http, api_client(operator_url) as operator:
                 yield Stack(
                     env,
                     settings,
