@@ -36,7 +36,7 @@ TEST_PROCESSES ?= 3
 # without it the browser tests would fail minutes in.
 test: check-chromium check-promtool $(STAMP) lint
 	$(COMPILE)
-	$(PYTEST) -n $(TEST_PROCESSES)
+	$(PYTEST) -n $(TEST_PROCESSES) --maxschedchunk 1
 
 check-chromium:
 	@bash .ci/chromium

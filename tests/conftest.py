@@ -165,20 +165,23 @@ SERVER_FIXTURES = frozenset(
 )
 
 
-# The longest tests (15 s to a minute, mostly waiting on real servers and processes) start
-# first: handed out last, one of them would run alone at the end while the other test
-# processes sit idle. Measured with `pytest --durations=30`.
+# The longest tests (10 s to a minute, mostly waiting on real servers and processes), the
+# longest first: handed out last, one of them would run alone at the end while the other
+# test processes sit idle. Measured with `pytest --durations=30`.
 LONGEST_FIRST = (
-    "test_every_cli_command_against_the_dev_server",
     "test_invitations_left_waiting_by_the_release_finish_after_the_upgrade",
-    "test_the_rules_hold_whatever_people_do_in_whatever_order",
+    "test_every_cli_command_against_the_dev_server",
     "test_three_workers_two_apis_a_worker_killed",
     "test_schemathesis_finds_nothing",
-    "test_a_person_is_exported_then_erased_everywhere",
-    "test_a_worker_killed_mid_delivery_is_replaced_and_the_event_delivered_again_once",
+    "test_the_rules_hold_whatever_people_do_in_whatever_order",
     "test_worker_killed_mid_send_then_replaced",
     "test_failed_attempts_are_retried_in_order_and_a_retry_redelivers",
-    "test_a_flood_of_public_readiness_checks_costs_one_check_a_second",
+    "test_a_history_holds_no_one_in_clear_and_the_codec_endpoint_shows_them",
+    "test_a_worker_killed_mid_delivery_is_replaced_and_the_event_delivered_again_once",
+    "test_attempt_cancelled_after_the_mail_went_out_still_records_it",
+    "test_an_account_holder_walks_the_how_to",
+    "test_postgres_down_during_activities_then_back",
+    "test_a_destination_whose_dns_stalls_fails_its_attempt_and_holds_no_one_up",
 )
 
 
@@ -187,7 +190,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.servers)
     rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(getattr(item, "originalname", item.name), len(rank)))
+    longest = sorted((i for i in items if _name(i) in rank), key=lambda item: rank[_name(item)])
+    rest = [item for item in items if _name(item) not in rank]
+    # pytest-xdist (`--dist load --maxschedchunk 1`, the Makefile's) hands each process two
+    # tests to begin with, then one more each time one ends. So each process's first two
+    # are one of the longest and a short one; the other longest go out next, one at a time,
+    # each to the first process free.
+    processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    head = [item for pair in zip(longest[:processes], rest[:processes], strict=False) for item in pair]
+    items[:] = head + longest[len(head) // 2 :] + rest[len(head) // 2 :]
+
+
+def _name(item: pytest.Item) -> str:
+    return getattr(item, "originalname", item.name)
 
 
 # The simulated lives of every test process (pytest-xdist's workers send theirs along).
