@@ -10,8 +10,9 @@ construction: there is no list of the codes a workflow may refuse with.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ActivityError, ApplicationError, ApplicationErrorCategory, ChildWorkflowError
@@ -117,3 +118,19 @@ class Refused(ApplicationError):
                 return None
             err = err.cause
         return None
+
+
+class _Invalid(Protocol):
+    """A validation failure: pydantic's `ValidationError`, FastAPI's `RequestValidationError`."""
+
+    def errors(self) -> Sequence[Any]: ...
+
+
+def validation_errors(err: _Invalid) -> list[dict[str, Any]]:
+    """Where and what, for each error: the rejected value itself is never echoed back."""
+    return [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in err.errors()]
+
+
+def validation_detail(err: _Invalid) -> str:
+    """A body part's validation errors in one line, from the same where and what."""
+    return "; ".join(f"{'.'.join(e['loc']) or 'body'}: {e['msg']}" for e in validation_errors(err))

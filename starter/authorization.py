@@ -9,7 +9,7 @@ from uuid import UUID
 from partners.errors import ErrorCode, Refused
 from partners.models import InvitationPurpose, Role
 from partners.views import InvitationDetail, PartnerSummary, Viewer
-from starter.auth import Actor, ActorRole
+from starter.actors import Actor, ActorRole
 from store.reads import ReadModel
 
 

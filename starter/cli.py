@@ -115,7 +115,7 @@ def _text(result: Any) -> str:
 async def _run(args: argparse.Namespace) -> Any:
     from partners.models import ReconcileInput
     from partners.settings import Settings
-    from starter.auth import Actor, ActorRole
+    from starter.actors import Actor, ActorRole
     from starter.service.invitations import Invitations
     from starter.service.mail_feedback import MailFeedbackService
     from starter.service.members import Members

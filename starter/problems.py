@@ -11,12 +11,12 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from temporalio.service import RPCError
 
-from partners.errors import ErrorCode, Refused
+from partners.errors import ErrorCode, Refused, validation_errors
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +63,6 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
-def _validation_errors(err: RequestValidationError | ValidationError) -> list[dict[str, Any]]:
-    # Only where and what: the rejected value itself is not echoed back.
-    return [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in err.errors()]
-
-
-def validation_detail(err: ValidationError) -> str:
-    """A body part's validation errors in one line, from the same where and what."""
-    return "; ".join(f"{'.'.join(e['loc']) or 'body'}: {e['msg']}" for e in _validation_errors(err))
-
-
 # An answer for people rather than programs: an HTML page for a refusal under a path prefix.
 PageFor = Callable[[Request, Refused], Response]
 
@@ -115,7 +105,7 @@ def install(app: FastAPI, pages: Mapping[str, PageFor] | None = None) -> None:
     async def _invalid(request: Request, err: RequestValidationError) -> Response:
         if page := page_for(request):  # a made-up path parameter: what a missing page gets
             return page(request, Refused(ErrorCode.NOT_FOUND, "No such page."))
-        return problem_response(ErrorCode.INVALID_INPUT, "The request is not valid.", errors=_validation_errors(err))
+        return problem_response(ErrorCode.INVALID_INPUT, "The request is not valid.", errors=validation_errors(err))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, err: StarletteHTTPException) -> Response:

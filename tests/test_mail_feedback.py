@@ -219,7 +219,7 @@ def test_a_return_path_names_its_send_and_nothing_else() -> None:
 async def test_a_suppression_is_part_of_its_persons_export_and_erasure(dev_stack: Stack) -> None:
     """R16: a person's data on request includes the suppression of their mailbox; an
     erasure removes it with the rest."""
-    from starter.auth import Actor, ActorRole
+    from starter.actors import Actor, ActorRole
     from starter.service.members import Members
 
     partner = await dev_stack.active_partner()

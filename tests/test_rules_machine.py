@@ -28,7 +28,7 @@ from devstack.mailcatcher import MailCatcher
 from partners.errors import Refused
 from partners.models import GrantKind
 from partners.requests import GrantRequest, InviteMemberRequest, PersonIn, RegisterPartnerRequest
-from starter.auth import Actor, ActorRole
+from starter.actors import Actor, ActorRole
 from starter.service.invitations import Invitations
 from starter.service.members import Members
 from starter.service.partners import Partners

@@ -24,7 +24,7 @@ from starlette.datastructures import FormData
 from partners.errors import ErrorCode, Refused
 from partners.rules import normalize_domain
 from partners.texts import CATALOG, Locale, refusal_text, translator, when
-from starter.auth import Actor, ActorRole
+from starter.actors import Actor, ActorRole
 from starter.service.console import Console, actor_of, same_origin
 from starter.service.invitations import Invitations
 from starter.service.members import Members

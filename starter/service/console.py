@@ -10,7 +10,7 @@ from partners.errors import ErrorCode, Refused
 from partners.requests import ConsoleSessionRequest
 from partners.texts import Locale
 from partners.views import ConsoleLink, ConsoleSessionsEnded
-from starter.auth import Actor, ActorRole
+from starter.actors import Actor, ActorRole
 from starter.service.base import Service
 from store.console import ConsoleSession
 

@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
 from partners import search
-from partners.errors import ErrorCode, Refused
+from partners.errors import ErrorCode, Refused, validation_detail
 from partners.ids import invitation_workflow_id
 from partners.models import (
     AcceptRequest,
@@ -43,8 +43,7 @@ from partners.views import (
     InvitationList,
     PartnerSummary,
 )
-from starter.auth import Actor, ActorRole
-from starter.problems import validation_detail
+from starter.actors import Actor, ActorRole
 from starter.service.base import Service
 from workflows.invitation import InvitationWorkflow
 

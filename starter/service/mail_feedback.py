@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from partners.mail_feedback import Report, ReportKind, read_report
-from starter.auth import Actor
+from starter.actors import Actor
 from starter.service.base import Service
 from store.mail_feedback import FeedbackOutcome
 

@@ -10,7 +10,7 @@ from partners.errors import ErrorCode, Refused
 from partners.models import GrantKind
 from partners.rules import normalize_email
 from partners.views import Access, AccessCheck, MemberList, MembershipView
-from starter.auth import Actor, ActorRole
+from starter.actors import Actor, ActorRole
 from starter.service.base import Service
 from store.memberships import EndReason
 

@@ -26,7 +26,7 @@ from partners.views import (
     PartnerSummary,
     PartnerView,
 )
-from starter.auth import Actor
+from starter.actors import Actor
 from starter.service.base import Service
 from store.idempotency import idempotent_partner_id
 from workflows.deactivation import PartnerDeactivationWorkflow

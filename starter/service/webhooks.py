@@ -13,7 +13,7 @@ from partners.errors import ErrorCode, Refused
 from partners.ids import webhook_workflow_id
 from partners.requests import WebhookRequest
 from partners.views import DeliveryList, EventPage, RetryAccepted, WebhookCreated, WebhookList, WebhookView
-from starter.auth import Actor
+from starter.actors import Actor
 from starter.service.base import Service
 from workflows.webhooks import WebhookDeliveryWorkflow, start_delivery
 
