@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
@@ -21,6 +22,12 @@ from partners.models import (
 from tests.helpers.stack import ActivePartner, Stack, holder, new_enterprise, unique_domain
 from workflows.onboarding import PartnerOnboardingWorkflow
 from workflows.replacement import AdminReplacementWorkflow
+
+
+@pytest.fixture
+def dev_stack(module_stack: Stack) -> Stack:
+    """One stack for the module (conftest.py, `module_stack`): its tests keep apart by enterprise."""
+    return module_stack
 
 
 async def _replace(stack: Stack, partner_id: str, enterprise: str, email: str) -> Any:

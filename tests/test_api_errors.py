@@ -26,14 +26,10 @@ from tests.helpers.stack import (
 from tests.helpers.waiting import eventually
 
 
-@pytest.fixture(scope="module")
-async def dev_stack(dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher) -> AsyncIterator[Stack]:
-    """One stack for the module's 33 tests of the default stack, not one each (about half
-    a second of CPU a stack): each asks as an enterprise of its own and checks that
-    enterprise's rows only, and none changes the stack. A test that needs other settings
-    starts its own."""
-    async with running_stack(dev_env, pool, mail) as stack:
-        yield stack
+@pytest.fixture
+def dev_stack(module_stack: Stack) -> Stack:
+    """One stack for the module (conftest.py, `module_stack`): its tests keep apart by enterprise."""
+    return module_stack
 
 
 async def _footprint(pool: asyncpg.Pool, enterprise: str) -> tuple[int, ...]:

@@ -11,6 +11,13 @@ from playwright.async_api import Browser
 
 from tests.helpers.stack import Stack, holder, new_enterprise, partner_body, unique_domain
 
+
+@pytest.fixture
+def dev_stack(module_stack: Stack) -> Stack:
+    """One stack for the module (conftest.py, `module_stack`): its tests keep apart by enterprise."""
+    return module_stack
+
+
 EXPECTED = {
     "pt-BR": {
         "join": "Participe de Globex Corporation",

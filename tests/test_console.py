@@ -34,6 +34,13 @@ from tests.helpers.stack import (
     unique_domain,
 )
 
+
+@pytest.fixture
+def dev_stack(module_stack: Stack) -> Stack:
+    """One stack for the module (conftest.py, `module_stack`): its tests keep apart by enterprise."""
+    return module_stack
+
+
 AXE = Axe()
 # SCREENSHOTS=docs/screenshots keeps the main pages for the README (make screenshots).
 SHOTS = os.environ.get("SCREENSHOTS")

@@ -13,6 +13,12 @@ from tests.helpers.images import image
 from tests.helpers.stack import ActivePartner, Stack, holder, partner_user, unique_domain
 
 
+@pytest.fixture
+def dev_stack(module_stack: Stack) -> Stack:
+    """One stack for the module (conftest.py, `module_stack`): its tests keep apart by enterprise."""
+    return module_stack
+
+
 async def _grant(stack: Stack, partner: ActivePartner, kind: str, ref: str) -> httpx.Response:
     return await stack.http.post(
         f"/v1/partners/{partner.id}/grants",

@@ -10,6 +10,12 @@ import pytest
 from tests.helpers.stack import Stack, holder, new_enterprise, partner_user, unique_domain
 
 
+@pytest.fixture
+def dev_stack(module_stack: Stack) -> Stack:
+    """One stack for the module (conftest.py, `module_stack`): its tests keep apart by enterprise."""
+    return module_stack
+
+
 async def _member_rows(stack: Stack, partner_id: str) -> tuple[int, int]:
     row = await stack.pool.fetchrow(
         "SELECT (SELECT count(*) FROM invitations WHERE partner_id = $1::uuid),"

@@ -25,6 +25,12 @@ from tests.helpers.stack import Stack, holder, new_enterprise, partner_body, uni
 from workflows.onboarding import PartnerOnboardingWorkflow
 
 
+@pytest.fixture
+def dev_stack(module_stack: Stack) -> Stack:
+    """One stack for the module (conftest.py, `module_stack`): its tests keep apart by enterprise."""
+    return module_stack
+
+
 async def test_register_mail_page_accept_active(dev_stack: Stack) -> None:
     enterprise, domain = new_enterprise(), unique_domain()
     admin = f"ada@{domain}"

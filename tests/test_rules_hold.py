@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
@@ -21,6 +22,13 @@ from tests.helpers.waiting import eventually
 from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
 from workflows.replacement import AdminReplacementWorkflow
+
+
+@pytest.fixture
+def dev_stack(module_stack: Stack) -> Stack:
+    """One stack for the module (conftest.py, `module_stack`): its tests keep apart by enterprise."""
+    return module_stack
+
 
 TTL = timedelta(days=3)
 
