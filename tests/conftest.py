@@ -171,7 +171,8 @@ async def browser() -> AsyncIterator[Browser]:
 # through another fixture, is in the full tier only (`make test`); the rest is
 # `make test-fast`, run on every save.
 SERVER_FIXTURES = frozenset(
-    {"postgres_dsn", "pool", "mail", "dev_env", "time_env", "dev_stack", "scheduled_stack", "time_stack", "browser"}
+    {"postgres_dsn", "pool", "mail", "dev_env", "time_env", "browser"}
+    | {"dev_stack", "module_stack", "scheduled_stack", "time_stack"}
 )
 
 
