@@ -111,18 +111,29 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest.fixture
-async def dev_stack(dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher) -> AsyncIterator[Stack]:
+@pytest.fixture(scope="module")
+async def module_stack(
+    request: pytest.FixtureRequest, dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> AsyncIterator[Stack | None]:
+    """The stack a module's tests share, where the module says `ONE_STACK = True`: each of
+    its tests asks as an enterprise of its own, checks that enterprise's rows and mails
+    only, and changes nothing in the stack (its settings, its worker, its metrics). A
+    stack takes about half a second of CPU to start and stop. Elsewhere, none."""
+    if not getattr(request.module, "ONE_STACK", False):
+        yield None
+        return
     async with running_stack(dev_env, pool, mail) as stack:
         yield stack
 
 
-@pytest.fixture(scope="module")
-async def module_stack(dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher) -> AsyncIterator[Stack]:
-    """One dev stack for a module's tests, each of which asks as an enterprise of its own,
-    checks that enterprise's rows and mails only, and changes nothing in the stack (its
-    settings, its worker, its metrics). A module opts in by making its `dev_stack` this
-    one; a stack takes about half a second of CPU to start and stop."""
+@pytest.fixture
+async def dev_stack(
+    module_stack: Stack | None, dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail: MailCatcher
+) -> AsyncIterator[Stack]:
+    """A stack of the test's own, or its module's (`module_stack`)."""
+    if module_stack is not None:
+        yield module_stack
+        return
     async with running_stack(dev_env, pool, mail) as stack:
         yield stack
 

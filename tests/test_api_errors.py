@@ -25,11 +25,9 @@ from tests.helpers.stack import (
 )
 from tests.helpers.waiting import eventually
 
-
-@pytest.fixture
-def dev_stack(module_stack: Stack) -> Stack:
-    """One stack for the module (conftest.py, `module_stack`): its tests keep apart by enterprise."""
-    return module_stack
+# Its tests keep apart by enterprise and change nothing in the stack: one serves them all
+# in each test process (conftest.py, `module_stack`).
+ONE_STACK = True
 
 
 async def _footprint(pool: asyncpg.Pool, enterprise: str) -> tuple[int, ...]:

@@ -34,11 +34,9 @@ from tests.helpers.stack import (
     unique_domain,
 )
 
-
-@pytest.fixture
-def dev_stack(module_stack: Stack) -> Stack:
-    """One stack for the module (conftest.py, `module_stack`): its tests keep apart by enterprise."""
-    return module_stack
+# Its tests keep apart by enterprise and change nothing in the stack: one serves them all
+# in each test process (conftest.py, `module_stack`).
+ONE_STACK = True
 
 
 AXE = Axe()

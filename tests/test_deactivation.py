@@ -12,11 +12,9 @@ import pytest
 from tests.helpers.images import image
 from tests.helpers.stack import ActivePartner, Stack, holder, partner_user, unique_domain
 
-
-@pytest.fixture
-def dev_stack(module_stack: Stack) -> Stack:
-    """One stack for the module (conftest.py, `module_stack`): its tests keep apart by enterprise."""
-    return module_stack
+# Its tests keep apart by enterprise and change nothing in the stack: one serves them all
+# in each test process (conftest.py, `module_stack`).
+ONE_STACK = True
 
 
 async def _grant(stack: Stack, partner: ActivePartner, kind: str, ref: str) -> httpx.Response:

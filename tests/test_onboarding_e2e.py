@@ -24,11 +24,9 @@ from store.idempotency import idempotent_partner_id
 from tests.helpers.stack import Stack, holder, new_enterprise, partner_body, unique_domain
 from workflows.onboarding import PartnerOnboardingWorkflow
 
-
-@pytest.fixture
-def dev_stack(module_stack: Stack) -> Stack:
-    """One stack for the module (conftest.py, `module_stack`): its tests keep apart by enterprise."""
-    return module_stack
+# Its tests keep apart by enterprise and change nothing in the stack: one serves them all
+# in each test process (conftest.py, `module_stack`).
+ONE_STACK = True
 
 
 async def test_register_mail_page_accept_active(dev_stack: Stack) -> None:

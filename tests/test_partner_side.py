@@ -7,7 +7,6 @@ from uuid import UUID
 
 import asyncpg
 import httpx
-import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.mailcatcher import MailCatcher
@@ -16,11 +15,9 @@ from partners.views import PartnerSummary, PartnerView
 from store.reads import ReadModel
 from tests.helpers.stack import ActivePartner, Stack, holder, partner_user, running_stack, unique_domain
 
-
-@pytest.fixture
-def dev_stack(module_stack: Stack) -> Stack:
-    """One stack for the module (conftest.py, `module_stack`): its tests keep apart by enterprise."""
-    return module_stack
+# Its tests keep apart by enterprise and change nothing in the stack: one serves them all
+# in each test process (conftest.py, `module_stack`).
+ONE_STACK = True
 
 
 async def _member(stack: Stack, partner: ActivePartner, email: str, *, mails_before: int = 0) -> None:

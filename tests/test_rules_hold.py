@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
@@ -23,11 +22,9 @@ from workflows.invitation import InvitationWorkflow
 from workflows.onboarding import PartnerOnboardingWorkflow
 from workflows.replacement import AdminReplacementWorkflow
 
-
-@pytest.fixture
-def dev_stack(module_stack: Stack) -> Stack:
-    """One stack for the module (conftest.py, `module_stack`): its tests keep apart by enterprise."""
-    return module_stack
+# Its tests keep apart by enterprise and change nothing in the stack: one serves them all
+# in each test process (conftest.py, `module_stack`).
+ONE_STACK = True
 
 
 TTL = timedelta(days=3)
