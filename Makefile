@@ -14,7 +14,7 @@ COMPILE := $(BIN)/python -m compileall -q partners store workflows activities st
 # three test processes, and each sandboxed workflow run, compile them from source again.
 PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 
-.PHONY: run test check-chromium check-promtool test-fast lint format bench bench-access bench-webhooks bench-retention bench-idle bench-scale bench-memory histories release upgrade-check screenshots lock clean
+.PHONY: run test check-chromium check-promtool test-fast lint style format bench bench-access bench-webhooks bench-retention bench-idle bench-scale bench-memory histories release upgrade-check screenshots lock clean
 
 # uv (from PyPI, into the venv) installs the same wheels from the same index as pip, in a
 # quarter of pip's time on a fresh clone (12 s against 45 s here, bytecode included); pip
@@ -36,9 +36,7 @@ TEST_PROCESSES ?= 3
 # without it the browser tests would fail minutes in.
 # ruff first (a second); mypy beside the tests, on CPU they leave idle while they wait on
 # servers: its report comes at the end, and either failing fails the run.
-test: check-chromium check-promtool $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: check-chromium check-promtool style
 	$(COMPILE)
 	@echo "$(MYPY) (beside the tests; its report follows theirs)"
 	@$(MYPY) > $(VENV)/mypy.log 2>&1 & typing=$$!; \
@@ -62,10 +60,12 @@ test-fast: $(STAMP)
 # mypy checks in two processes (its --num-workers): 14 s instead of 22 s on a fresh clone
 # here, two cores; 0.4 s more with a warm cache.
 MYPY := $(BIN)/mypy --num-workers 2 .
-lint: $(STAMP)
+lint: style
+	$(MYPY)
+
+style: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(MYPY)
 
 # Records tests/histories/$(HISTORIES_INTO)/ from real runs: unreleased/ after a workflow
 # change (behind workflow.patched: docs/design.md, "Releases"); a release's own folder as
